@@ -1,0 +1,123 @@
+"""Every subprocess goes through here: argument lists, echo, dry run.
+
+Modelled on cibuildwheel's ``util/cmd.call`` and pypa/build's
+``run_subprocess``: the binary is resolved first (a missing tool says what to
+install), the command is echoed as ``+ argv``, output is kept quiet on success
+and its tail is shown on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgepack.errors import CommandError, ToolchainError
+
+# Which Debian package provides a tool, for "install X" hints.
+TOOL_PACKAGES: dict[str, str] = {
+    "docker": "docker.io (then start dockerd: invoke doctor --fix)",
+    "dockerd": "docker.io",
+    "apt-get": "apt (edgepack needs a Debian host)",
+    "dpkg-deb": "dpkg",
+    "espeak-ng": "espeak-ng",
+    "sox": "sox",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Runner:
+    """Runs commands; ``dry_run`` echoes them without running anything."""
+
+    dry_run: bool = False
+    echo: bool = True
+    stream: object = field(default=sys.stderr, repr=False)
+
+    def which(self, tool: str, *, hint: str = "") -> str:
+        path = shutil.which(tool)
+        if path is None:
+            package = TOOL_PACKAGES.get(tool, tool)
+            raise ToolchainError(
+                f"'{tool}' was not found on PATH.",
+                hint=hint or f"Install it (Debian package: {package}), or run: invoke doctor --fix",
+            )
+        return path
+
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        what: str = "",
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        hint: str = "",
+        mutates: bool = True,
+    ) -> Result:
+        """Run ``argv``; on failure raise CommandError naming ``what``.
+
+        ``mutates=False`` marks a read-only query that still runs in a dry run
+        (``docker info``), so that a plan can be computed without side effects.
+        """
+        args = [os.fspath(a) for a in argv]
+        if self.echo:
+            print(f"+ {shlex.join(args)}", file=self.stream)  # type: ignore[arg-type]
+        if self.dry_run and mutates:
+            return Result(args, 0, "", "")
+        full_env = None if env is None else {**os.environ, **env}
+        try:
+            proc = subprocess.run(  # noqa: S603 - argument list, never a shell
+                args,
+                cwd=cwd,
+                env=full_env,
+                input=input,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise ToolchainError(
+                f"{what or args[0]} failed because '{args[0]}' is not installed.",
+                hint=hint or f"Install it (Debian package: {TOOL_PACKAGES.get(args[0], args[0])}).",
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise CommandError(
+                f"{what or args[0]} failed because it took longer than {timeout:.0f} s.",
+                argv=args,
+                returncode=-1,
+                output=_decode(exc.stdout) + _decode(exc.stderr),
+                hint=hint,
+            ) from exc
+        result = Result(args, proc.returncode, _decode(proc.stdout), _decode(proc.stderr))
+        if check and proc.returncode != 0:
+            raise CommandError(
+                f"{what or args[0]} failed.",
+                argv=args,
+                returncode=proc.returncode,
+                output=result.stdout + "\n" + result.stderr,
+                hint=hint,
+            )
+        return result
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return data
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,68 @@
+"""Shared fixtures. Unit tests must never start a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from edgepack.runner import Result, Runner
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_subprocess_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any subprocess started by a unit test fails loudly (integration tests are exempt)."""
+    if request.node.get_closest_marker("integration"):
+        return
+
+    def _refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"unit test started a subprocess: {args[0] if args else kwargs}")
+
+    monkeypatch.setattr(subprocess, "Popen", _refuse)
+
+
+@dataclass
+class FakeRunner(Runner):
+    """A Runner that records argv and answers from a table of handlers."""
+
+    calls: list[list[str]] = field(default_factory=list)
+    handlers: list[tuple[Callable[[list[str]], bool], Callable[[list[str]], Result]]] = field(
+        default_factory=list
+    )
+
+    def on(self, match: Callable[[list[str]], bool], answer: Callable[[list[str]], Result]) -> None:
+        self.handlers.append((match, answer))
+
+    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def, override]
+        args = [str(a) for a in argv]
+        self.calls.append(args)
+        if self.dry_run and kwargs.get("mutates", True):
+            return Result(args, 0, "", "")
+        for match, answer in self.handlers:
+            if match(args):
+                result = answer(args)
+                if kwargs.get("check", True) and result.returncode != 0:
+                    from edgepack.errors import CommandError
+
+                    raise CommandError(
+                        f"{kwargs.get('what') or args[0]} failed.",
+                        argv=args,
+                        returncode=result.returncode,
+                        output=result.stdout + result.stderr,
+                    )
+                return result
+        raise AssertionError(f"FakeRunner: no handler for {args}")
+
+
+def ok(stdout: str = "", stderr: str = "", code: int = 0) -> Callable[[list[str]], Result]:
+    return lambda argv: Result(argv, code, stdout, stderr)
+
+
+@pytest.fixture
+def fake_runner() -> Iterator[FakeRunner]:
+    yield FakeRunner(echo=False)
