@@ -32,7 +32,7 @@ def atomic_path(final: Path, *, is_dir: bool = False) -> Iterator[Path]:
         yield tmp
         if is_dir and final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        tmp.replace(final)
     finally:
         if tmp.exists():
             if tmp.is_dir():
@@ -65,7 +65,7 @@ def sha256_tree(root: Path) -> str:
         rel = path.relative_to(root).as_posix()
         digest.update(rel.encode() + b"\0")
         if path.is_symlink():
-            digest.update(b"L" + os.readlink(path).encode())
+            digest.update(b"L" + str(path.readlink()).encode())
         else:
             digest.update(b"x" if os.access(path, os.X_OK) else b"f")
             digest.update(sha256_file(path).encode())

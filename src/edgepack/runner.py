@@ -81,7 +81,7 @@ class Runner:
             return Result(args, 0, "", "")
         full_env = None if env is None else {**os.environ, **env}
         try:
-            proc = subprocess.run(  # noqa: S603 - argument list, never a shell
+            proc = subprocess.run(
                 args,
                 cwd=cwd,
                 env=full_env,

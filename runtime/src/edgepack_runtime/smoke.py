@@ -1,0 +1,104 @@
+"""Smoke inference: run the baked-in model on the baked-in input, report outputs and latency.
+
+The same code runs on the host (the reference) and in the image under QEMU or
+on the board; the host compares the two.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from edgepack_runtime import __version__
+from edgepack_runtime.arrays import encode
+from edgepack_runtime.audio import read_wav, require_rate
+from edgepack_runtime.vad import SileroVAD
+
+
+def session(model: Path, *, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def run_smoke(spec_path: Path, *, runs: int | None = None, threads: int | None = None) -> dict[str, Any]:
+    spec = json.loads(spec_path.read_text())
+    base = spec_path.parent
+    runs = runs or int(spec["runs"])
+    t0 = time.perf_counter()
+    sess = session(base / spec["model"], threads=threads or int(spec["threads"]))
+    load_ms = (time.perf_counter() - t0) * 1e3
+    if spec["kind"] == "vad":
+        outputs, times, seconds = _run_vad(sess, base / spec["input"], spec, runs)
+    else:
+        outputs, times, seconds = _run_generic(sess, base / spec["input"], runs)
+    lat = np.array(times) * 1e3
+    return {
+        "runtime": _platform(),
+        "outputs": {name: encode(value) for name, value in outputs.items()},
+        "load_ms": round(load_ms, 3),
+        "latency_ms": {
+            "runs": runs,
+            "min": float(lat.min()),
+            "p50": float(np.percentile(lat, 50)),
+            "p95": float(np.percentile(lat, 95)),
+            "mean": float(lat.mean()),
+        },
+        "audio_seconds": seconds,
+        "rtf": float(np.median(lat) / 1e3 / seconds) if seconds else None,
+    }
+
+
+def _run_vad(
+    sess: ort.InferenceSession, wav: Path, spec: dict[str, Any], runs: int
+) -> tuple[dict[str, np.ndarray], list[float], float]:
+    audio = read_wav(wav)
+    require_rate(audio, expected=int(spec["sample_rate"]), source=str(wav))
+    vad = SileroVAD(sess)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        probs = vad.probabilities(audio.samples)
+        times.append(time.perf_counter() - t0)
+    return {"speech_prob": probs}, times, len(audio.samples) / audio.rate
+
+
+def _run_generic(
+    sess: ort.InferenceSession, npz: Path, runs: int
+) -> tuple[dict[str, np.ndarray], list[float], float]:
+    with np.load(npz, allow_pickle=False) as data:
+        feeds = {name: data[name] for name in data.files}
+    names = [o.name for o in sess.get_outputs()]
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        values = sess.run(names, feeds)
+        times.append(time.perf_counter() - t0)
+    return dict(zip(names, values, strict=True)), times, 0.0
+
+
+def _platform() -> dict[str, str]:
+    features = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("features", "flags")):
+                features = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "edgepack_runtime": __version__,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_features": features,
+    }

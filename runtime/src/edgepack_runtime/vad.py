@@ -1,0 +1,41 @@
+"""Silero VAD (v5+ ONNX) run as a stream: fixed chunks, carried state and context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnxruntime as ort
+
+# Silero VAD v5 at 16 kHz takes 512-sample chunks, each prefixed by the last 64
+# samples of the previous one (the model's own wrapper does the same).
+CHUNK = 512
+CONTEXT = 64
+RATE = 16000
+
+
+@dataclass
+class SileroVAD:
+    session: ort.InferenceSession
+    state: np.ndarray = field(default_factory=lambda: np.zeros((2, 1, 128), dtype=np.float32))
+    context: np.ndarray = field(default_factory=lambda: np.zeros((1, CONTEXT), dtype=np.float32))
+
+    def reset(self) -> None:
+        self.state = np.zeros((2, 1, 128), dtype=np.float32)
+        self.context = np.zeros((1, CONTEXT), dtype=np.float32)
+
+    def step(self, chunk: np.ndarray) -> float:
+        """Speech probability of one 512-sample chunk at 16 kHz."""
+        x = np.concatenate([self.context, chunk.reshape(1, CHUNK).astype(np.float32)], axis=1)
+        prob, self.state = self.session.run(
+            None, {"input": x, "state": self.state, "sr": np.array(RATE, dtype=np.int64)}
+        )
+        self.context = x[:, -CONTEXT:]
+        return float(prob[0, 0])
+
+    def probabilities(self, samples: np.ndarray) -> np.ndarray:
+        """Per-chunk probabilities over a whole signal (the tail is zero-padded)."""
+        self.reset()
+        pad = (-len(samples)) % CHUNK
+        padded = np.concatenate([samples.astype(np.float32), np.zeros(pad, dtype=np.float32)])
+        return np.array([self.step(c) for c in padded.reshape(-1, CHUNK)], dtype=np.float32)

@@ -1,0 +1,258 @@
+"""The build of one target as a plan of cached steps.
+
+base -> deps -> model -> app (runtime, model, smoke input, host reference)
+-> image (buildx, saved as build/<target>/image.tar) -> smoke (under QEMU).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import edgepack
+from edgepack import debian, models, pydeps, smoke
+from edgepack.config import Project, Target
+from edgepack.docker import buildx_argv, inspect_image, save_argv
+from edgepack.errors import CommandError
+from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
+from edgepack.plan import Outputs, Step, StepCache, digest
+from edgepack.runner import Runner
+
+RUNTIME_SRC = Path(__file__).resolve().parents[2] / "runtime" / "src" / "edgepack_runtime"
+
+
+@dataclass(frozen=True)
+class Build:
+    target: Target
+    project: Project
+    runner: Runner
+    model: str  # bundled name or path; the target's unless overridden
+
+    @property
+    def cache(self) -> StepCache:
+        return StepCache(self.project.build_dir / "cache")
+
+    @property
+    def out_dir(self) -> Path:
+        return self.project.build_dir / self.target.name
+
+    def cache_dir(self, kind: str, key: str) -> Path:
+        return self.project.build_dir / "cache" / kind / key[:20]
+
+
+def code_digest(*modules: ModuleType) -> str:
+    """Steps are re-run when the code that performs them changes."""
+    return digest(*(inspect.getsource(m) for m in modules))
+
+
+def plan(b: Build) -> list[Step]:
+    base = _base_step(b)
+    deps = _deps_step(b)
+    model = _model_step(b)
+    app = _app_step(b, model)
+    image = _image_step(b, base=base, deps=deps, app=app)
+    return [base, deps, model, app, image, _smoke_step(b, image=image, app=app)]
+
+
+def _base_step(b: Build) -> Step:
+    lock_path = b.project.lock_path(b.target, "debian")
+    lock = debian.read_lock(lock_path)
+    inputs = {"debian.lock": lock.digest(), "code": code_digest(debian), "python": b.target.python}
+    step = Step("base", f"rootfs from {len(lock.packages)} {lock.arch} Debian packages", inputs, lambda: {})
+    out = b.cache_dir("base", step.key) / "rootfs.tar"
+
+    def action() -> Outputs:
+        cache = b.project.build_dir / "cache"
+        workdir = cache / "apt" / f"{lock.suite}-{lock.arch}"
+        debs = debian.fetch_debs(lock, sources=b.target.debian.sources, runner=b.runner,
+                                 cache_dir=cache / "debs", workdir=workdir)  # fmt: skip
+        debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python)
+        return {"rootfs": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out)}
+
+    return _with(step, action, lambda o: Path(o["rootfs"]).is_file())
+
+
+def _deps_step(b: Build) -> Step:
+    lock_path = b.project.lock_path(b.target, "requirements")
+    lock_digest = sha256_file(lock_path) if lock_path.is_file() else "missing"
+    inputs = {"requirements.lock": lock_digest, "platform": " ".join(pydeps.platform_args(b.target)),
+              "code": code_digest(pydeps)}  # fmt: skip
+    step = Step("deps", f"locked wheels for {b.target.platform}", inputs, lambda: {})
+    out = b.cache_dir("deps", step.key) / "site-packages"
+
+    def action() -> Outputs:
+        pydeps.install(b.target, project=b.project, runner=b.runner, out_dir=out)
+        _precompile(out, b)
+        return {"site_packages": str(out)}
+
+    return _with(step, action, lambda o: Path(o["site_packages"]).is_dir())
+
+
+def _model_step(b: Build) -> Step:
+    ref = models.resolve(b.model, project_root=b.project.root)
+    inputs = {"source": ref.source, "sha256": ref.digest, "code": code_digest(models)}
+    step = Step("model", f"model {ref.source}", inputs, lambda: {})
+    out = b.cache_dir("model", step.key)
+
+    def action() -> Outputs:
+        meta = models.materialize(ref, out_dir=out, runner=b.runner)
+        return {"dir": str(out), "meta": meta}
+
+    return _with(step, action, lambda o: (Path(o["dir"]) / "model.onnx").is_file())
+
+
+def _app_step(b: Build, model: Step) -> Step:
+    audio = b.project.root / b.target.smoke.audio
+    smoke_cfg = json.dumps([b.target.smoke.runs, b.target.threads])
+    inputs = {"model": model.key, "runtime": sha256_tree(RUNTIME_SRC), "audio": sha256_file(audio),
+              "smoke": smoke_cfg, "code": code_digest(smoke)}  # fmt: skip
+    step = Step("app", "runtime package, model, smoke input; host reference", inputs, lambda: {})
+    out = b.cache_dir("app", step.key)
+
+    def action() -> Outputs:
+        model_dir = Path(json.loads(b.cache.stamp(model).read_text())["dir"])
+        with atomic_path(out, is_dir=True) as tmp:
+            root = tmp / "root"
+            opt = root / "opt" / "edgepack"
+            shutil.copytree(model_dir, opt / "model")
+            meta = json.loads((model_dir / "model.json").read_text())
+            spec = smoke.prepare(meta, b.target, audio=audio, smoke_dir=opt / "smoke")
+            site = root / "usr" / "local" / "lib" / f"python{b.target.python}" / "dist-packages"
+            shutil.copytree(RUNTIME_SRC, site / "edgepack_runtime",
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+            write_json(tmp / "reference.json", smoke.host_reference(spec))
+            _precompile(site, b)
+        return {"root": str(out / "root"), "reference": str(out / "reference.json"), "model": meta}
+
+    return _with(step, action, lambda o: Path(o["reference"]).is_file())
+
+
+def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
+    dockerfile = b.project.root / "docker" / "runtime.Dockerfile"
+    labels = _labels(b)
+    inputs = {"base": base.key, "deps": deps.key, "app": app.key, "dockerfile": sha256_file(dockerfile),
+              "labels": json.dumps(labels, sort_keys=True), "platform": b.target.platform}  # fmt: skip
+    step = Step("image", f"buildx {b.target.platform} image {b.target.image}", inputs, lambda: {})
+    tag = f"{b.target.image}:{step.key[:12]}"
+
+    def action() -> Outputs:
+        context = _assemble_context(b, base=base, deps=deps, app=app)
+        iid = context.parent / "image.iid"
+        b.runner.run(buildx_argv(context=context, dockerfile=dockerfile, platform=b.target.platform,
+                                 tags=[tag, f"{b.target.image}:latest"], labels=labels,
+                                 build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
+                                 iidfile=iid),
+                     what=f"docker buildx build of {tag}")  # fmt: skip
+        shutil.rmtree(context)
+        info = inspect_image(tag, runner=b.runner)
+        if info is None:
+            raise CommandError(f"buildx reported success but the engine has no image {tag}.",
+                               argv=["docker", "image", "inspect", tag], returncode=1, output="")  # fmt: skip
+        tar = b.out_dir / "image.tar"
+        with atomic_path(tar) as tmp:
+            b.runner.run(save_argv(image=tag, output=tmp), what=f"docker save of {tag}")
+        return {"tag": tag, "id": info.id, "bytes": info.size, "architecture": info.architecture,
+                "tar": str(tar), "tar_bytes": tar.stat().st_size, "labels": labels}  # fmt: skip
+
+    def valid(o: Outputs) -> bool:
+        return Path(o["tar"]).is_file() and inspect_image(o["tag"], runner=b.runner) is not None
+
+    return _with(step, action, valid)
+
+
+def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
+    t = b.target
+    inputs = {"image": image.key, "reference": app.key, "qemu_cpu": t.qemu_cpu,
+              "tolerance": f"atol={t.smoke.atol} rtol={t.smoke.rtol}"}  # fmt: skip
+    step = Step("smoke", f"smoke inference under QEMU -cpu {t.qemu_cpu}", inputs, lambda: {})
+
+    def action() -> Outputs:
+        tag = f"{t.image}:{image.key[:12]}"
+        reference = json.loads(Path(_stamp(b, app)["reference"]).read_text())
+        emulated = smoke.run_in_image(tag, t, runner=b.runner)
+        checks = smoke.compare(reference, emulated, atol=t.smoke.atol, rtol=t.smoke.rtol)
+        smoke.require_match(checks, image=tag)
+        return {"ok": True, "checks": smoke.checks_as_dicts(checks), "emulated": _summary(emulated),
+                "host": _summary(reference), "qemu_cpu": t.qemu_cpu}  # fmt: skip
+
+    return _with(step, action)
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("runtime", "load_ms", "latency_ms", "audio_seconds", "rtf") if k in result}
+
+
+def _with(step: Step, action: Any, valid: Any = None) -> Step:
+    return Step(step.name, step.summary, step.inputs, action, valid or (lambda _: True), step.cacheable)
+
+
+def _stamp(b: Build, step: Step) -> Outputs:
+    return json.loads(b.cache.stamp(step).read_text())
+
+
+def _labels(b: Build) -> dict[str, str]:
+    t = b.target
+    ref = models.resolve(b.model, project_root=b.project.root)
+    req_lock = b.project.lock_path(t, "requirements")
+    return {
+        "org.opencontainers.image.title": f"edgepack {t.name}",
+        "org.opencontainers.image.description": t.description,
+        "org.opencontainers.image.version": edgepack.__version__,
+        "org.opencontainers.image.revision": git_revision(b.project.root),
+        "io.edgepack.target": t.name,
+        "io.edgepack.qemu-cpu": t.qemu_cpu,
+        "io.edgepack.model.source": ref.source if ref.bundled else Path(ref.source).name,
+        "io.edgepack.model.sha256": ref.digest,
+        "io.edgepack.base.lock-sha256": debian.read_lock(b.project.lock_path(t, "debian")).digest(),
+        "io.edgepack.deps.lock-sha256": sha256_file(req_lock) if req_lock.is_file() else "",
+    }
+
+
+def git_revision(root: Path) -> str:
+    """HEAD's commit without running git: read .git/HEAD and the ref it names."""
+    head = root / ".git" / "HEAD"
+    try:
+        text = head.read_text().strip()
+        if text.startswith("ref: "):
+            ref = text[5:]
+            loose = root / ".git" / ref
+            if loose.is_file():
+                return loose.read_text().strip()
+            for line in (root / ".git" / "packed-refs").read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split()[0]
+            return "unknown"
+        return text
+    except OSError:
+        return "unknown"
+
+
+def _assemble_context(b: Build, *, base: Step, deps: Step, app: Step) -> Path:
+    """Hard-link the cached parts into one buildx context (no copies of 100+ MB)."""
+    context = b.out_dir / "context"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    os.link(_stamp(b, base)["rootfs"], context / "rootfs.tar")
+    shutil.copytree(_stamp(b, deps)["site_packages"], context / "site-packages", copy_function=os.link)
+    shutil.copytree(_stamp(b, app)["root"], context / "app", copy_function=os.link)
+    return context
+
+
+def _precompile(tree: Path, b: Build) -> None:
+    """Bytecode for the board, made by the host when its Python is the target's.
+
+    Under QEMU, compiling numpy's and onnxruntime's modules at each start would
+    cost seconds; .pyc files are architecture-independent. unchecked-hash keeps
+    them valid whatever the files' mtimes become.
+    """
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != b.target.python:
+        return
+    b.runner.run([sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
+                  str(tree)], what=f"precompiling {tree.name}")  # fmt: skip

@@ -1,0 +1,110 @@
+"""What the invoke tasks call: one function per task, and the one error boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from invoke.exceptions import Exit
+from rich.console import Console
+from rich.table import Table
+
+from edgepack import debian, doctor, pydeps, report
+from edgepack.build import Build, plan
+from edgepack.config import Project, Target, load_target, target_schema
+from edgepack.errors import EdgepackError
+from edgepack.fsutil import write_text
+from edgepack.plan import cached_state, execute
+from edgepack.runner import Runner
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Foreseeable failures become a short message and an exit code, never a traceback."""
+    try:
+        yield
+    except EdgepackError as exc:
+        errors.print(f"[bold red]error:[/] {exc.render()}", soft_wrap=True)
+        raise Exit(code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        errors.print("[bold red]interrupted[/]: finished steps stay cached; no partial output was kept.")
+        raise Exit(code=130) from None
+
+
+def project(root: str | None = None) -> Project:
+    return Project(Path(root or ".").resolve())
+
+
+def runner(*, dry: bool = False, echo: bool = False) -> Runner:
+    return Runner(dry_run=dry, echo=echo or dry)
+
+
+def build(target_name: str, *, model: str | None, dry: bool, verbose: bool) -> None:
+    proj = project()
+    target = load_target(proj, target_name)
+    run = runner(echo=verbose)
+    b = Build(target=target, project=proj, runner=run, model=model or target.model)
+    steps = plan(b)
+    if dry:
+        console.print(report.plan_table(steps, cached_state(steps, b.cache)))
+        return
+    doctor.require_toolchain(runner=run, platform=target.platform)
+    t0 = time.perf_counter()
+
+    def announce(step, hit):  # type: ignore[no-untyped-def]
+        console.print(f"[dim]{step.name:>6}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+
+    records = execute(steps, b.cache, on_start=announce)
+    result = report.build_report(b, records, total_seconds=time.perf_counter() - t0)
+    report.write_report(b, result)
+    report.render_summary(result, console)
+    console.print(f"report  {b.out_dir / 'report.json'}")
+
+
+def targets(*, schema: bool) -> None:
+    proj = project()
+    if schema:
+        path = proj.targets_dir / "target.schema.json"
+        write_text(path, json.dumps(target_schema(), indent=2) + "\n")
+        console.print(f"wrote {path}")
+        return
+    table = Table(title="targets", title_justify="left")
+    for col in ("name", "platform", "qemu cpu", "debian", "python", "runtime", "model", "description"):
+        table.add_column(col)
+    for name in proj.target_names():
+        t: Target = load_target(proj, name)
+        table.add_row(
+            t.name, t.platform, t.qemu_cpu, t.debian.suite, t.python, t.runtime, t.model, t.description
+        )
+    console.print(table)
+
+
+def run_doctor(*, fix: bool) -> None:
+    checks = doctor.run_doctor(runner=runner(echo=fix), fix=fix)
+    doctor.render_checks(checks, console)
+    if not all(c.ok for c in checks):
+        raise Exit(code=3)
+
+
+def lock_base(target_name: str) -> None:
+    proj = project()
+    t = load_target(proj, target_name)
+    workdir = proj.build_dir / "cache" / "apt" / f"{t.debian.suite}-{t.arch}"
+    lock = debian.resolve_lock(suite=t.debian.suite, arch=t.arch, roots=t.debian.packages,
+                               exclude=t.debian.exclude, sources=t.debian.sources, runner=runner(),
+                               workdir=workdir)  # fmt: skip
+    path = proj.lock_path(t, "debian")
+    debian.write_lock(path, lock)
+    console.print(f"wrote {path}: {len(lock.packages)} packages, digest {lock.digest()[:16]}")
+
+
+def lock_deps(target_name: str) -> None:
+    proj = project()
+    path = pydeps.lock(load_target(proj, target_name), project=proj, runner=runner())
+    console.print(f"wrote {path}")

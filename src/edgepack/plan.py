@@ -1,0 +1,95 @@
+"""Plan, then execute: steps keyed by a content hash of their inputs, cached.
+
+A step's key is known before anything runs (it hashes the step's name, its
+code version and its inputs' digests), so ``--dry`` can print the whole plan
+and say which steps a build would reuse. A finished step writes a stamp
+(JSON) last; a stamp whose outputs are gone, or that fails its check, is a
+miss. Failed or interrupted steps leave no stamp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgepack.fsutil import write_json
+
+Outputs = dict[str, Any]
+
+
+def digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    summary: str
+    inputs: Mapping[str, str]  # label -> digest or value, in the key and in --dry
+    action: Callable[[], Outputs] = field(compare=False, repr=False)
+    still_valid: Callable[[Outputs], bool] = field(default=lambda _: True, compare=False, repr=False)
+    cacheable: bool = True
+
+    @property
+    def key(self) -> str:
+        return digest(self.name, *(f"{k}={v}" for k, v in sorted(self.inputs.items())))
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    name: str
+    key: str
+    cached: bool
+    seconds: float
+    outputs: Outputs
+
+
+@dataclass(frozen=True)
+class StepCache:
+    root: Path
+
+    def stamp(self, step: Step) -> Path:
+        return self.root / "steps" / f"{step.name}-{step.key[:20]}.json"
+
+    def lookup(self, step: Step) -> Outputs | None:
+        path = self.stamp(step)
+        if not step.cacheable or not path.is_file():
+            return None
+        try:
+            outputs = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+        return outputs if step.still_valid(outputs) else None
+
+    def store(self, step: Step, outputs: Outputs) -> None:
+        if step.cacheable:
+            write_json(self.stamp(step), outputs)
+
+
+def cached_state(steps: list[Step], cache: StepCache) -> dict[str, bool]:
+    """Which steps a build would reuse right now (for --dry)."""
+    return {s.name: cache.lookup(s) is not None for s in steps}
+
+
+def execute(
+    steps: list[Step], cache: StepCache, *, on_start: Callable[[Step, bool], None] = lambda s, c: None
+) -> list[StepRecord]:
+    records = []
+    for step in steps:
+        t0 = time.perf_counter()
+        outputs = cache.lookup(step)
+        hit = outputs is not None
+        on_start(step, hit)
+        if outputs is None:
+            outputs = step.action()
+            cache.store(step, outputs)
+        records.append(StepRecord(step.name, step.key, hit, round(time.perf_counter() - t0, 3), outputs))
+    return records

@@ -1,0 +1,81 @@
+"""The target's Python dependencies: binary wheels only, hash-locked per architecture.
+
+pip runs on the host with ``--platform``/``--python-version``, so nothing is
+compiled or emulated: the wheels for the board are downloaded, checked
+against the lock's sha256 and unpacked into their own image layer.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from edgepack.config import Project, Target
+from edgepack.errors import ConfigError
+from edgepack.fsutil import atomic_path, sha256_file, write_text
+from edgepack.runner import Runner
+
+_WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-.*\.whl$")
+
+
+def pip_argv(command: str, *args: str | Path) -> list[str]:
+    """pip of the running interpreter (never a random one on PATH), quiet."""
+    return [sys.executable, "-m", "pip", command, "--quiet", "--disable-pip-version-check", *map(str, args)]
+
+
+def platform_args(target: Target) -> list[str]:
+    """--platform for every manylinux tag the target's glibc accepts, newest first."""
+    major, minor = (int(x) for x in target.debian.glibc.split("."))
+    arch = target.wheel_arch
+    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 16, -1)]
+    if arch in ("aarch64", "x86_64"):
+        tags.append(f"manylinux2014_{arch}")
+    py = target.python.replace(".", "")
+    args = [a for tag in tags for a in ("--platform", tag)]
+    return [*args, "--python-version", target.python, "--implementation", "cp", "--abi", f"cp{py}"]
+
+
+def lock(target: Target, *, project: Project, runner: Runner) -> Path:
+    """Resolve the requirements for the target's platform and write name==version --hash lines."""
+    requirements = project.root / target.requirements
+    if not requirements.is_file():
+        raise ConfigError(f"{requirements}: requirements file not found (target '{target.name}').")
+    out = project.lock_path(target, "requirements")
+    with tempfile.TemporaryDirectory(prefix="edgepack-lock-") as tmp:
+        runner.run(
+            pip_argv("download", "--only-binary=:all:", *platform_args(target), "--dest", tmp,
+                     "-r", requirements),
+            what=f"resolving {target.requirements} for {target.platform}",
+            hint="Every requirement needs a binary wheel for the target (see `invoke wheels`).",
+        )  # fmt: skip
+        lines = [f"# Locked for {target.platform}, Python {target.python}, glibc {target.debian.glibc}.",
+                 f"# Regenerate with: invoke lock.deps --target {target.name}"]  # fmt: skip
+        for wheel in sorted(Path(tmp).glob("*.whl")):
+            match = _WHEEL.match(wheel.name)
+            assert match, wheel.name
+            name = match["name"].replace("_", "-").lower()
+            lines.append(f"{name}=={match['version']} \\\n    --hash=sha256:{sha256_file(wheel)}")
+    write_text(out, "\n".join(lines) + "\n")
+    return out
+
+
+def install(target: Target, *, project: Project, runner: Runner, out_dir: Path) -> None:
+    """Install the locked wheels for the target into ``out_dir`` (a site-packages tree)."""
+    locked = project.lock_path(target, "requirements")
+    if not locked.is_file():
+        raise ConfigError(
+            f"{locked}: no requirements lock for {target.platform}.",
+            hint=f"Run: invoke lock.deps --target {target.name}",
+        )
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        runner.run(
+            pip_argv("install", "--no-deps", "--only-binary=:all:", "--require-hashes", "--no-compile",
+                     *platform_args(target), "--target", tmp, "-r", locked),
+            what=f"installing the locked wheels for {target.platform}",
+            hint=f"If a wheel left the index, refresh the lock: invoke lock.deps --target {target.name}",
+        )  # fmt: skip
+        # Console scripts carry the host interpreter's path: useless on the board.
+        shutil.rmtree(tmp / "bin", ignore_errors=True)

@@ -1,0 +1,70 @@
+"""The build's outputs for people (a rich table) and for machines (report.json)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+import edgepack
+from edgepack.build import Build, git_revision
+from edgepack.fsutil import write_json
+from edgepack.plan import Step, StepRecord
+
+
+def plan_table(steps: list[Step], cached: dict[str, bool]) -> Table:
+    table = Table(title="build plan", title_justify="left")
+    for col in ("step", "what", "key", "cached"):
+        table.add_column(col)
+    for s in steps:
+        table.add_row(s.name, s.summary, s.key[:12], "yes" if cached[s.name] else "no: will run")
+    return table
+
+
+def build_report(b: Build, records: list[StepRecord], *, total_seconds: float) -> dict[str, Any]:
+    by_name = {r.name: r for r in records}
+    image = by_name["image"].outputs
+    model = by_name["app"].outputs["model"]
+    return {
+        "edgepack": edgepack.__version__,
+        "revision": git_revision(b.project.root),
+        "target": b.target.name,
+        "platform": b.target.platform,
+        "qemu_cpu": b.target.qemu_cpu,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(total_seconds, 3),
+        "steps": [{"name": r.name, "key": r.key, "cached": r.cached, "seconds": r.seconds} for r in records],
+        "image": {k: image[k] for k in ("tag", "id", "bytes", "architecture", "tar", "tar_bytes")},
+        "model": {"source": model["source"], "sha256": model["sha256"], "kind": model["kind"]},
+        "smoke": by_name["smoke"].outputs,
+    }
+
+
+def write_report(b: Build, report: dict[str, Any]) -> None:
+    write_json(b.out_dir / "report.json", report)
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"edgepack build {report['target']} ({report['platform']})", title_justify="left")
+    table.add_column("step")
+    table.add_column("cached")
+    table.add_column("seconds", justify="right")
+    for s in report["steps"]:
+        table.add_row(s["name"], "hit" if s["cached"] else "built", f"{s['seconds']:.1f}")
+    return table
+
+
+def render_summary(report: dict[str, Any], console: Console) -> None:
+    console.print(summary_table(report))
+    img, smoke = report["image"], report["smoke"]
+    emu, host = smoke["emulated"], smoke["host"]
+    worst = max((c["max_abs"] for c in smoke["checks"]), default=0.0)
+    console.print(f"image   {img['tag']}  {img['id'][:19]}  {img['bytes'] / 1e6:.1f} MB  -> {img['tar']}")
+    console.print(f"model   {report['model']['source']}  sha256 {report['model']['sha256'][:16]}")
+    console.print(
+        f"smoke   [green]passed[/] under QEMU -cpu {smoke['qemu_cpu']}: max abs diff {worst:.2e}; "
+        f"latency p50 {emu['latency_ms']['p50']:.1f} ms emulated vs {host['latency_ms']['p50']:.1f} ms host "
+        "(emulated time is not board time)"
+    )

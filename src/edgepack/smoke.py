@@ -1,0 +1,136 @@
+"""Smoke inference: the image's outputs under QEMU against the host's reference.
+
+The host runs the very same runtime code (edgepack_runtime.smoke) with its own
+onnxruntime; the emulated board must agree within the target's tolerances.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepack.config import Target
+from edgepack.docker import run_argv
+from edgepack.errors import CommandError, SmokeTestError
+from edgepack.runner import Runner
+from edgepack_runtime.arrays import decode
+
+SPEC_IN_IMAGE = "/opt/edgepack/smoke/spec.json"
+_DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+           "tensor(bool)": np.bool_, "tensor(double)": np.float64}  # fmt: skip
+
+
+def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Path) -> Path:
+    """Write the smoke spec and its input next to it; return the spec's path."""
+    smoke_dir.mkdir(parents=True, exist_ok=True)
+    spec: dict[str, Any] = {"kind": meta["kind"], "model": "../model/model.onnx", "runs": target.smoke.runs}
+    spec["threads"] = target.threads
+    if meta["kind"] == "vad":
+        shutil.copyfile(audio, smoke_dir / "input.wav")
+        spec.update(input="input.wav", sample_rate=meta["sample_rate"])
+    else:
+        np.savez(smoke_dir / "inputs.npz", **generic_inputs(meta["signature"]["inputs"]))
+        spec["input"] = "inputs.npz"
+    (smoke_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    return smoke_dir / "spec.json"
+
+
+def generic_inputs(inputs: list[dict[str, Any]], *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs for a model we know nothing about: symbolic dims become 1."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in inputs:
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec["shape"]]
+        dtype = _DTYPES.get(spec["type"])
+        if dtype is None:
+            raise SmokeTestError(
+                f"smoke input '{spec['name']}' has type {spec['type']}, which edgepack cannot generate."
+            )
+        if np.issubdtype(dtype, np.floating):
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[spec["name"]] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+def host_reference(spec_path: Path) -> dict[str, Any]:
+    from edgepack_runtime.smoke import run_smoke
+
+    return run_smoke(spec_path)
+
+
+def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any]:
+    argv = run_argv(
+        image=image,
+        platform=target.platform,
+        qemu_cpu=target.qemu_cpu if target.emulated else None,
+        command=["smoke", "--spec", SPEC_IN_IMAGE],
+    )
+    try:
+        result = runner.run(argv, what=f"smoke inference of {image} under QEMU ({target.qemu_cpu})",
+                            timeout=target.smoke.timeout_s)  # fmt: skip
+    except CommandError as exc:
+        if "Illegal instruction" in exc.output or "signal 4" in exc.output:
+            exc.hint = (
+                f"The image uses an instruction the {target.qemu_cpu} lacks: the board would crash too."
+            )
+        raise
+    if runner.dry_run:
+        return {}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    name: str
+    shape: list[int]
+    dtype: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    why: str
+
+
+def compare(
+    reference: dict[str, Any], emulated: dict[str, Any], *, atol: float, rtol: float
+) -> list[OutputCheck]:
+    checks = []
+    for name, ref_obj in reference["outputs"].items():
+        ref = decode(ref_obj)
+        got_obj = emulated["outputs"].get(name)
+        if got_obj is None:
+            checks.append(OutputCheck(name, list(ref.shape), ref.dtype.str, np.inf, np.inf, False, "missing"))
+            continue
+        got = decode(got_obj)
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            why = f"shape/dtype {got.shape} {got.dtype} != reference {ref.shape} {ref.dtype}"
+            checks.append(OutputCheck(name, list(got.shape), got.dtype.str, np.inf, np.inf, False, why))
+            continue
+        diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+        max_abs = float(diff.max(initial=0.0))
+        max_rel = float((diff / np.maximum(np.abs(ref.astype(np.float64)), 1e-12)).max(initial=0.0))
+        ok = bool(np.allclose(got, ref, atol=atol, rtol=rtol, equal_nan=False))
+        checks.append(OutputCheck(name, list(ref.shape), ref.dtype.str, max_abs, max_rel, ok,
+                                  "" if ok else f"outside atol={atol:g} rtol={rtol:g}"))  # fmt: skip
+    return checks
+
+
+def require_match(checks: list[OutputCheck], *, image: str) -> None:
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        lines = [f"  {c.name} {c.shape} {c.dtype}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g} ({c.why})"
+                 for c in bad]  # fmt: skip
+        raise SmokeTestError(
+            f"smoke test of {image} failed because its outputs differ from the host reference:\n"
+            + "\n".join(lines),
+            hint="Check the onnxruntime build and the CPU model, or widen smoke.atol/rtol in the target.",
+        )
+
+
+def checks_as_dicts(checks: list[OutputCheck]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in checks]
