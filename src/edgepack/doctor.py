@@ -1,0 +1,722 @@
+"""Check, and with ``fix=True`` set up, the host toolchain: docker, buildx, QEMU, binfmt_misc.
+
+Supported hosts are Debian 12 (bookworm) and 13 (trixie), as root. Every fix
+is idempotent: a check that passes changes nothing, so a second ``--fix``
+reports "nothing changed". Versions are pinned in resources/toolchain.yaml.
+doctor never restarts or reconfigures a docker engine it did not start.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as platform_module
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from edgepack.errors import CommandError, ConfigError, EdgepackError, ToolchainError
+from edgepack.fsutil import atomic_path, sha256_file
+from edgepack.runner import Result, Runner
+from edgepack.yamlconf import build, load_yaml
+
+TOOLCHAIN_YAML = Path(__file__).parent / "resources" / "toolchain.yaml"
+CODENAMES = {"12": "bookworm", "13": "trixie"}
+FIX_HINT = "Run: invoke doctor --fix"
+QEMU_REASON = "onnxruntime crashes under QEMU 7.2 (qemu: uncaught target signal 11)"
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+BINFMT_FLAGS = "FPC"  # F: opened at registration, so it works inside containers
+BRIDGE_ADVICE = (
+    "edgepack needs an engine without a bridge network (dockerd --bridge=none --iptables=false "
+    "--ip-masq=false), and doctor does not touch an engine it did not start. Stop that engine "
+    "(systemctl stop docker docker.socket, or kill its dockerd), run: ip link delete docker0; "
+    "then: invoke doctor --fix"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    found: str
+    action: str  # what to do, or what was done ("" when ok)
+    fixed: bool = False  # True when fix=True changed something
+
+
+# -- pins (resources/toolchain.yaml) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DockerPins:
+    packages_bookworm: tuple[str, ...]
+    packages_trixie: tuple[str, ...]
+    dockerd_args: tuple[str, ...]
+    log: str
+    start_timeout_s: int
+
+
+@dataclass(frozen=True)
+class BuildxPins:
+    package: str
+    version: str
+    min_version: str
+
+
+@dataclass(frozen=True)
+class QemuPins:
+    package: str
+    version: str
+    deb_sha256_amd64: str
+    min_major: int
+    install_dir: str
+
+
+@dataclass(frozen=True)
+class TrixieSource:
+    sources_file: str
+    preferences_file: str
+    uris: str
+    suite: str
+    components: str
+    signed_by: str
+    pin_priority: int
+
+
+@dataclass(frozen=True)
+class Pins:
+    docker: DockerPins
+    buildx: BuildxPins
+    qemu: QemuPins
+    trixie_source: TrixieSource
+
+
+def load_pins(path: Path = TOOLCHAIN_YAML) -> Pins:
+    located = load_yaml(path)
+    return build(Pins, located.data, where=located)
+
+
+# -- emulators and binfmt_misc -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Emulator:
+    name: str  # binfmt entry and binary name
+    arch: str
+    platform: str
+    magic: str  # as written to binfmt_misc/register: the kernel parses the \xNN escapes
+    mask: str
+
+
+# The values Debian's qemu-user-binfmt uses.
+_ELF_MASK = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+AARCH64 = Emulator(
+    "qemu-aarch64",
+    "arm64",
+    "linux/arm64",
+    r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
+    _ELF_MASK,
+)
+ARM = Emulator(
+    "qemu-arm",
+    "arm",
+    "linux/arm/v7",
+    r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
+    _ELF_MASK,
+)
+EMULATORS = {"linux/arm64": AARCH64, "linux/arm/v7": ARM, "linux/arm/v6": ARM}
+NATIVE_PLATFORM = {"amd64": "linux/amd64", "arm64": "linux/arm64"}
+
+
+@dataclass(frozen=True)
+class Registration:
+    enabled: bool
+    interpreter: str
+    flags: str
+    magic: bytes
+    mask: bytes
+
+
+@dataclass(frozen=True)
+class BinfmtMisc:
+    """The kernel's binfmt_misc files; unit tests point ``root`` at a fake tree."""
+
+    root: Path = Path("/proc/sys/fs/binfmt_misc")
+
+    def mounted(self) -> bool:
+        return (self.root / "register").exists()
+
+    def read(self, name: str) -> Registration | None:
+        try:
+            text = (self.root / name).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+        return parse_registration(text)
+
+    def remove(self, name: str) -> None:
+        _kernel_write(self.root / name, "-1")
+
+    def register(self, line: str) -> None:
+        _kernel_write(self.root / "register", line)
+
+
+def parse_registration(text: str) -> Registration:
+    lines = text.splitlines()
+    values: dict[str, str] = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(" ")
+        values[key.rstrip(":")] = value.strip()
+    return Registration(
+        enabled=bool(lines) and lines[0] == "enabled",
+        interpreter=values.get("interpreter", ""),
+        flags=values.get("flags", ""),
+        magic=bytes.fromhex(values.get("magic", "")),
+        mask=bytes.fromhex(values.get("mask", "")),
+    )
+
+
+def register_line(emulator: Emulator, interpreter: Path) -> str:
+    return f":{emulator.name}:M::{emulator.magic}:{emulator.mask}:{interpreter}:{BINFMT_FLAGS}"
+
+
+def _kernel_write(path: Path, text: str) -> None:
+    """One write(2): binfmt_misc takes each write as one whole command."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, text.encode("ascii"))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ToolchainError(f"writing {path} failed because {exc.strerror}.") from exc
+
+
+def _unescape(escaped: str) -> bytes:
+    return escaped.encode("ascii").decode("unicode_escape").encode("latin-1")
+
+
+def _magic_matches(registration: Registration, emulator: Emulator) -> bool:
+    want, mask = _unescape(emulator.magic), _unescape(emulator.mask)
+    got = registration.magic
+    return len(got) == len(want) and all(g & m == w & m for g, w, m in zip(got, want, mask, strict=True))
+
+
+# -- the host and the check context ---------------------------------------------------------------
+
+
+def _host_arch() -> str:
+    machine = platform_module.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _spawn_detached(argv: Sequence[str], log: Path) -> None:
+    """Start a daemon that outlives doctor.
+
+    The one process that bypasses Runner.run, which waits for its command to
+    end; the caller echoes it the same way.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+@dataclass(frozen=True)
+class Host:
+    """Where doctor looks and acts; unit tests point it at a fake tree."""
+
+    root: Path = Path("/")
+    binfmt: BinfmtMisc = field(default_factory=BinfmtMisc)
+    euid: int = field(default_factory=os.geteuid)
+    arch: str = field(default_factory=_host_arch)
+    spawn: Callable[[Sequence[str], Path], None] = _spawn_detached
+    sleep: Callable[[float], None] = time.sleep
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+
+@dataclass(frozen=True)
+class _State:
+    ok: bool
+    found: str
+    todo: str = ""  # what fixing does, in the imperative
+
+
+@dataclass
+class _Ctx:
+    runner: Runner
+    host: Host
+    pins: Pins
+    fix: bool
+    refusal: str = ""  # why doctor cannot fix this host ("" when it can)
+    codename: str = ""
+    apt_fresh: bool = False
+    replaced: set[str] = field(default_factory=set)  # qemu binaries installed by this run
+
+    def advice(self, todo: str) -> str:
+        return f"{todo}. {self.refusal or FIX_HINT}"
+
+    def probe(self, argv: Sequence[str | Path]) -> Result | None:
+        """A read-only query; None when the tool is not installed."""
+        try:
+            return self.runner.run(argv, check=False, mutates=False, timeout=60)
+        except ToolchainError:
+            return None
+        except CommandError as exc:  # timed out
+            return Result(exc.argv, exc.returncode, "", exc.message)
+
+    def apt_update(self) -> None:
+        """``apt-get update`` once per run, and again after a source was written."""
+        if not self.apt_fresh:
+            self.runner.run(["apt-get", "update"], what="apt-get update", env=APT_ENV)
+            self.apt_fresh = True
+
+    def apt_install(self, *args: str, what: str) -> None:
+        self.apt_update()
+        self.runner.run(["apt-get", "install", "-y", *args], what=what, env=APT_ENV)
+
+    def echo(self, text: str) -> None:
+        if self.runner.echo:
+            print(f"+ {text}", file=self.runner.stream)  # type: ignore[arg-type]
+
+    def qemu_path(self, name: str) -> Path:
+        return self.host.path(self.pins.qemu.install_dir) / name
+
+
+def _resolve(ctx: _Ctx, name: str, probe: Callable[[], _State], apply: Callable[[], object]) -> Check:
+    """Probe; when it fails and fixing is on, apply the fix and probe again."""
+    state = probe()
+    if state.ok:
+        return Check(name, True, state.found, "")
+    if not ctx.fix:
+        return Check(name, False, state.found, ctx.advice(state.todo))
+    try:
+        apply()
+    except EdgepackError as exc:
+        return Check(name, False, state.found, f"{state.todo} failed: {_brief(exc)}")
+    after = probe()
+    action = state.todo if after.ok else f"{state.todo}, but still: {after.found}"
+    return Check(name, after.ok, after.found, action, fixed=True)
+
+
+def _brief(exc: EdgepackError) -> str:
+    parts = [exc.message]
+    if isinstance(exc, CommandError):
+        lines = [line for line in exc.output.splitlines() if line.strip()]
+        parts += lines[-1:]
+    if exc.hint:
+        parts.append(exc.hint)
+    return " ".join(parts)
+
+
+def _why(result: Result | None) -> str:
+    if result is None:
+        return "docker is not installed"
+    lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+    return (lines[-1] if lines else f"exit code {result.returncode}")[:120]
+
+
+def _version_in(text: str) -> str:
+    match = re.search(r"\bv?(\d+\.\d+(?:\.\d+)?\S*)", text)
+    return match.group(1).rstrip(",") if match else ""
+
+
+def _vtuple(version: str) -> tuple[int, ...]:
+    match = re.match(r"v?(\d+(?:\.\d+)*)", version)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+# -- the checks -----------------------------------------------------------------------------------
+
+
+def _check_os(host: Host) -> tuple[Check, str]:
+    info: dict[str, str] = {}
+    for line in (_read(host.path("/etc/os-release")) or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            info[key] = " ".join(shlex.split(value))
+    debian_version = (_read(host.path("/etc/debian_version")) or "").strip()
+    major = info.get("VERSION_ID") or debian_version.split(".")[0]
+    is_debian = info.get("ID", "debian" if debian_version else "") == "debian"
+    codename = CODENAMES.get(major, "") if is_debian else ""
+    found = info.get("PRETTY_NAME", "unknown OS") + (f", {debian_version}" if debian_version else "")
+    if codename:
+        return Check("os", True, found, ""), codename
+    todo = (
+        "doctor sets up Debian 12 (bookworm) and 13 (trixie) only; elsewhere install docker, "
+        "buildx >= 0.13 and QEMU >= 8 with binfmt flag F by hand"
+    )
+    return Check("os", False, found, todo), ""
+
+
+def _check_root(host: Host, *, fix: bool) -> Check:
+    if host.euid == 0:
+        return Check("root", True, "uid 0", "")
+    if not fix:
+        return Check("root", True, f"uid {host.euid} (root is needed only to fix)", "")
+    todo = "fixing needs root (apt, dockerd, binfmt_misc). Run as root: invoke doctor --fix"
+    return Check("root", False, f"uid {host.euid}", todo)
+
+
+def _trixie_files(ctx: _Ctx) -> dict[Path, str]:
+    s = ctx.pins.trixie_source
+    sources = (
+        f"Types: deb\nURIs: {s.uris}\nSuites: {s.suite}\n"
+        f"Components: {s.components}\nSigned-By: {s.signed_by}\n"
+    )
+    preferences = f"Package: *\nPin: release n={s.suite}\nPin-Priority: {s.pin_priority}\n"
+    return {ctx.host.path(s.sources_file): sources, ctx.host.path(s.preferences_file): preferences}
+
+
+def _check_trixie_source(ctx: _Ctx) -> Check:
+    files = _trixie_files(ctx)
+    priority = ctx.pins.trixie_source.pin_priority
+
+    def probe() -> _State:
+        stale = [path for path, text in files.items() if _read(path) != text]
+        found = "missing or different: " + ", ".join(p.name for p in stale)
+        todo = f"write {' and '.join(map(str, stale))} (trixie pinned at {priority})"
+        return _State(not stale, found if stale else f"present, pinned at {priority}", todo)
+
+    def apply() -> None:
+        for path, text in files.items():
+            if _read(path) != text:
+                ctx.echo(f"write {path}")
+                with atomic_path(path) as tmp:
+                    tmp.write_text(text, encoding="utf-8")
+                    tmp.chmod(0o644)
+        ctx.apt_fresh = False
+
+    return _resolve(ctx, "apt: trixie source", probe, apply)
+
+
+def _first_line(result: Result | None) -> str:
+    if result is None or result.returncode != 0:
+        return ""
+    return next((line.strip() for line in result.stdout.splitlines() if line.strip()), "")
+
+
+def _check_engine(ctx: _Ctx) -> Check:
+    packages = getattr(ctx.pins.docker, f"packages_{ctx.codename or 'bookworm'}")
+
+    def probe() -> _State:
+        daemon = _version_in(_first_line(ctx.probe(["dockerd", "--version"])))
+        cli = _version_in(_first_line(ctx.probe(["docker", "--version"])))
+        found = f"dockerd {daemon or 'missing'}, docker CLI {cli or 'missing'}"
+        return _State(bool(daemon and cli), found, f"apt-get install -y {' '.join(packages)}")
+
+    return _resolve(ctx, "docker engine", probe, lambda: ctx.apt_install(*packages, what="install docker"))
+
+
+def _daemon_state(ctx: _Ctx) -> _State:
+    result = ctx.probe(["docker", "info", "--format", "{{.ServerVersion}}"])
+    version = _first_line(result)
+    if version:
+        return _State(True, f"engine {version} answers")
+    return _State(False, _why(result), f"start dockerd {' '.join(ctx.pins.docker.dockerd_args)}")
+
+
+def _check_daemon(ctx: _Ctx) -> Check:
+    name = "dockerd running"
+    if ctx.host.path("/sys/class/net/docker0").exists():
+        # An engine with a bridge network was started by someone else: never restart it.
+        return Check(name, False, f"{_daemon_state(ctx).found}; a docker0 bridge exists", BRIDGE_ADVICE)
+    return _resolve(ctx, name, lambda: _daemon_state(ctx), lambda: _start_dockerd(ctx))
+
+
+def _start_dockerd(ctx: _Ctx) -> None:
+    pins = ctx.pins.docker
+    argv = ["dockerd", *pins.dockerd_args]
+    log = ctx.host.path(pins.log)
+    ctx.echo(f"{shlex.join(argv)} >>{log} 2>&1 &")
+    try:
+        ctx.host.spawn(argv, log)
+    except OSError as exc:
+        raise ToolchainError(f"starting dockerd failed because {exc.strerror}.") from exc
+    for _ in range(pins.start_timeout_s):
+        if _daemon_state(ctx).ok:
+            return
+        ctx.host.sleep(1.0)
+    last = ((_read(log) or "").strip().splitlines() or ["(empty)"])[-1]
+    raise ToolchainError(
+        f"dockerd did not answer within {pins.start_timeout_s} s.", hint=f"See {log}; last line: {last}"
+    )
+
+
+def _buildx_version(ctx: _Ctx) -> str:
+    # "github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3" (Debian) or "... v0.10.4 c513d34".
+    words = _first_line(ctx.probe(["docker", "buildx", "version"])).split()
+    return words[1].lstrip("v") if len(words) > 1 else ""
+
+
+def _check_buildx(ctx: _Ctx) -> Check:
+    pins = ctx.pins.buildx
+    # --no-install-recommends: docker-buildx recommends docker-cli, which Breaks docker.io << 26.1.4,
+    # so on Debian 12 apt would upgrade the whole engine from trixie. No "-t trixie" either: it
+    # raises every trixie package to priority 990 for the transaction; the explicit =version
+    # selects trixie's build despite the pin at 100, and dependencies come from bookworm.
+    args = ("--no-install-recommends", f"{pins.package}={pins.version}")
+
+    def probe() -> _State:
+        version = _buildx_version(ctx)
+        ok = bool(version) and _vtuple(version) >= _vtuple(pins.min_version)
+        found = f"buildx {version}" if version else "no buildx plugin"
+        return _State(ok, found, f"apt-get install -y {' '.join(args)}")
+
+    return _resolve(ctx, "docker buildx", probe, lambda: ctx.apt_install(*args, what="install docker buildx"))
+
+
+def _qemu_version(ctx: _Ctx, path: Path | str) -> tuple[str, str]:
+    """(version, the whole first line of ``--version``); ("", "") when it does not run."""
+    line = _first_line(ctx.probe([path, "--version"]))
+    match = re.search(r"version (\d+(?:\.\d+)*)", line)
+    return (match.group(1), line) if match else ("", "")
+
+
+def _stale_qemu(ctx: _Ctx, lines: dict[str, str]) -> list[str]:
+    """The binaries whose ``--version`` line is not the pinned Debian build."""
+    pinned = f"(Debian {ctx.pins.qemu.version})"
+    return [name for name, line in lines.items() if pinned not in line]
+
+
+def _check_qemu(ctx: _Ctx, names: Sequence[str]) -> Check:
+    pins = ctx.pins.qemu
+
+    def versions() -> dict[str, tuple[str, str]]:
+        return {name: _qemu_version(ctx, ctx.qemu_path(name)) for name in names}
+
+    def probe() -> _State:
+        found = versions()
+        stale = _stale_qemu(ctx, {name: line for name, (_, line) in found.items()})
+        todo = f"install {', '.join(stale)} from {pins.package}={pins.version} into {pins.install_dir}"
+        summary = ", ".join(f"{name} {version or 'missing'}" for name, (version, _) in found.items())
+        return _State(not stale, summary, todo)
+
+    def apply() -> None:
+        _install_qemu(ctx, _stale_qemu(ctx, {name: line for name, (_, line) in versions().items()}))
+
+    return _resolve(ctx, "qemu user", probe, apply)
+
+
+def _install_qemu(ctx: _Ctx, names: Sequence[str]) -> None:
+    pins = ctx.pins.qemu
+    expected = {"amd64": pins.deb_sha256_amd64}.get(ctx.host.arch)
+    if not expected:
+        raise ToolchainError(f"no pinned sha256 of {pins.package} for {ctx.host.arch} hosts.")
+    ctx.apt_update()  # on Debian 12, trixie's qemu-user is visible only after the trixie source
+    with tempfile.TemporaryDirectory(prefix="edgepack-qemu-") as tmp:
+        work = Path(tmp)
+        spec = f"{pins.package}={pins.version}"
+        ctx.runner.run(["apt-get", "download", spec], what=f"download {spec}", cwd=work, env=APT_ENV)
+        debs = sorted(work.glob("*.deb"))
+        if len(debs) != 1:
+            raise ToolchainError(f"apt-get download {spec} left {len(debs)} .deb files, not one.")
+        digest = sha256_file(debs[0])
+        if digest != expected:
+            raise ToolchainError(
+                f"{debs[0].name} has sha256 {digest}, not the pinned {expected}.",
+                hint="If Debian rebuilt the package, update resources/toolchain.yaml.",
+            )
+        ctx.runner.run(["dpkg-deb", "-x", debs[0], work / "root"], what=f"unpack {debs[0].name}")
+        for name in names:
+            with atomic_path(ctx.qemu_path(name)) as staged:
+                shutil.copyfile(work / "root" / "usr" / "bin" / name, staged)
+                staged.chmod(0o755)
+            ctx.replaced.add(name)
+
+
+def _check_binfmt_mount(ctx: _Ctx) -> Check:
+    root = ctx.host.binfmt.root
+
+    def probe() -> _State:
+        mounted = ctx.host.binfmt.mounted()
+        return _State(mounted, f"{root} {'mounted' if mounted else 'not mounted'}", f"mount {root}")
+
+    argv = ["mount", "-t", "binfmt_misc", "binfmt_misc", root]
+    return _resolve(ctx, "binfmt_misc", probe, lambda: ctx.runner.run(argv, what="mount binfmt_misc"))
+
+
+def _inspect_registration(ctx: _Ctx, emulator: Emulator) -> tuple[str, str]:
+    """(problem, found) for a binfmt entry; problem is "" when the entry is usable."""
+    reg = ctx.host.binfmt.read(emulator.name)
+    if reg is None:
+        return f"binfmt: no QEMU registered for {emulator.platform}", "not registered"
+    version = _qemu_version(ctx, reg.interpreter)[0]
+    found = f"{reg.interpreter} (QEMU {version or '?'}), flags {reg.flags or '-'}"
+    found += "" if reg.enabled else ", disabled"
+    return _registration_fault(ctx, emulator, reg, version), found
+
+
+def _registration_fault(ctx: _Ctx, emulator: Emulator, reg: Registration, version: str) -> str:
+    name, minimum = emulator.name, ctx.pins.qemu.min_major
+    if not reg.enabled:
+        return f"binfmt: the {name} entry is disabled"
+    if "F" not in reg.flags:
+        return f"binfmt: {name} is registered without flag F, so containers cannot load {reg.interpreter}"
+    if not version:
+        return f"binfmt: {name} points to {reg.interpreter}, which does not run"
+    if _vtuple(version)[0] < minimum:
+        return (
+            f"QEMU {version} is registered for {emulator.arch}; edgepack needs QEMU >= {minimum} "
+            f"because {QEMU_REASON}"
+        )
+    if not _magic_matches(reg, emulator):
+        return f"binfmt: {name}'s magic does not match {emulator.arch} ELF binaries"
+    if name in ctx.replaced and Path(reg.interpreter) == ctx.qemu_path(name):
+        # With flag F the kernel keeps the file it opened at registration, i.e. the replaced one.
+        return f"binfmt: {name} still holds the replaced {reg.interpreter} open (flag F)"
+    return ""
+
+
+def _check_registration(ctx: _Ctx, emulator: Emulator) -> Check:
+    ours = ctx.qemu_path(emulator.name)
+    binfmt = ctx.host.binfmt
+
+    def probe() -> _State:
+        problem, found = _inspect_registration(ctx, emulator)
+        todo = f"register {ours} (flags {BINFMT_FLAGS})"
+        if binfmt.read(emulator.name) is not None:
+            todo = f"{problem}: replace it with {ours} (flags {BINFMT_FLAGS})"
+        return _State(not problem, found, todo)
+
+    def apply() -> None:
+        if binfmt.read(emulator.name) is not None:
+            ctx.echo(f"echo -1 > {binfmt.root / emulator.name}")
+            binfmt.remove(emulator.name)
+        line = register_line(emulator, ours)
+        ctx.echo(f"echo {shlex.quote(line)} > {binfmt.root / 'register'}")
+        binfmt.register(line)
+        ctx.replaced.discard(emulator.name)  # the new entry holds the new file
+
+    return _resolve(ctx, f"binfmt {emulator.name}", probe, apply)
+
+
+def _buildx_platforms(ctx: _Ctx) -> list[str] | None:
+    result = ctx.probe(["docker", "buildx", "inspect", "default"])
+    if result is None or result.returncode != 0:
+        return None
+    listed: list[str] = []
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Platforms":
+            listed += [p.strip().rstrip("*") for p in value.split(",") if p.strip()]
+    return listed
+
+
+def _check_platforms(ctx: _Ctx, platforms: Sequence[str]) -> Check:
+    # The docker driver asks binfmt_misc again each time the builder is inspected, so a
+    # platform registered after dockerd started shows up without a restart (verified on
+    # engine 20.10). The list only grows: it is no proof that binfmt is still registered.
+    def probe() -> _State:
+        listed = _buildx_platforms(ctx)
+        missing = [p for p in platforms if p not in (listed or [])]
+        found = ", ".join(listed) if listed else "default builder not available"
+        todo = f"docker buildx inspect --bootstrap default (to list {', '.join(missing)})"
+        return _State(listed is not None and not missing, found, todo)
+
+    argv = ["docker", "buildx", "inspect", "--bootstrap", "default"]
+    return _resolve(ctx, "buildx platforms", probe, lambda: ctx.runner.run(argv, what="bootstrap buildx"))
+
+
+def _emulators_for(platforms: Sequence[str], arch: str) -> list[Emulator]:
+    emulators: dict[str, Emulator] = {}
+    for wanted in platforms:
+        if wanted == NATIVE_PLATFORM.get(arch):
+            continue
+        if wanted not in EMULATORS:
+            raise ConfigError(
+                f"doctor: no QEMU emulator is known for platform '{wanted}'.",
+                hint=f"Known platforms: {', '.join(EMULATORS)}.",
+            )
+        emulators.setdefault(EMULATORS[wanted].name, EMULATORS[wanted])
+    return list(emulators.values())
+
+
+def _refusal(host: Host, codename: str) -> str:
+    if not codename:
+        return "doctor cannot fix this host (not Debian 12 or 13): do it by hand"
+    if host.euid != 0:
+        return "Run as root: invoke doctor --fix"
+    return ""
+
+
+# -- the API --------------------------------------------------------------------------------------
+
+
+def run_doctor(
+    *,
+    runner: Runner,
+    fix: bool,
+    platforms: Sequence[str] = ("linux/arm64", "linux/arm/v7"),
+    host: Host | None = None,
+    pins: Pins | None = None,
+) -> list[Check]:
+    """Check the host toolchain; with ``fix``, install and start what is missing."""
+    host = host or Host()
+    emulators = _emulators_for(platforms, host.arch)
+    os_check, codename = _check_os(host)
+    refusal = _refusal(host, codename)
+    ctx = _Ctx(runner, host, pins or load_pins(), fix=fix and not refusal and not runner.dry_run)
+    ctx.refusal, ctx.codename = refusal, codename
+    checks = [os_check, _check_root(host, fix=fix)]
+    if codename == "bookworm":
+        checks.append(_check_trixie_source(ctx))
+    checks += [_check_engine(ctx), _check_daemon(ctx), _check_buildx(ctx)]
+    if emulators:
+        checks += [_check_qemu(ctx, [e.name for e in emulators]), _check_binfmt_mount(ctx)]
+        checks += [_check_registration(ctx, emulator) for emulator in emulators]
+    checks.append(_check_platforms(ctx, platforms))
+    return checks
+
+
+def render_checks(checks: Sequence[Check], console: Console) -> None:
+    table = Table("check", "status", "found", "action", box=box.SIMPLE_HEAD)
+    for check in checks:
+        if not check.ok:
+            status = Text("FAIL", style="bold red")
+        else:
+            status = Text("fixed", style="yellow") if check.fixed else Text("ok", style="green")
+        table.add_row(check.name, status, Text(check.found), Text(check.action))
+    console.print(table)
+    failed = [check.name for check in checks if not check.ok]
+    if failed:
+        console.print(Text(f"{len(failed)} check(s) failed: {', '.join(failed)}", style="red"))
+    changed = [check.name for check in checks if check.fixed]
+    console.print(Text(f"changed: {', '.join(changed)}" if changed else "nothing changed"))
+
+
+def require_toolchain(
+    *, runner: Runner, platform: str, host: Host | None = None, pins: Pins | None = None
+) -> None:
+    """Fast read-only preflight before a build; raises ToolchainError naming what to do."""
+    host = host or Host()
+    ctx = _Ctx(runner, host, pins or load_pins(), fix=False)
+    daemon = _daemon_state(ctx)
+    if not daemon.ok:
+        raise ToolchainError(f"docker engine is not running ({daemon.found}).", hint=FIX_HINT)
+    version, minimum = _buildx_version(ctx), ctx.pins.buildx.min_version
+    if not version or _vtuple(version) < _vtuple(minimum):
+        found = version or "none"
+        raise ToolchainError(f"docker buildx >= {minimum} is needed, found {found}.", hint=FIX_HINT)
+    for emulator in _emulators_for([platform], host.arch):
+        problem = _inspect_registration(ctx, emulator)[0]
+        if problem:
+            raise ToolchainError(f"{problem}.", hint=FIX_HINT)
