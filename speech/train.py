@@ -1,0 +1,283 @@
+"""Train the command recogniser with CTC on the cached synthetic data.
+
+    python -m speech.synth --out speech/.cache   # once: data and features
+    python -m speech.train                       # writes speech/weights/cmdasr.{pt,json}
+
+Seeded and single-threaded, so a rerun on the same machine gives the same
+weights. After every epoch the greedy word error rate on the validation split
+(training voices, other sentences) is measured; the best epoch so far is
+written to ``speech/weights`` and a resumable checkpoint to the cache, so an
+interrupted run loses at most one epoch (``--resume`` continues it). The
+held-out voices of the test split are scored once, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import torch
+from torch import nn
+
+from edgepack_runtime.ctc import greedy_decode
+from edgepack_runtime.features import FrontEndConfig, Normalizer
+from speech import synth, vocab
+from speech.model import LEFT_CONTEXT, SUBSAMPLING, CmdAsr, output_lengths, parameter_count
+
+WEIGHTS = Path("speech/weights")
+CACHE = Path("speech/.cache")
+TRAIN_SEED = 7
+
+
+@dataclass(frozen=True)
+class Split:
+    feats: list[np.ndarray]  # normalised, [T, n_mels] each
+    texts: list[str]
+    voices: list[str]
+    noise: list[str]
+
+
+def load_split(path: Path, normalizer: Normalizer | None) -> Split:
+    with np.load(path) as data:
+        bounds = np.cumsum(data["feat_lengths"])[:-1]
+        feats = np.split(data["feats"], bounds)
+        if normalizer is not None:
+            feats = [normalizer(f) for f in feats]
+        return Split(feats, list(data["texts"]), list(data["voices"]), list(data["noise"]))
+
+
+def global_stats(path: Path) -> Normalizer:
+    with np.load(path) as data:
+        feats = data["feats"].astype(np.float64)
+    return Normalizer(mean=feats.mean(axis=0).astype(np.float32), std=feats.std(axis=0).astype(np.float32))
+
+
+def pad_batch(feats: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(f) for f in feats])
+    out = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        out[i, : len(f)] = torch.from_numpy(f)
+    return out, lengths
+
+
+def batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length (sorted within pools of 50 batches)."""
+    order = rng.permutation(len(lengths))
+    pool = batch_size * 50
+    out = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def spec_augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Two frequency masks (<= 6 bins) and two time masks (<= 8 frames) per utterance."""
+    x = x.clone()
+    for b in range(x.shape[0]):
+        for _ in range(2):
+            width, start = int(rng.integers(0, 7)), int(rng.integers(0, x.shape[2] - 6))
+            x[b, :, start : start + width] = 0.0
+            width, start = int(rng.integers(0, 9)), int(rng.integers(0, max(1, x.shape[1] - 8)))
+            x[b, start : start + width, :] = 0.0
+    return x
+
+
+def transcribe(model: CmdAsr, feats: list[np.ndarray], *, batch_size: int = 64) -> list[str]:
+    model.eval()
+    texts = []
+    with torch.no_grad():
+        for start in range(0, len(feats), batch_size):
+            x, lengths = pad_batch(feats[start : start + batch_size])
+            log_probs, _ = model(x)
+            for lp, n in zip(log_probs.numpy(), output_lengths(lengths).tolist(), strict=True):
+                texts.append(greedy_decode(lp[:n], vocab.CHARSET, blank=vocab.BLANK))
+    return texts
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    return float(jiwer.wer(refs, hyps))
+
+
+def train_epoch(
+    model: CmdAsr, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+    data: Split, *, batch_size: int, rng: np.random.Generator,
+) -> float:  # fmt: skip
+    model.train()
+    ctc = nn.CTCLoss(blank=vocab.BLANK, zero_infinity=True)
+    lengths = np.array([len(f) for f in data.feats])
+    total = 0.0
+    groups = batches(lengths, batch_size, rng)
+    for idx in groups:
+        x, x_len = pad_batch([data.feats[i] for i in idx])
+        targets = [torch.tensor(vocab.encode(data.texts[i])) for i in idx]
+        log_probs, _ = model(spec_augment(x, rng))
+        loss = ctc(
+            log_probs.transpose(0, 1),
+            torch.cat(targets),
+            output_lengths(x_len),
+            torch.tensor([len(t) for t in targets]),
+        )
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        total += loss.item()
+    return total / len(groups)
+
+
+def metadata(model: CmdAsr, normalizer: Normalizer, config: FrontEndConfig, **extra: object) -> dict:
+    return {
+        "model": "cmdasr",
+        "format": "torch state_dict (cmdasr.pt), ONNX opset 17 (cmdasr.onnx)",
+        "front_end": {
+            **dataclasses.asdict(config),
+            "window": "hann, periodic, win_length samples zero-padded to n_fft",
+            "mel_scale": "htk (2595 * log10(1 + hz / 700)), triangular, peak 1.0",
+            "framing": "no centering: frame i = samples [i * hop, i * hop + win)",
+            "log": "log(mel_power + log_floor)",
+            "mean": [round(float(v), 6) for v in normalizer.mean],
+            "std": [round(float(v), 6) for v in normalizer.std],
+        },
+        "sample_rate": config.sample_rate,
+        "n_mels": config.n_mels,
+        "n_fft": config.n_fft,
+        "win": config.win_length,
+        "hop": config.hop_length,
+        "charset": vocab.CHARSET,
+        "blank": vocab.BLANK,
+        "subsampling": SUBSAMPLING,
+        "left_context_frames": LEFT_CONTEXT,
+        "streaming_rule": (
+            "prepend the previous left_context_frames input frames (zeros before the first chunk) to "
+            "each chunk; every chunk but the last has a multiple of `subsampling` frames; carry hN "
+            "into the next h0; a chunk of T frames gives ceil(T / subsampling) output frames"
+        ),
+        "architecture": {
+            "n_mels": model.n_mels,
+            "channels": model.conv1.out_channels,
+            "hidden": model.hidden,
+            "layers": model.layers,
+            "vocab_size": model.out.out_features,
+            "parameters": parameter_count(model),
+        },
+        "state_shape": [model.layers, "batch", model.hidden],
+        "data": {
+            "seed": synth.DATA_SEED,
+            "generator": "speech/synth.py (espeak-ng, soxr, white/pink noise 10-30 dB SNR)",
+            "train_voices": synth.voices_for("train"),
+            "test_voices": list(synth.TEST_VOICES),
+        },
+        "torch": torch.__version__,
+        **extra,
+    }
+
+
+def save_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def save_weights(model: CmdAsr, path: Path) -> None:
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=TRAIN_SEED)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    config = FrontEndConfig()
+    normalizer = global_stats(args.cache / "train.npz")
+    train, val, test = (load_split(args.cache / f"{s}.npz", normalizer) for s in ("train", "val", "test"))
+    model = CmdAsr(n_mels=config.n_mels, vocab_size=len(vocab.CHARSET))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * len(batches(np.array([len(f) for f in train.feats]), args.batch_size, rng))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.15)
+    ckpt_path = args.cache / "checkpoint.pt"
+    start_epoch, best, elapsed, history = 0, float("inf"), 0.0, []
+    if args.resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch, best, elapsed, history = ckpt["epoch"], ckpt["best"], ckpt["elapsed"], ckpt["history"]
+    print(f"{parameter_count(model)} parameters, {len(train.feats)} training utterances", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    sizes = {"train": len(train.feats), "val": len(val.feats), "test": len(test.feats)}
+    for epoch in range(start_epoch, args.epochs):
+        t0 = time.monotonic()
+        loss = train_epoch(model, opt, sched, train, batch_size=args.batch_size, rng=rng)
+        val_wer = wer(val.texts, transcribe(model, val.feats))
+        elapsed += time.monotonic() - t0
+        history.append({"epoch": epoch + 1, "loss": round(loss, 4), "val_wer": round(val_wer, 4)})
+        print(
+            f"epoch {epoch + 1}: loss {loss:.3f} val WER {val_wer:.3%} ({elapsed / 60:.1f} min)", flush=True
+        )
+        if val_wer <= best:
+            best = val_wer
+            save_weights(model, args.out / "cmdasr.pt")
+            meta = metadata(
+                model, normalizer, config, epoch=epoch + 1, val_wer=val_wer, train_seconds=round(elapsed),
+                train_seed=args.seed, dataset_sizes=sizes, history=history,
+            )  # fmt: skip
+            save_json(args.out / "cmdasr.json", meta)
+        torch.save(
+            {
+                "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                "best": best, "elapsed": elapsed, "history": history,
+            },
+            ckpt_path,
+        )  # fmt: skip
+    finish(args.out, test)
+
+
+def finish(out: Path, test: Split) -> None:
+    """Score the best weights on the held-out voices and record it in the metadata."""
+    meta = json.loads((out / "cmdasr.json").read_text())
+    model = CmdAsr(n_mels=meta["n_mels"], vocab_size=len(meta["charset"]))
+    model.load_state_dict(torch.load(out / "cmdasr.pt", weights_only=True))
+    hyps = transcribe(model, test.feats)
+    per_voice = {
+        voice: round(wer(*zip(*[(r, h) for r, h, v in zip(test.texts, hyps, test.voices, strict=True)
+                                if v == voice], strict=True)), 4)
+        for voice in sorted(set(test.voices))
+    }  # fmt: skip
+    meta["test_wer"] = round(wer(test.texts, hyps), 4)
+    meta["test_wer_per_voice"] = per_voice
+    meta["test_cer"] = round(float(jiwer.cer(test.texts, hyps)), 4)
+    save_json(out / "cmdasr.json", meta)
+    errors = [(r, h) for r, h in zip(test.texts, hyps, strict=True) if r != h]
+    print(f"held-out WER {meta['test_wer']:.3%} CER {meta['test_cer']:.3%} per voice {per_voice}")
+    for r, h in errors[:15]:
+        print(f"  ref: {r!r}\n  hyp: {h!r}")
+
+
+if __name__ == "__main__":
+    main()
