@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edgepack.plan import Step, StepCache, cached_state, execute
 
 
@@ -44,10 +46,8 @@ def test_failed_step_leaves_no_stamp(tmp_path: Path) -> None:
         raise RuntimeError("x")
 
     step = Step("a", "s", {"x": "1"}, boom)
-    try:
+    with pytest.raises(RuntimeError):
         execute([step], cache)
-    except RuntimeError:
-        pass
     assert not cache.stamp(step).exists()
 
 

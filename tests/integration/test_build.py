@@ -1,0 +1,120 @@
+"""The walking skeleton for real: rpi4 image built by buildx, smoke-tested under QEMU."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgepack import smoke
+from edgepack.build import Build, plan
+from edgepack.config import Project, load_target
+from edgepack.errors import SmokeTestError
+from edgepack.plan import cached_state, execute
+from edgepack.report import build_report, write_report
+from edgepack.runner import Runner
+from edgepack_runtime.arrays import decode, encode
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_project(dest: Path) -> Project:
+    for part in ("targets", "docker", "assets"):
+        shutil.copytree(REPO / part, dest / part)
+    (dest / "runtime").mkdir()
+    shutil.copy(REPO / "runtime" / "requirements.in", dest / "runtime")
+    return Project(dest)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, list, list]:
+    proj = copy_project(tmp_path_factory.mktemp("proj"))
+    target = load_target(proj, "rpi4")
+    b = Build(target=target, project=proj, runner=Runner(echo=False), model=target.model)
+    first = execute(plan(b), b.cache)
+    write_report(b, build_report(b, first, total_seconds=1.0))
+    second = execute(plan(b), b.cache)
+    return b, first, second
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+def test_cold_build_runs_every_step_and_rebuild_reuses_all(built) -> None:
+    b, first, second = built
+    assert [r.name for r in first] == ["base", "deps", "model", "app", "image", "smoke"]
+    assert not any(r.cached for r in first)
+    assert all(r.cached for r in second)
+    assert all(cached_state(plan(b), b.cache).values())
+
+
+def test_image_is_arm64_with_labels_and_saved_tar(built) -> None:
+    b, first, _ = built
+    image = first[4].outputs
+    assert image["architecture"] == "arm64"
+    inspect = json.loads(docker("image", "inspect", image["tag"]).stdout)[0]
+    labels = inspect["Config"]["Labels"]
+    model = first[2].outputs["meta"]
+    assert (
+        labels["io.edgepack.model.sha256"]
+        == "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+    )
+    assert labels["io.edgepack.model.source"].startswith("silero-vad==6.2.3:")
+    assert len(labels["io.edgepack.base.lock-sha256"]) == 64
+    assert inspect["Config"]["User"] == "1000:1000"
+    assert model["kind"] == "vad" and model["sample_rate"] == 16000
+    tar = Path(image["tar"])
+    assert tar == b.out_dir / "image.tar" and tar.stat().st_size > 10_000_000
+    assert not list(b.out_dir.glob(".*.tmp"))
+
+
+def test_image_has_no_shell_and_runs_as_non_root(built) -> None:
+    _, first, _ = built
+    tag = first[4].outputs["tag"]
+    shell = docker("run", "--rm", "--network", "none", "--platform", "linux/arm64", "--entrypoint", "/bin/sh",
+                   tag, "-c", "true")  # fmt: skip
+    assert shell.returncode != 0
+    who = docker("run", "--rm", "--network", "none", "--platform", "linux/arm64",
+                 "--env", "QEMU_CPU=cortex-a72", "--entrypoint", "/usr/bin/python3", tag, "-c",
+                 "import os, platform; print(os.getuid(), platform.machine())")  # fmt: skip
+    assert who.stdout.split() == ["1000", "aarch64"], who.stderr
+
+
+def test_smoke_matched_reference_under_emulated_cortex_a72(built) -> None:
+    b, first, _ = built
+    result = first[5].outputs
+    assert result["ok"] and result["qemu_cpu"] == "cortex-a72"
+    assert result["emulated"]["runtime"]["machine"] == "aarch64"
+    # QEMU_CPU=cortex-a72 exposes only a Pi 4's features: no dot product, no SVE.
+    features = result["emulated"]["runtime"]["cpu_features"].split()
+    assert "asimd" in features and "asimddp" not in features and "sve" not in features
+    (check,) = result["checks"]
+    assert check["name"] == "speech_prob" and check["ok"] and check["max_abs"] < 1e-4
+    report = json.loads((b.out_dir / "report.json").read_text())
+    assert report["smoke"]["ok"] and report["image"]["architecture"] == "arm64"
+
+
+def test_vad_finds_the_speech_in_the_smoke_audio(built) -> None:
+    _, first, _ = built
+    reference = json.loads(Path(first[3].outputs["reference"]).read_text())
+    probs = decode(reference["outputs"]["speech_prob"])
+    # 0.5 s of silence, ~1.8 s of speech, 0.5 s of silence; 32 ms per chunk.
+    assert probs[:10].max() < 0.2 and probs[30:60].mean() > 0.6 and probs[-8:].max() < 0.3
+
+
+def test_a_wrong_reference_fails_the_smoke_with_numbers(built) -> None:
+    b, first, _ = built
+    reference = json.loads(Path(first[3].outputs["reference"]).read_text())
+    emulated = smoke.run_in_image(first[4].outputs["tag"], b.target, runner=Runner(echo=False))
+    probs = decode(reference["outputs"]["speech_prob"]).copy()
+    probs[5] += 0.01
+    reference["outputs"]["speech_prob"] = encode(probs)
+    checks = smoke.compare(reference, emulated, atol=b.target.smoke.atol, rtol=b.target.smoke.rtol)
+    with pytest.raises(SmokeTestError, match=r"speech_prob \[\d+\] <f4: max abs 0.01"):
+        smoke.require_match(checks, image="x")
+    assert np.isclose(checks[0].max_abs, 0.01, atol=1e-4)
