@@ -28,7 +28,7 @@ from edgepack.debian.apt import AptState
 from edgepack.debian.closure import PackageIndex, resolve_closure
 from edgepack.debian.control import Relation, compare_versions, parse_relations, parse_stanzas
 from edgepack.debian.debfile import PathFilter, rootfs_path
-from edgepack.errors import ConfigError, InputError
+from edgepack.errors import ConfigError, EdgepackError, InputError
 from edgepack.runner import Result
 
 SOURCES = ["deb http://deb.debian.org/debian bookworm main"]
@@ -301,6 +301,9 @@ def test_resolve_lock_reads_the_private_index(tmp_path: Path, fake_runner: FakeR
     ]
     assert (tmp_path / "apt/etc/sources.list").read_text() == SOURCES[0] + "\n"
     assert (tmp_path / "apt/status").read_text() == ""
+    # The host's apt.conf.d (hooks, GzipIndexes) is not read: APT_CONFIG moves the parts.
+    apt_conf = AptState(root=tmp_path / "apt", arch="arm64").env()["APT_CONFIG"]
+    assert Path(apt_conf).read_text() == f'Dir::Etc::Parts "{tmp_path}/apt/etc/apt.conf.d";\n'
 
 
 @pytest.mark.parametrize(
@@ -538,3 +541,22 @@ def test_rootfs_rejects_bad_inputs(tmp_path: Path, kwargs: dict, error: type, ca
     with pytest.raises(error, match=re.escape(cause)):
         build_rootfs_tar(lock, debs, out=tmp_path / "rootfs.tar", **options)
     assert not (tmp_path / "rootfs.tar").exists()
+
+
+def test_dry_run_echoes_apt_and_changes_no_cache(tmp_path: Path, fake_runner: FakeRunner) -> None:
+    fake_runner.dry_run = True
+    lock = resolve_lock(
+        suite="bookworm",
+        arch="arm64",
+        roots=["py"],
+        exclude=[],
+        sources=SOURCES,
+        runner=fake_runner,
+        workdir=tmp_path,
+    )
+    assert lock.packages == ()
+    with pytest.raises(EdgepackError, match="lists no packages"):
+        write_lock(tmp_path / "lock.json", lock)
+    paths = fetch_debs(LOCK, sources=SOURCES, runner=fake_runner, cache_dir=tmp_path / "c", workdir=tmp_path)
+    assert [call[-1] for call in fake_runner.calls] == ["update", "update", "python3.11-minimal=1"]
+    assert len(paths) == 2 and not (tmp_path / "c").exists()

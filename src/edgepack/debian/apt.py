@@ -2,9 +2,11 @@
 
 apt runs on the x86 host for the target architecture (no emulation) and never
 touches the host's own package state: lists, cache, status, sources and
-preferences all live under ``workdir``. The host's apt.conf.d still applies,
-so a proxy configured there is honoured; the keyring is the host's, so
-downloads are verified against Debian's signed Release files.
+preferences all live under ``workdir``. The host's apt.conf.d is not read
+either: its hooks (packagekit, docker-clean) and settings (GzipIndexes,
+Check-Valid-Until) would make the result depend on the host. A proxy still
+works through the ``http_proxy`` variable, which apt honours. The keyring is
+the host's, so downloads are verified against Debian's signed Release files.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from edgepack.runner import Runner
 
 _SOURCE = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)(?:\s+\S+)*$")
 _ARCH = re.compile(r"^[a-z0-9]+$")
-_NETWORK_HINT = "apt-get needs the network on the host: check the sources and any proxy in /etc/apt."
+_NETWORK_HINT = "apt-get needs the network on the host: check the sources, and http_proxy if one is needed."
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,19 @@ class AptState:
             "APT::Architecture": self.arch,
             "APT::Architectures": self.arch,
             "Acquire::Languages": "none",
-            # Plain-text lists, whatever the host's apt.conf.d says (Debian's
-            # container images set GzipIndexes=true): parsed by closure.py.
+            # Plain-text lists, which closure.py parses (Debian's container
+            # images turn this on in apt.conf.d, which is not read here anyway).
             "Acquire::GzipIndexes": "false",
         }
         return [arg for key, value in settings.items() for arg in ("-o", f"{key}={value}")]
 
     def argv(self, *command: str) -> list[str]:
         return ["apt-get", "-q", *self.options(), *command]
+
+    def env(self) -> dict[str, str]:
+        # The main config file is read before Dir::Etc::Parts, so only a
+        # private APT_CONFIG can point the parts at an empty folder.
+        return {"APT_CONFIG": str(self.root / "etc" / "apt.conf")}
 
 
 def source_suites(sources: Sequence[str]) -> list[str]:
@@ -92,8 +99,10 @@ def prepare_state(workdir: Path, *, arch: str, suite: str, sources: Sequence[str
         state.root / "cache",
         etc / "sources.list.d",
         etc / "preferences.d",
+        etc / "apt.conf.d",
     ):
         folder.mkdir(parents=True, exist_ok=True)
+    write_text(etc / "apt.conf", f'Dir::Etc::Parts "{etc / "apt.conf.d"}";\n')
     write_text(etc / "sources.list", "".join(line.strip() + "\n" for line in sources))
     write_text(etc / "preferences", "")
     # An empty dpkg status: nothing is installed in the target yet.
@@ -102,7 +111,9 @@ def prepare_state(workdir: Path, *, arch: str, suite: str, sources: Sequence[str
 
 
 def update_index(state: AptState, *, runner: Runner) -> None:
-    runner.run(state.argv("update"), what="downloading the Debian package index", hint=_NETWORK_HINT)
+    runner.run(
+        state.argv("update"), what="downloading the Debian package index", env=state.env(), hint=_NETWORK_HINT
+    )
 
 
 def load_index(state: AptState) -> PackageIndex:
@@ -181,6 +192,7 @@ def fetch_debs(
             state.argv("download", *specs),
             what=f"downloading {len(specs)} Debian packages",
             cwd=Path(tmp),
+            env=state.env(),
             hint=_NETWORK_HINT,
         )
         if not runner.dry_run:
