@@ -462,7 +462,8 @@ def members(tar_path: Path) -> dict[str, tarfile.TarInfo]:
 
 def test_rootfs_paths_follow_merged_usr_and_refuse_climbing() -> None:
     assert rootfs_path("./lib/aarch64-linux-gnu/libc.so.6") == "usr/lib/aarch64-linux-gnu/libc.so.6"
-    assert rootfs_path("./bin") == "usr/bin"
+    assert rootfs_path("./bin/") is None  # merged /usr: a symlink, whatever a package ships
+    assert rootfs_path("./lib64") is None
     assert rootfs_path("./") is None
     with pytest.raises(InputError, match="climbs out"):
         rootfs_path("./usr/../../etc/passwd")
@@ -560,3 +561,14 @@ def test_dry_run_echoes_apt_and_changes_no_cache(tmp_path: Path, fake_runner: Fa
     paths = fetch_debs(LOCK, sources=SOURCES, runner=fake_runner, cache_dir=tmp_path / "c", workdir=tmp_path)
     assert [call[-1] for call in fake_runner.calls] == ["update", "update", "python3.11-minimal=1"]
     assert len(paths) == 2 and not (tmp_path / "c").exists()
+
+
+def test_rootfs_refuses_to_write_through_a_symlink_out_of_the_tree(tmp_path: Path) -> None:
+    outside = tmp_path / "host"
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    evil = make_deb(debs / "evil.deb", "evil", {"./usr/lib/x": f"->{outside}", "./usr/lib/x/owned": b"!"})
+    lock = DebianLock("bookworm", "arm64", ("evil",), (), (evil,))
+    with pytest.raises(InputError, match="usr/lib/x/owned would be written outside the rootfs"):
+        build_rootfs_tar(lock, [debs / "evil.deb"], out=tmp_path / "rootfs.tar", python=HOST_PY)
+    assert not outside.exists()

@@ -62,7 +62,7 @@ def candidate_from_stanza(stanza: Mapping[str, str]) -> Candidate:
             sha256=stanza["SHA256"],
             priority=stanza.get("Priority", "optional"),
             depends=depends,
-            provides=parse_provides(stanza.get("Provides", "")),
+            provides=parse_provides(stanza["Provides"]) if "Provides" in stanza else (),
         )
     except (KeyError, ValueError) as exc:
         raise ValueError(f"bad Packages stanza for {stanza.get('Package', '?')!r}: {exc}") from exc

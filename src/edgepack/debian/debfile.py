@@ -85,12 +85,12 @@ class PathFilter:
 
 
 def rootfs_path(member: str) -> str | None:
-    """Where a data.tar member goes, relative to the rootfs; None for the root itself."""
+    """Where a data.tar member goes, relative to the rootfs; None to skip it."""
     parts = [p for p in PurePosixPath(member).parts if p not in ("/", ".")]
     if ".." in parts:
         raise InputError(f"unpacking failed because member {member!r} climbs out of the rootfs.")
-    if not parts:
-        return None
+    if not parts or (len(parts) == 1 and parts[0] in USRMERGE_DIRS):
+        return None  # the root, and /bin, /lib...: rootfs.py makes them symlinks into /usr
     if parts[0] in USRMERGE_DIRS:
         parts.insert(0, "usr")
     return "/".join(parts)
