@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _no_subprocess_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any subprocess started by a unit test fails loudly (integration tests are exempt)."""
-    if request.node.get_closest_marker("integration"):
+    """Any subprocess started by a unit test fails loudly (integration and cli tests are exempt)."""
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("cli"):
         return
 
     def _refuse(*args: object, **kwargs: object) -> None:

@@ -63,7 +63,7 @@ def plan(b: Build) -> list[Step]:
 
 def _base_step(b: Build) -> Step:
     lock_path = b.project.lock_path(b.target, "debian")
-    lock = debian.read_lock(lock_path)
+    lock = debian.read_lock(lock_path, target=b.target.name)
     inputs = {"debian.lock": lock.digest(), "code": code_digest(debian), "python": b.target.python}
     step = Step("base", f"rootfs from {len(lock.packages)} {lock.arch} Debian packages", inputs, lambda: {})
     out = b.cache_dir("base", step.key) / "rootfs.tar"
@@ -72,7 +72,7 @@ def _base_step(b: Build) -> Step:
         cache = b.project.build_dir / "cache"
         workdir = cache / "apt" / f"{lock.suite}-{lock.arch}"
         debs = debian.fetch_debs(lock, sources=b.target.debian.sources, runner=b.runner,
-                                 cache_dir=cache / "debs", workdir=workdir)  # fmt: skip
+                                 cache_dir=cache / "debs", workdir=workdir, target=b.target.name)  # fmt: skip
         debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python)
         return {"rootfs": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out)}
 

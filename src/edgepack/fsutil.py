@@ -24,10 +24,12 @@ def atomic_path(final: Path, *, is_dir: bool = False) -> Iterator[Path]:
     prefix = f".{final.name}."
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700: unreadable once COPYed into an image
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=final.parent)
         os.close(fd)
         tmp = Path(name)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield tmp
         if is_dir and final.exists():
@@ -39,6 +41,12 @@ def atomic_path(final: Path, *, is_dir: bool = False) -> Iterator[Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_text(path: Path, text: str) -> None:

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AudioError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"edgepack-runtime: smoke failed: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # onnxruntime raises untyped errors; the host shows this line
+        print(f"edgepack-runtime: smoke failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -226,7 +226,7 @@ def _check_available(missing: Sequence[DebPackage], index: PackageIndex, *, targ
             why.append(f"the mirror's sha256 differs from the lock for {', '.join(changed)}")
         raise InputError(
             f"fetching Debian packages failed because {'; and '.join(why)}.",
-            hint=f"The lock is stale. Refresh it, run: invoke base.lock --target {target}",
+            hint=f"The lock is stale. Refresh it, run: invoke lock.base --target {target}",
         )
 
 
@@ -239,7 +239,7 @@ def _store(missing: Sequence[DebPackage], *, downloaded: Path, cache_dir: Path, 
             raise InputError(
                 f"fetching {package.name} {package.version} failed because no downloaded file "
                 f"has the locked sha256 {package.sha256}.",
-                hint=f"The lock is stale. Refresh it, run: invoke base.lock --target {target}",
+                hint=f"The lock is stale. Refresh it, run: invoke lock.base --target {target}",
             )
         with atomic_path(cache_dir / f"{package.sha256}.deb") as tmp:
             shutil.move(source, tmp)

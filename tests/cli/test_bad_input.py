@@ -1,0 +1,78 @@
+"""Bad input, as a user meets it: a short message, a non-zero exit code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INVOKE = Path(sys.executable).parent / "invoke"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for part in ("targets", "docker", "assets"):
+        shutil.copytree(REPO / part, tmp_path / part)
+    shutil.copy(REPO / "tasks.py", tmp_path)
+    return tmp_path
+
+
+def invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(INVOKE), *args], cwd=project, capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 3, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_unknown_target_lists_the_known_ones(project: Path) -> None:
+    r = invoke(project, "build", "--target", "rpi3", "--dry")
+    assert_clean_error(r, 2, "unknown target 'rpi3'", "Known targets: rpi4")
+
+
+def test_malformed_yaml_names_file_and_line(project: Path) -> None:
+    (project / "targets/bad.yaml").write_text("description: x\nplatform: [linux/arm64\n")
+    r = invoke(project, "build", "--target", "bad", "--dry")
+    assert_clean_error(r, 2, "targets/bad.yaml:", "malformed YAML")
+
+
+def test_unknown_key_suggests(project: Path) -> None:
+    text = (project / "targets/rpi4.yaml").read_text().replace("qemu_cpu:", "qemu_cp:")
+    (project / "targets/bad.yaml").write_text(text)
+    r = invoke(project, "build", "--target", "bad", "--dry")
+    assert_clean_error(r, 2, "unknown key 'qemu_cp'. Did you mean 'qemu_cpu'?")
+
+
+def test_wrong_type(project: Path) -> None:
+    text = (project / "targets/rpi4.yaml").read_text().replace("threads: 4", "threads: [4]")
+    (project / "targets/bad.yaml").write_text(text)
+    r = invoke(project, "build", "--target", "bad", "--dry")
+    assert_clean_error(r, 2, "targets/bad.yaml:", "'threads' must be an integer, got a list")
+
+
+def test_missing_model_file(project: Path) -> None:
+    r = invoke(project, "build", "--target", "rpi4", "--model", "nope.onnx", "--dry")
+    assert_clean_error(r, 2, "model 'nope.onnx' is neither a bundled model nor an existing file")
+
+
+def test_model_that_is_not_onnx(project: Path) -> None:
+    (project / "model.onnx").write_text("this is not a model")
+    r = invoke(project, "build", "--target", "rpi4", "--model", "model.onnx")
+    assert_clean_error(r, 2, "model.onnx: not an ONNX model")
+
+
+def test_docker_engine_not_running(project: Path) -> None:
+    r = invoke(project, "build", "--target", "rpi4", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert_clean_error(r, 3, "docker")
+    assert not (project / "build" / "rpi4" / "image.tar").exists()
