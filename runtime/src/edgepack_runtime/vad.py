@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +34,19 @@ class SileroVAD:
         self.context = x[:, -CONTEXT:]
         return float(prob[0, 0])
 
-    def probabilities(self, samples: np.ndarray) -> np.ndarray:
-        """Per-chunk probabilities over a whole signal (the tail is zero-padded)."""
+    def probabilities(self, samples: np.ndarray, *, chunk_seconds: list[float] | None = None) -> np.ndarray:
+        """Per-chunk probabilities over a whole signal (the tail is zero-padded).
+
+        ``chunk_seconds`` collects each chunk's inference time, the latency a
+        streaming caller sees.
+        """
         self.reset()
         pad = (-len(samples)) % CHUNK
         padded = np.concatenate([samples.astype(np.float32), np.zeros(pad, dtype=np.float32)])
-        return np.array([self.step(c) for c in padded.reshape(-1, CHUNK)], dtype=np.float32)
+        probs = []
+        for chunk in padded.reshape(-1, CHUNK):
+            t0 = time.perf_counter()
+            probs.append(self.step(chunk))
+            if chunk_seconds is not None:
+                chunk_seconds.append(time.perf_counter() - t0)
+        return np.array(probs, dtype=np.float32)
