@@ -60,9 +60,13 @@ def test_image_is_arm64_with_labels_and_saved_tar(built) -> None:
     inspect = json.loads(docker("image", "inspect", image["tag"]).stdout)[0]
     labels = inspect["Config"]["Labels"]
     model = first[2].outputs["meta"]
+    assert labels["io.edgepack.model.sha256"] == model["sha256"]
     assert (
         labels["io.edgepack.model.sha256"]
-        == "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+        == "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49"
+    )
+    assert labels["io.edgepack.model.package-sha256"] == (
+        "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
     )
     assert labels["io.edgepack.model.source"].startswith("silero-vad==6.2.3:")
     assert len(labels["io.edgepack.base.lock-sha256"]) == 64

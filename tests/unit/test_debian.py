@@ -252,7 +252,7 @@ def test_read_lock_errors_name_the_file_and_the_refresh(
         read_lock(path, target="rpi4")
     assert str(path) in info.value.message
     assert cause in info.value.message
-    assert info.value.hint.endswith("run: invoke base.lock --target rpi4")
+    assert info.value.hint.endswith("run: invoke lock.base --target rpi4")
 
 
 # --- apt with a private state ---------------------------------------------------------------
@@ -379,7 +379,7 @@ def test_fetch_debs_version_gone_from_mirror_says_refresh_the_lock(tmp_path: Pat
             lock, sources=SOURCES, runner=runner, cache_dir=tmp_path / "c", workdir=tmp_path, target="rpi4"
         )
     assert "the mirror no longer has a 1, b 1" in info.value.message
-    assert "invoke base.lock --target rpi4" in info.value.hint
+    assert "invoke lock.base --target rpi4" in info.value.hint
 
 
 def test_fetch_debs_rejects_a_download_with_another_hash(tmp_path: Path) -> None:
