@@ -12,8 +12,14 @@ from invoke import Collection, task
 from edgepack import cli
 
 
-@task(help={"target": "target name (targets/NAME.yaml)", "model": "an .onnx file instead of the target's model",
-            "dry": "print the plan and what is cached; run nothing", "verbose": "echo every command"})  # fmt: skip
+@task(
+    help={
+        "target": "target name (targets/NAME.yaml)",
+        "model": "an .onnx file instead of the target's model",
+        "dry": "print the plan and what is cached; run nothing",
+        "verbose": "echo every command",
+    }
+)
 def build(c, target="rpi4", model=None, dry=False, verbose=False):
     """Build the target's image with the model baked in, and smoke-test it under QEMU."""
     with cli.guard():
@@ -51,9 +57,7 @@ def lock_deps(c, target="rpi4"):
 @task(help={"unit": "unit tests only (no docker)", "k": "pytest -k expression"})
 def test(c, unit=False, k=""):
     """Run the test suite: unit tests, then integration tests with the real docker, buildx and QEMU."""
-    args = ["-m", "not integration"] if unit else []
-    args += ["-k", k] if k else []
-    c.run(" ".join(["python", "-m", "pytest", *args]), pty=False)
+    cli.run_tests(unit_only=unit, keyword=k)
 
 
 lock = Collection("lock")

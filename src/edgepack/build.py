@@ -1,7 +1,8 @@
 """The build of one target as a plan of cached steps.
 
 base -> deps -> model -> app (runtime, model, smoke input, host reference)
--> image (buildx, saved as build/<target>/image.tar) -> smoke (under QEMU).
+-> image (buildx, docker save) -> smoke (under QEMU). Only an image whose
+smoke test passed is published as build/<target>/image.tar, with its report.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
         if info is None:
             raise CommandError(f"buildx reported success but the engine has no image {tag}.",
                                argv=["docker", "image", "inspect", tag], returncode=1, output="")  # fmt: skip
-        tar = b.out_dir / "image.tar"
+        tar = b.cache_dir("image", step.key) / "image.tar"
         with atomic_path(tar) as tmp:
             b.runner.run(save_argv(image=tag, output=tmp), what=f"docker save of {tag}")
         return {"tag": tag, "id": info.id, "bytes": info.size, "architecture": info.architecture,
@@ -183,6 +184,15 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
                 "host": _summary(reference), "qemu_cpu": t.qemu_cpu}  # fmt: skip
 
     return _with(step, action)
+
+
+def publish(b: Build, image: Outputs) -> Path:
+    """Hard-link the smoke-tested image tar to build/<target>/image.tar (atomically)."""
+    final = b.out_dir / "image.tar"
+    with atomic_path(final) as tmp:
+        tmp.unlink()
+        os.link(image["tar"], tmp)
+    return final
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgepack import debian, doctor, pydeps, report
-from edgepack.build import Build, plan
+from edgepack.build import Build, plan, publish
 from edgepack.config import Project, Target, load_target, target_schema
 from edgepack.errors import EdgepackError
 from edgepack.fsutil import write_text
@@ -61,7 +61,8 @@ def build(target_name: str, *, model: str | None, dry: bool, verbose: bool) -> N
         console.print(f"[dim]{step.name:>6}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
 
     records = execute(steps, b.cache, on_start=announce)
-    result = report.build_report(b, records, total_seconds=time.perf_counter() - t0)
+    published = publish(b, records[-2].outputs)
+    result = report.build_report(b, records, total_seconds=time.perf_counter() - t0, image_tar=published)
     report.write_report(b, result)
     report.render_summary(result, console)
     console.print(f"report  {b.out_dir / 'report.json'}")
@@ -108,3 +109,13 @@ def lock_deps(target_name: str) -> None:
     proj = project()
     path = pydeps.lock(load_target(proj, target_name), project=proj, runner=runner())
     console.print(f"wrote {path}")
+
+
+def run_tests(*, unit_only: bool, keyword: str) -> None:
+    """pytest in this process: unit tests first (fast), then the CLI and integration tests."""
+    import pytest
+
+    paths = ["tests/unit"] if unit_only else ["tests/unit", "tests/cli", "tests/integration"]
+    code = pytest.main([*paths, *(["-k", keyword] if keyword else [])])
+    if code != 0:
+        raise Exit(code=int(code))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -23,7 +24,9 @@ def plan_table(steps: list[Step], cached: dict[str, bool]) -> Table:
     return table
 
 
-def build_report(b: Build, records: list[StepRecord], *, total_seconds: float) -> dict[str, Any]:
+def build_report(
+    b: Build, records: list[StepRecord], *, total_seconds: float, image_tar: Path
+) -> dict[str, Any]:
     by_name = {r.name: r for r in records}
     image = by_name["image"].outputs
     model = by_name["app"].outputs["model"]
@@ -36,7 +39,10 @@ def build_report(b: Build, records: list[StepRecord], *, total_seconds: float) -
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(total_seconds, 3),
         "steps": [{"name": r.name, "key": r.key, "cached": r.cached, "seconds": r.seconds} for r in records],
-        "image": {k: image[k] for k in ("tag", "id", "bytes", "architecture", "tar", "tar_bytes")},
+        "image": {
+            **{k: image[k] for k in ("tag", "id", "bytes", "architecture", "tar_bytes")},
+            "tar": str(image_tar),
+        },
         "model": {"source": model["source"], "sha256": model["sha256"], "kind": model["kind"]},
         "smoke": by_name["smoke"].outputs,
     }

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgepack import smoke
-from edgepack.build import Build, plan
+from edgepack.build import Build, plan, publish
 from edgepack.config import Project, load_target
 from edgepack.errors import SmokeTestError
 from edgepack.plan import cached_state, execute
@@ -36,7 +36,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, list, list]:
     target = load_target(proj, "rpi4")
     b = Build(target=target, project=proj, runner=Runner(echo=False), model=target.model)
     first = execute(plan(b), b.cache)
-    write_report(b, build_report(b, first, total_seconds=1.0))
+    tar = publish(b, first[4].outputs)
+    write_report(b, build_report(b, first, total_seconds=1.0, image_tar=tar))
     second = execute(plan(b), b.cache)
     return b, first, second
 
@@ -72,8 +73,8 @@ def test_image_is_arm64_with_labels_and_saved_tar(built) -> None:
     assert len(labels["io.edgepack.base.lock-sha256"]) == 64
     assert inspect["Config"]["User"] == "1000:1000"
     assert model["kind"] == "vad" and model["sample_rate"] == 16000
-    tar = Path(image["tar"])
-    assert tar == b.out_dir / "image.tar" and tar.stat().st_size > 10_000_000
+    tar = b.out_dir / "image.tar"
+    assert tar.samefile(image["tar"]) and tar.stat().st_size > 10_000_000
     assert not list(b.out_dir.glob(".*.tmp"))
 
 
@@ -122,3 +123,36 @@ def test_a_wrong_reference_fails_the_smoke_with_numbers(built) -> None:
     with pytest.raises(SmokeTestError, match=r"speech_prob \[\d+\] <f4: max abs 0.01"):
         smoke.require_match(checks, image="x")
     assert np.isclose(checks[0].max_abs, 0.01, atol=1e-4)
+
+
+def tiny_onnx(path: Path) -> None:
+    """MatMul + Relu with a dynamic batch axis: a model edgepack knows nothing about."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((16, 4)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def test_build_with_a_user_model_reuses_base_and_deps(built) -> None:
+    b, _, _ = built
+    tiny_onnx(b.project.root / "tiny.onnx")
+    other = Build(target=b.target, project=b.project, runner=Runner(echo=False), model="tiny.onnx")
+    records = {r.name: r for r in execute(plan(other), other.cache)}
+    assert records["base"].cached and records["deps"].cached
+    assert not records["model"].cached and not records["image"].cached
+    assert records["model"].outputs["meta"]["kind"] == "generic"
+    (check,) = records["smoke"].outputs["checks"]
+    assert check["name"] == "y" and check["shape"] == [1, 4] and check["ok"]
+    labels = records["image"].outputs["labels"]
+    assert labels["io.edgepack.model.source"] == "tiny.onnx"
