@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeRunner, ok
+from tests.conftest import FakeRunner, ok
 from edgepack.debian import (
     DebianLock,
     DebPackage,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from conftest import FakeRunner, ok
+from tests.conftest import FakeRunner, ok
 from edgepack.doctor import (
     FIX_HINT,
     BinfmtMisc,
