@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from edgepack.errors import CommandError, ToolchainError
 
@@ -68,11 +69,15 @@ class Runner:
         timeout: float | None = None,
         hint: str = "",
         mutates: bool = True,
+        stdin: BinaryIO | None = None,
+        stdout: BinaryIO | None = None,
     ) -> Result:
         """Run ``argv``; on failure raise CommandError naming ``what``.
 
         ``mutates=False`` marks a read-only query that still runs in a dry run
         (``docker info``), so that a plan can be computed without side effects.
+        ``stdin``/``stdout`` stream from/to open files (large transfers, never
+        held in memory); the child reads ``stdin`` from its current offset.
         """
         args = [os.fspath(a) for a in argv]
         if self.echo:
@@ -86,7 +91,9 @@ class Runner:
                 cwd=cwd,
                 env=full_env,
                 input=input,
-                capture_output=True,
+                stdin=stdin,
+                stdout=stdout if stdout is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 timeout=timeout,
                 check=False,
             )

@@ -20,7 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--runs", type=int, default=None)
     smoke.add_argument("--threads", type=int, default=None)
     sub.add_parser("info", help="print runtime versions and the CPU's features")
+    _add_metrics_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("bench", "serve"):
+        return _run_metrics_command(args)
     if args.command == "info":
         from edgepack_runtime.smoke import _platform
 
@@ -38,6 +41,39 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
+    return 0
+
+
+def _add_metrics_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = sub.add_parser("bench", help="the smoke inference N times: p50/p95/p99, peak RSS, CPU; JSON")
+    bench.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    bench.add_argument("--runs", type=int, default=5)
+    bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--threads", type=int, default=None)
+    serve = sub.add_parser("serve", help="run the model continuously; Prometheus metrics and JSON lines")
+    serve.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    serve.add_argument("--port", type=int, default=9464, help="127.0.0.1 port of /metrics (0: none)")
+    serve.add_argument("--jsonl", type=Path, default=None, help="append a JSON record per interval here")
+    serve.add_argument("--interval", type=float, default=60.0, help="seconds between JSON records")
+    serve.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
+
+
+def _run_metrics_command(args: argparse.Namespace) -> int:
+    from edgepack_runtime import metrics
+
+    try:
+        if args.command == "bench":
+            result = metrics.bench(args.spec, runs=args.runs, warmup=args.warmup, threads=args.threads)
+            json.dump(result, sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            final = metrics.serve(args.spec, port=args.port, jsonl=args.jsonl, interval_s=args.interval,
+                                  duration_s=args.duration)  # fmt: skip
+            json.dump(final.snapshot(), sys.stdout)
+            sys.stdout.write("\n")
+    except (AudioError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+        print(f"edgepack-runtime: {args.command} failed: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -29,7 +29,14 @@ def session(model: Path, *, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
-def run_smoke(spec_path: Path, *, runs: int | None = None, threads: int | None = None) -> dict[str, Any]:
+def run_smoke(
+    spec_path: Path,
+    *,
+    runs: int | None = None,
+    threads: int | None = None,
+    chunk_seconds: list[float] | None = None,
+) -> dict[str, Any]:
+    """``chunk_seconds``, when given, receives every call's latency (metrics.bench takes p99 from it)."""
     spec = json.loads(spec_path.read_text())
     base = spec_path.parent
     runs = runs or int(spec["runs"])
@@ -42,6 +49,8 @@ def run_smoke(spec_path: Path, *, runs: int | None = None, threads: int | None =
     else:
         outputs, passes, seconds = _run_generic(sess, base / spec["input"], runs)
         calls, unit = passes, "run"
+    if chunk_seconds is not None:
+        chunk_seconds.extend(calls)
     return {
         "runtime": _platform(),
         "outputs": {name: encode(value) for name, value in outputs.items()},

@@ -1,0 +1,1 @@
+"""Real boards: inventory, SSH, deploy, on-board smoke and bench, fleet runs, regression checks."""
