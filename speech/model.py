@@ -1,6 +1,6 @@
 """A compact streaming acoustic model: causal conv front end, GRU, CTC over characters.
 
-Layout: ``Conv1d(k=3) -> ReLU -> Conv1d(k=3, stride=2) -> ReLU -> GRU -> Linear``.
+Layout: ``Conv1d(k=3) -> ReLU -> Conv1d(k=3, stride=2) -> ReLU -> LayerNorm -> GRU -> Linear``.
 Both convolutions are unpadded ("valid"); :meth:`CmdAsr.forward` puts
 ``LEFT_CONTEXT`` zero frames before the utterance, so output frame ``t`` sees
 input frames ``2t - 4 .. 2t`` (causal, no look-ahead) and the conv part has
@@ -37,7 +37,7 @@ class CmdAsr(nn.Module):
         channels: int = 128,
         hidden: int = 192,
         layers: int = 2,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
@@ -45,6 +45,7 @@ class CmdAsr(nn.Module):
         self.layers = layers
         self.conv1 = nn.Conv1d(n_mels, channels, kernel_size=3)
         self.conv2 = nn.Conv1d(channels, channels, kernel_size=3, stride=SUBSAMPLING)
+        self.norm = nn.LayerNorm(channels)
         self.drop = nn.Dropout(dropout)
         self.gru = nn.GRU(channels, hidden, num_layers=layers, batch_first=True, dropout=dropout)
         self.out = nn.Linear(hidden, vocab_size)
@@ -60,7 +61,7 @@ class CmdAsr(nn.Module):
         x = feats.transpose(1, 2)
         x = F.relu(self.conv1(x))
         x = F.relu(self.conv2(x))
-        x = self.drop(x.transpose(1, 2))
+        x = self.drop(self.norm(x.transpose(1, 2)))
         y, h_n = self.gru(x, h0)
         return F.log_softmax(self.out(self.drop(y)), dim=-1), h_n
 

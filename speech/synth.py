@@ -102,8 +102,8 @@ def draw(split: str, index: int, seed: int) -> tuple[Utterance, np.random.Genera
         rate=int(rng.integers(120, 221)),
         pitch=int(rng.integers(20, 81)),
         gap=int(rng.integers(0, 4)),
-        lead_s=float(rng.uniform(0.0, 0.3)),
-        tail_s=float(rng.uniform(0.0, 0.3)),
+        lead_s=float(rng.uniform(0.05, 0.4)),
+        tail_s=float(rng.uniform(0.05, 0.3)),
         rms_db=float(rng.uniform(-38.0, -14.0)),
         noise=noise,
         snr_db=float(rng.uniform(10.0, 30.0)),
@@ -144,6 +144,13 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x**2) + 1e-20))
 
 
+def trim(speech: np.ndarray, *, threshold: float = 1e-3) -> np.ndarray:
+    """Cut espeak-ng's own leading and trailing silence (often 0.3 s or more), so
+    that the random padding of :func:`augment` alone sets it."""
+    loud = np.flatnonzero(np.abs(speech) > threshold)
+    return speech[loud[0] : loud[-1] + 1] if loud.size else speech
+
+
 def augment(speech: np.ndarray, utt: Utterance, rng: np.random.Generator) -> np.ndarray:
     """Pad with silence, set the level, add noise; returns int16 samples."""
     lead, tail = (np.zeros(round(s * SAMPLE_RATE)) for s in (utt.lead_s, utt.tail_s))
@@ -163,7 +170,7 @@ def synthesise(utt: Utterance, rng: np.random.Generator, *, runner: Runner, work
     speech, rate = read_wav(wav)
     if speech.size == 0:
         raise RuntimeError(f"espeak-ng wrote no audio for {utt}")
-    return augment(soxr.resample(speech, rate, SAMPLE_RATE), utt, rng)
+    return augment(trim(soxr.resample(speech, rate, SAMPLE_RATE)), utt, rng)
 
 
 def build_split(split: str, count: int, *, seed: int, out: Path, keep_audio: bool) -> Path:
