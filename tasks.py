@@ -5,6 +5,7 @@ invoke doctor [--fix]             check / install the host toolchain
 invoke targets                    list targets
 invoke lock.base|lock.deps        refresh a target's pinned packages
 invoke test                       unit and integration tests
+invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
 """
 
 from invoke import Collection, task
@@ -60,7 +61,51 @@ def test(c, unit=False, k=""):
     cli.run_tests(unit_only=unit, keyword=k)
 
 
+MODEL_HELP = {"target": "target name (its CPU and onnxruntime)", "spec": "model spec; default: the target's"}
+
+
+@task(help=MODEL_HELP)
+def model_export(c, target="rpi4", spec=None):
+    """Export the spec's model to ONNX and verify it against eager torch at every check size."""
+    with cli.guard():
+        cli.model_stage("export", target_name=target, spec=spec)
+
+
+@task(help=MODEL_HELP)
+def model_quantize(c, target="rpi4", spec=None):
+    """Export, then quantize as the spec asks (dynamic / static QDQ int8, fp16)."""
+    with cli.guard():
+        cli.model_stage("quantize", target_name=target, spec=spec)
+
+
+@task(help=MODEL_HELP)
+def model_validate(c, target="rpi4", spec=None):
+    """Export, quantize, then validate against fp32: outputs, per-layer SQNR, task metric (gates)."""
+    with cli.guard():
+        cli.model_stage("validate", target_name=target, spec=spec)
+
+
+@task(help={"target": "target name"})
+def model_report(c, target="rpi4"):
+    """Show the last model validation report of a target (build/<target>/model/report.json)."""
+    with cli.guard():
+        cli.model_show(target_name=target)
+
+
+@task
+def model_schema(c):
+    """Regenerate models/model.schema.json from the spec's types."""
+    with cli.guard():
+        cli.model_schema()
+
+
+model = Collection("model")
+for _name, _task in (("export", model_export), ("quantize", model_quantize), ("validate", model_validate),
+                     ("report", model_report), ("schema", model_schema)):  # fmt: skip
+    model.add_task(_task, _name)
+
+
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock)
+ns = Collection(build, doctor, targets, test, lock, model)

@@ -23,6 +23,7 @@ from edgepack.config import Project, Target
 from edgepack.docker import buildx_argv, inspect_image, save_argv
 from edgepack.errors import CommandError
 from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
+from edgepack.modelpipe.spec import is_spec_path
 from edgepack.plan import Outputs, Step, StepCache, digest
 from edgepack.runner import Runner
 
@@ -56,10 +57,19 @@ def code_digest(*modules: ModuleType) -> str:
 def plan(b: Build) -> list[Step]:
     base = _base_step(b)
     deps = _deps_step(b)
-    model = _model_step(b)
-    app = _app_step(b, model)
+    model_steps = _model_steps(b)
+    app = _app_step(b, model_steps[-1])
     image = _image_step(b, base=base, deps=deps, app=app)
-    return [base, deps, model, app, image, _smoke_step(b, image=image, app=app)]
+    return [base, deps, *model_steps, app, image, _smoke_step(b, image=image, app=app)]
+
+
+def _model_steps(b: Build) -> list[Step]:
+    """A model file is one step; a model spec (models/NAME.yaml) is model, export, quantize, validate."""
+    if is_spec_path(b.model):
+        from edgepack.modelpipe.steps import plan_model
+
+        return plan_model(b)
+    return [_model_step(b)]
 
 
 def _base_step(b: Build) -> Step:
@@ -146,8 +156,10 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
     def action() -> Outputs:
         context = _assemble_context(b, base=base, deps=deps, app=app)
         iid = context.parent / "image.iid"
+        # A spec's model is made by the build: its digest is known once the app step has run.
+        final = {**labels, "io.edgepack.model.sha256": _stamp(b, app)["model"]["sha256"]}
         b.runner.run(buildx_argv(context=context, dockerfile=dockerfile, platform=b.target.platform,
-                                 tags=[tag, f"{b.target.image}:latest"], labels=labels,
+                                 tags=[tag, f"{b.target.image}:latest"], labels=final,
                                  build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
                                  iidfile=iid),
                      what=f"docker buildx build of {tag}")  # fmt: skip
@@ -160,7 +172,7 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
         with atomic_path(tar) as tmp:
             b.runner.run(save_argv(image=tag, output=tmp), what=f"docker save of {tag}")
         return {"tag": tag, "id": info.id, "bytes": info.size, "architecture": info.architecture,
-                "tar": str(tar), "tar_bytes": tar.stat().st_size, "labels": labels}  # fmt: skip
+                "tar": str(tar), "tar_bytes": tar.stat().st_size, "labels": final}  # fmt: skip
 
     def valid(o: Outputs) -> bool:
         return Path(o["tar"]).is_file() and inspect_image(o["tag"], runner=b.runner) is not None
@@ -209,7 +221,8 @@ def _stamp(b: Build, step: Step) -> Outputs:
 
 def _labels(b: Build) -> dict[str, str]:
     t = b.target
-    ref = models.resolve(b.model, project_root=b.project.root)
+    ref = None if is_spec_path(b.model) else models.resolve(b.model, project_root=b.project.root)
+    source = b.model if ref is None else ref.source if ref.bundled else Path(ref.source).name
     req_lock = b.project.lock_path(t, "requirements")
     return {
         "org.opencontainers.image.title": f"edgepack {t.name}",
@@ -218,9 +231,9 @@ def _labels(b: Build) -> dict[str, str]:
         "org.opencontainers.image.revision": git_revision(b.project.root),
         "io.edgepack.target": t.name,
         "io.edgepack.qemu-cpu": t.qemu_cpu,
-        "io.edgepack.model.source": ref.source if ref.bundled else Path(ref.source).name,
-        "io.edgepack.model.sha256": ref.digest,
-        "io.edgepack.model.package-sha256": ref.bundled.wheel_sha256 if ref.bundled else "",
+        "io.edgepack.model.source": source,
+        "io.edgepack.model.sha256": "" if ref is None else ref.digest,
+        "io.edgepack.model.package-sha256": ref.bundled.wheel_sha256 if ref and ref.bundled else "",
         "io.edgepack.base.lock-sha256": debian.read_lock(b.project.lock_path(t, "debian")).digest(),
         "io.edgepack.deps.lock-sha256": sha256_file(req_lock) if req_lock.is_file() else "",
     }

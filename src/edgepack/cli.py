@@ -15,7 +15,7 @@ from rich.table import Table
 from edgepack import debian, doctor, pydeps, report
 from edgepack.build import Build, plan, publish
 from edgepack.config import Project, Target, load_target, target_schema
-from edgepack.errors import EdgepackError
+from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
 from edgepack.plan import cached_state, execute
 from edgepack.runner import Runner
@@ -62,6 +62,11 @@ def build(target_name: str, *, model: str | None, dry: bool, verbose: bool) -> N
 
     records = execute(steps, b.cache, on_start=announce)
     published = publish(b, records[-2].outputs)
+    model_report = next((r for r in records if r.name == "validate"), None)
+    if model_report is not None:
+        from edgepack.modelpipe.pipeline import publish_report
+
+        publish_report(Path(model_report.outputs["dir"]), b.out_dir / "model")
     result = report.build_report(b, records, total_seconds=time.perf_counter() - t0, image_tar=published)
     report.write_report(b, result)
     report.render_summary(result, console)
@@ -119,3 +124,52 @@ def run_tests(*, unit_only: bool, keyword: str) -> None:
     code = pytest.main([*paths, *(["-k", keyword] if keyword else [])])
     if code != 0:
         raise Exit(code=int(code))
+
+
+def model_stage(stage: str, *, target_name: str, spec: str | None) -> None:
+    """Run the model steps up to ``stage`` (export, quantize, validate), cached like a build's."""
+    from edgepack.modelpipe import report as model_report
+    from edgepack.modelpipe.spec import is_spec_path
+    from edgepack.modelpipe.steps import STEP_NAMES, plan_model
+
+    proj = project()
+    target = load_target(proj, target_name)
+    b = Build(target=target, project=proj, runner=runner(), model=spec or target.model)
+    if not is_spec_path(b.model):
+        raise ConfigError(
+            f"'{b.model}' is not a model spec; the model tasks take one (models/NAME.yaml).",
+            hint="Pass --spec models/NAME.yaml, or point the target's model at a spec.",
+        )
+    steps = plan_model(b)[: STEP_NAMES.index(stage) + 1]
+
+    def announce(step, hit):  # type: ignore[no-untyped-def]
+        console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+
+    last = execute(steps, b.cache, on_start=announce)[-1].outputs
+    record = {"export": "export.json", "quantize": "quantize.json", "validate": "report.json"}.get(stage)
+    if stage == "validate":
+        model_report.render(json.loads((Path(last["dir"]) / "report.json").read_text()), console)
+        console.print(f"report  {b.out_dir / 'model' / 'report.json'}")
+    elif record:
+        console.print_json((Path(last["dir"]) / record).read_text())
+
+
+def model_show(*, target_name: str) -> None:
+    from edgepack.modelpipe import report as model_report
+
+    path = project().build_dir / target_name / "model" / "report.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"no model report at {path}.", hint=f"Run: invoke model.validate --target {target_name}"
+        )
+    model_report.render(json.loads(path.read_text()), console)
+    png = path.with_name("layers.png")
+    console.print(f"report  {path}" + (f"\nplot    {png}" if png.is_file() else ""))
+
+
+def model_schema() -> None:
+    from edgepack.modelpipe.spec import spec_schema
+
+    path = project().root / "models" / "model.schema.json"
+    write_text(path, json.dumps(spec_schema(), indent=2) + "\n")
+    console.print(f"wrote {path}")

@@ -52,7 +52,9 @@ class Target:
     runtime: Literal["onnxruntime"] = field(metadata={"doc": "inference runtime in the image"})
     threads: int = field(metadata={"doc": "intra-op threads: the board's core count"})
     image: str = field(metadata={"doc": "local image name (no registry)"})
-    model: str = field(metadata={"doc": "bundled model name (silero-vad) or path to an .onnx file"})
+    model: str = field(
+        metadata={"doc": "bundled model name (silero-vad), an .onnx file, or a model spec (models/NAME.yaml)"}
+    )
     requirements: str = field(metadata={"doc": "runtime requirements file, relative to the project root"})
     prune: tuple[str, ...] = field(
         metadata={"doc": "globs under site-packages left out of the image (tests, build-time tools)"}

@@ -68,3 +68,9 @@ class SmokeTestError(EdgepackError):
     """The image ran but its outputs did not match the host reference."""
 
     exit_code = 5
+
+
+class ModelCheckError(EdgepackError):
+    """A converted model (trace, export, quantization) does not compute what the original does."""
+
+    exit_code = 5

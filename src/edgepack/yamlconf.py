@@ -122,7 +122,12 @@ def _coerce(hint: Any, value: Any, *, where: Located, at: tuple[str, ...]) -> An
         options = [a for a in get_args(hint) if a is not type(None)]
         if value is None and len(options) < len(get_args(hint)):
             return None
-        return _coerce(options[0], value, where=where, at=at)
+        for option in options[:-1]:  # e.g. int | str: the first that fits wins
+            try:
+                return _coerce(option, value, where=where, at=at)
+            except ConfigError:
+                continue
+        return _coerce(options[-1], value, where=where, at=at)
     return _scalar(hint, value, where=where, at=at)
 
 

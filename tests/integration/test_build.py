@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def copy_project(dest: Path) -> Project:
-    for part in ("targets", "docker", "assets"):
+    for part in ("targets", "docker", "assets", "models"):
         shutil.copytree(REPO / part, dest / part)
     (dest / "runtime").mkdir()
     shutil.copy(REPO / "runtime" / "requirements.in", dest / "runtime")
@@ -36,10 +36,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, list, list]:
     target = load_target(proj, "rpi4")
     b = Build(target=target, project=proj, runner=Runner(echo=False), model=target.model)
     first = execute(plan(b), b.cache)
-    tar = publish(b, first[4].outputs)
+    tar = publish(b, step(first, "image").outputs)
     write_report(b, build_report(b, first, total_seconds=1.0, image_tar=tar))
     second = execute(plan(b), b.cache)
     return b, first, second
+
+
+def step(records: list, name: str):  # type: ignore[no-untyped-def]
+    return next(r for r in records if r.name == name)
 
 
 def docker(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,7 +52,8 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cold_build_runs_every_step_and_rebuild_reuses_all(built) -> None:
     b, first, second = built
-    assert [r.name for r in first] == ["base", "deps", "model", "app", "image", "smoke"]
+    names = ["base", "deps", "model", "export", "quantize", "validate", "app", "image", "smoke"]
+    assert [r.name for r in first] == names
     assert not any(r.cached for r in first)
     assert all(r.cached for r in second)
     assert all(cached_state(plan(b), b.cache).values())
@@ -56,20 +61,17 @@ def test_cold_build_runs_every_step_and_rebuild_reuses_all(built) -> None:
 
 def test_image_is_arm64_with_labels_and_saved_tar(built) -> None:
     b, first, _ = built
-    image = first[4].outputs
+    image = step(first, "image").outputs
     assert image["architecture"] == "arm64"
     inspect = json.loads(docker("image", "inspect", image["tag"]).stdout)[0]
     labels = inspect["Config"]["Labels"]
-    model = first[2].outputs["meta"]
-    assert labels["io.edgepack.model.sha256"] == model["sha256"]
+    model = step(first, "validate").outputs["meta"]
+    # The rpi4 model is made by the build (models/silero-vad.yaml): the label is the baked file's digest.
     assert (
-        labels["io.edgepack.model.sha256"]
-        == "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49"
+        labels["io.edgepack.model.sha256"] == model["sha256"] == step(first, "app").outputs["model"]["sha256"]
     )
-    assert labels["io.edgepack.model.package-sha256"] == (
-        "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
-    )
-    assert labels["io.edgepack.model.source"].startswith("silero-vad==6.2.3:")
+    assert model["quantize"] == "dynamic" and model["spec"] == "silero-vad"
+    assert labels["io.edgepack.model.source"] == "models/silero-vad.yaml"
     assert len(labels["io.edgepack.base.lock-sha256"]) == 64
     assert inspect["Config"]["User"] == "1000:1000"
     assert model["kind"] == "vad" and model["sample_rate"] == 16000
@@ -80,7 +82,7 @@ def test_image_is_arm64_with_labels_and_saved_tar(built) -> None:
 
 def test_image_has_no_shell_and_runs_as_non_root(built) -> None:
     _, first, _ = built
-    tag = first[4].outputs["tag"]
+    tag = step(first, "image").outputs["tag"]
     shell = docker("run", "--rm", "--network", "none", "--platform", "linux/arm64", "--entrypoint", "/bin/sh",
                    tag, "-c", "true")  # fmt: skip
     assert shell.returncode != 0
@@ -92,7 +94,7 @@ def test_image_has_no_shell_and_runs_as_non_root(built) -> None:
 
 def test_smoke_matched_reference_under_emulated_cortex_a72(built) -> None:
     b, first, _ = built
-    result = first[5].outputs
+    result = step(first, "smoke").outputs
     assert result["ok"] and result["qemu_cpu"] == "cortex-a72"
     assert result["emulated"]["runtime"]["machine"] == "aarch64"
     # QEMU_CPU=cortex-a72 exposes only a Pi 4's features: no dot product, no SVE.
@@ -106,7 +108,7 @@ def test_smoke_matched_reference_under_emulated_cortex_a72(built) -> None:
 
 def test_vad_finds_the_speech_in_the_smoke_audio(built) -> None:
     _, first, _ = built
-    reference = json.loads(Path(first[3].outputs["reference"]).read_text())
+    reference = json.loads(Path(step(first, "app").outputs["reference"]).read_text())
     probs = decode(reference["outputs"]["speech_prob"])
     # 0.5 s of silence, ~1.8 s of speech, 0.5 s of silence; 32 ms per chunk.
     assert probs[:10].max() < 0.2 and probs[30:60].mean() > 0.6 and probs[-8:].max() < 0.3
@@ -114,8 +116,8 @@ def test_vad_finds_the_speech_in_the_smoke_audio(built) -> None:
 
 def test_a_wrong_reference_fails_the_smoke_with_numbers(built) -> None:
     b, first, _ = built
-    reference = json.loads(Path(first[3].outputs["reference"]).read_text())
-    emulated = smoke.run_in_image(first[4].outputs["tag"], b.target, runner=Runner(echo=False))
+    reference = json.loads(Path(step(first, "app").outputs["reference"]).read_text())
+    emulated = smoke.run_in_image(step(first, "image").outputs["tag"], b.target, runner=Runner(echo=False))
     probs = decode(reference["outputs"]["speech_prob"]).copy()
     probs[5] += 0.01
     reference["outputs"]["speech_prob"] = encode(probs)
@@ -156,3 +158,20 @@ def test_build_with_a_user_model_reuses_base_and_deps(built) -> None:
     assert check["name"] == "y" and check["shape"] == [1, 4] and check["ok"]
     labels = records["image"].outputs["labels"]
     assert labels["io.edgepack.model.source"] == "tiny.onnx"
+
+
+def test_bundled_onnx_model_still_builds_by_name(built) -> None:
+    """`--model silero-vad`: the wheel's ONNX file as it is, one model step, no export."""
+    b, _, _ = built
+    other = Build(target=b.target, project=b.project, runner=Runner(echo=False), model="silero-vad")
+    records = {r.name: r for r in execute(plan(other), other.cache)}
+    assert "export" not in records and records["base"].cached and records["smoke"].outputs["ok"]
+    labels = records["image"].outputs["labels"]
+    assert (
+        labels["io.edgepack.model.sha256"]
+        == "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49"
+    )
+    assert labels["io.edgepack.model.package-sha256"] == (
+        "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+    )
+    assert labels["io.edgepack.model.source"].startswith("silero-vad==6.2.3:")

@@ -21,6 +21,10 @@ class SileroVAD:
     state: np.ndarray = field(default_factory=lambda: np.zeros((2, 1, 128), dtype=np.float32))
     context: np.ndarray = field(default_factory=lambda: np.zeros((1, CONTEXT), dtype=np.float32))
 
+    def __post_init__(self) -> None:
+        # The package's ONNX files take the rate as input `sr`; an export of the 16 kHz model alone does not.
+        self.takes_rate = any(i.name == "sr" for i in self.session.get_inputs())
+
     def reset(self) -> None:
         self.state = np.zeros((2, 1, 128), dtype=np.float32)
         self.context = np.zeros((1, CONTEXT), dtype=np.float32)
@@ -28,9 +32,10 @@ class SileroVAD:
     def step(self, chunk: np.ndarray) -> float:
         """Speech probability of one 512-sample chunk at 16 kHz."""
         x = np.concatenate([self.context, chunk.reshape(1, CHUNK).astype(np.float32)], axis=1)
-        prob, self.state = self.session.run(
-            None, {"input": x, "state": self.state, "sr": np.array(RATE, dtype=np.int64)}
-        )
+        feeds = {"input": x, "state": self.state}
+        if self.takes_rate:
+            feeds["sr"] = np.array(RATE, dtype=np.int64)
+        prob, self.state = self.session.run(None, feeds)
         self.context = x[:, -CONTEXT:]
         return float(prob[0, 0])
 

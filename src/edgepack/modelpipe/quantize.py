@@ -1,0 +1,230 @@
+"""Quantization for ARM CPUs with onnxruntime: dynamic int8, static int8 (QDQ), fp16.
+
+Pre-processing first (``quant_pre_process``: symbolic shape inference and
+graph optimization), as onnxruntime's quantization guide asks. Then:
+
+* dynamic: int8 weights, activations quantized at run time (uint8): the usual
+  choice for RNNs and transformers, no calibration set.
+* static: QDQ format (QuantizeLinear/DequantizeLinear pairs that onnxruntime's
+  ARM kernels fuse into QLinearConv/QLinearMatMul), ranges from a calibration
+  set by MinMax, Entropy or Percentile.
+* fp16: weights and arithmetic in half precision; only on CPUs with fp16
+  arithmetic (ARMv8.2-A and later: a Pi 5's Cortex-A76, not a Pi 4's A72).
+
+On an ARMv8.0 core (Cortex-A72) onnxruntime's int8 GEMMs use widening NEON
+multiplies (no SDOT/UDOT): int8 still quarters the weights and saves memory
+bandwidth, but the arithmetic speed-up over fp32 is small; it is measured, not
+assumed (bench/models.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgepack.errors import ConfigError, InputError, ModelCheckError
+from edgepack.modelpipe.inputs import Feeds
+from edgepack.modelpipe.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    name: str
+    arch: str
+    dotprod: bool
+    fp16: bool
+    note: str
+
+
+def cpu_info(qemu_cpu: str) -> CpuInfo:
+    table = yaml.safe_load(resources.files("edgepack").joinpath("resources/cpus.yaml").read_text())
+    row = table.get(qemu_cpu)
+    if row is None:
+        raise ConfigError(
+            f"CPU '{qemu_cpu}' is not in resources/cpus.yaml: its features are unknown.",
+            hint=f"Known CPUs: {', '.join(sorted(table))}.",
+        )
+    return CpuInfo(name=qemu_cpu, **row)
+
+
+@dataclass(frozen=True)
+class QuantResult:
+    mode: str
+    seconds: float
+    excluded: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+class FeedReader:
+    """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
+
+    def __init__(self, feeds: Sequence[Feeds], input_names: Sequence[str]) -> None:
+        self._feeds = [{k: v for k, v in f.items() if k in input_names} for f in feeds]
+        self._i = 0
+
+    def get_next(self) -> Feeds | None:
+        if self._i >= len(self._feeds):
+            return None
+        self._i += 1
+        return self._feeds[self._i - 1]
+
+    def rewind(self) -> None:
+        self._i = 0
+
+    def __iter__(self) -> FeedReader:  # qdq_loss_debug iterates where quantize_static calls get_next
+        return self
+
+    def __next__(self) -> Feeds:
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs progress with print() and logging: keep the terminal clean."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def preprocess(src: Path, dst: Path) -> str:
+    """Shape inference + optimization; falls back to ONNX shape inference when symbolic inference fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with _quiet():
+        try:
+            quant_pre_process(str(src), str(dst))
+            return "symbolic shape inference + optimization"
+        except Exception:  # symbolic shape inference gives up on some graphs (If, Loop)
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+            return "ONNX shape inference + optimization (symbolic inference failed)"
+
+
+def excluded_nodes(model_path: Path, spec: ModelSpec) -> list[str]:
+    import onnx
+
+    q = spec.quantize
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    names = {n.name for n in graph.node}
+    unknown = [n for n in q.exclude_nodes if n not in names]
+    if unknown:
+        raise ConfigError(
+            f"model spec '{spec.name}': quantize.exclude_nodes names no node: {', '.join(unknown)}.",
+            hint="Node names are in build/<target>/model/report.json (layers).",
+        )
+    by_type = [n.name for n in graph.node if n.op_type in q.exclude_op_types]
+    return sorted({*q.exclude_nodes, *by_type})
+
+
+def quantize(
+    spec: ModelSpec, fp32: Path, out: Path, *, calibration: Sequence[Feeds], cpu: CpuInfo
+) -> QuantResult:
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    q = spec.quantize
+    types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    t0 = time.perf_counter()
+    if q.mode == "none":
+        shutil.copyfile(fp32, out)
+        return QuantResult("none", 0.0, (), ("fp32 kept: quantize.mode is none",))
+    if q.mode == "fp16":
+        return _fp16(spec, fp32, out, cpu=cpu)
+    pre = out.with_name("preprocessed.onnx")
+    notes = [f"pre-processing: {preprocess(fp32, pre)}"]
+    excluded = excluded_nodes(pre, spec)
+    common: dict[str, Any] = {
+        "per_channel": q.per_channel,
+        "reduce_range": q.reduce_range,
+        "weight_type": types[q.weight_type],
+        "nodes_to_exclude": excluded,
+        "op_types_to_quantize": list(q.op_types) or None,
+    }
+    try:
+        with _quiet():
+            if q.mode == "dynamic":
+                quantize_dynamic(str(pre), str(out), **common)
+            else:
+                if not calibration:
+                    raise InputError(
+                        f"model spec '{spec.name}': the calibration set is empty.",
+                        hint="Set quantize.calibration (audio files, or samples for synthetic).",
+                    )
+                names = [t.name for t in spec.inputs]
+                method = getattr(CalibrationMethod, q.calibration.method)
+                quantize_static(
+                    str(pre),
+                    str(out),
+                    FeedReader(calibration, names),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=types[q.activation_type],
+                    calibrate_method=method,
+                    **common,
+                )
+    except (InputError, ConfigError):
+        raise
+    except Exception as exc:  # onnxruntime.quantization raises assorted errors
+        raise ModelCheckError(
+            f"model '{spec.name}': {q.mode} quantization failed: {str(exc).splitlines()[0][:240]}",
+            hint="Exclude the node or op type it names (quantize.exclude_*).",
+        ) from None
+    finally:
+        pre.unlink(missing_ok=True)
+    notes.append(_arm_note(q.mode, cpu))
+    return QuantResult(q.mode, time.perf_counter() - t0, tuple(excluded), tuple(notes))
+
+
+def _fp16(spec: ModelSpec, fp32: Path, out: Path, *, cpu: CpuInfo) -> QuantResult:
+    if not cpu.fp16:
+        raise ConfigError(
+            f"model spec '{spec.name}': quantize.mode fp16, but the target's {cpu.name} ({cpu.arch}) has "
+            "no fp16 "
+            "arithmetic: onnxruntime would run it slower than fp32, through casts.",
+            hint="Use quantize.mode dynamic or static (int8) for this target.",
+        )
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    t0 = time.perf_counter()
+    with _quiet():
+        model = convert_float_to_float16(
+            onnx.load(str(fp32)),
+            keep_io_types=True,
+            node_block_list=list(spec.quantize.exclude_nodes),
+            op_block_list=list(spec.quantize.exclude_op_types) or None,
+        )
+    onnx.save(model, str(out))
+    return QuantResult(
+        "fp16", time.perf_counter() - t0, spec.quantize.exclude_nodes, ("inputs/outputs stay float32",)
+    )
+
+
+def _arm_note(mode: str, cpu: CpuInfo) -> str:
+    if cpu.dotprod:
+        return f"{cpu.name} ({cpu.arch}) has SDOT/UDOT: onnxruntime's int8 GEMMs use the dot-product kernels."
+    return (
+        f"{cpu.name} ({cpu.arch}) has no dot-product instructions: int8 GEMMs run on widening NEON "
+        f"multiplies; {mode} int8 saves size and bandwidth more than arithmetic."
+    )

