@@ -6,11 +6,13 @@ invoke targets                    list targets
 invoke lock.base|lock.deps        refresh a target's pinned packages
 invoke test                       unit and integration tests
 invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
+invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels for the board
 """
 
 from invoke import Collection, task
 
 from edgepack import cli
+from edgepack.wheels import commands as wheels_cli
 
 
 @task(
@@ -105,7 +107,39 @@ for _name, _task in (("export", model_export), ("quantize", model_quantize), ("v
     model.add_task(_task, _name)
 
 
+WHEELS_HELP = {"target": "target name", "strategy": "cross (default: cross compiler + sysroot) or emulated "
+               "(cibuildwheel under QEMU)", "package": "only this recipe (wheels/NAME.yaml)",
+               "no_test": "skip the tests on the board (QEMU)", "verbose": "echo every command"}  # fmt: skip
+
+
+@task(help=WHEELS_HELP)
+def wheels_build(c, target="rpi4", strategy="cross", package=None, no_test=False, verbose=False):
+    """Build the target's wheels from wheels/*.yaml, repair them (auditwheel), test them under QEMU."""
+    with cli.guard():
+        wheels_cli.build(target, strategy=strategy, package=package, verify=not no_test, verbose=verbose)
+
+
+@task(help={"target": "target name", "verbose": "echo every command"})
+def wheels_preflight(c, target="rpi4", verbose=False):
+    """Which of the target's requirements have a wheel for the board, and which need building."""
+    with cli.guard():
+        wheels_cli.preflight(target, verbose=verbose)
+
+
+@task(help={"target": "target name"})
+def wheels_lock(c, target="rpi4"):
+    """Re-resolve the Debian packages of the wheel sysroot and builder image (wheels/locks/)."""
+    with cli.guard():
+        wheels_cli.lock(target)
+
+
+wheels = Collection("wheels")
+wheels.add_task(wheels_build, "build", default=True)
+wheels.add_task(wheels_preflight, "preflight")
+wheels.add_task(wheels_lock, "lock")
+
+
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock, model)
+ns = Collection(build, doctor, targets, test, lock, model, wheels)

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import edgepack
-from edgepack import debian, models, pydeps, smoke
+from edgepack import debian, models, pydeps, smoke, wheels
 from edgepack.config import Project, Target
 from edgepack.docker import buildx_argv, inspect_image, save_argv
 from edgepack.errors import CommandError
@@ -95,11 +95,14 @@ def _deps_step(b: Build) -> Step:
     lock_digest = sha256_file(lock_path) if lock_path.is_file() else "missing"
     inputs = {"requirements.lock": lock_digest, "platform": " ".join(pydeps.platform_args(b.target)),
               "prune": " ".join(b.target.prune), "code": code_digest(pydeps)}  # fmt: skip
+    if b.target.wheels:  # built for the board from wheels/*.yaml (invoke wheels), keyed by recipe + toolchain
+        inputs["wheels"] = wheels.planned_digest(b.target, project=b.project, runner=b.runner)
     step = Step("deps", f"locked wheels for {b.target.platform}", inputs, lambda: {})
     out = b.cache_dir("deps", step.key) / "site-packages"
 
     def action() -> Outputs:
-        pydeps.install(b.target, project=b.project, runner=b.runner, out_dir=out)
+        built = wheels.ensure_index(b.target, project=b.project, runner=b.runner) if b.target.wheels else None
+        pydeps.install(b.target, project=b.project, runner=b.runner, out_dir=out, wheelhouse=built)
         _precompile(out, b)
         return {"site_packages": str(out)}
 

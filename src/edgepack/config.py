@@ -59,6 +59,9 @@ class Target:
     prune: tuple[str, ...] = field(
         metadata={"doc": "globs under site-packages left out of the image (tests, build-time tools)"}
     )
+    wheels: tuple[str, ...] = field(
+        metadata={"doc": "packages built for the board from wheels/<name>.yaml recipes (invoke wheels)"}
+    )
     debian: DebianConfig
     smoke: SmokeConfig
 

@@ -62,8 +62,15 @@ def lock(target: Target, *, project: Project, runner: Runner) -> Path:
     return out
 
 
-def install(target: Target, *, project: Project, runner: Runner, out_dir: Path) -> None:
-    """Install the locked wheels for the target into ``out_dir`` (a site-packages tree)."""
+def install(
+    target: Target, *, project: Project, runner: Runner, out_dir: Path, wheelhouse: Path | None = None
+) -> None:
+    """Install the locked wheels for the target into ``out_dir`` (a site-packages tree).
+
+    ``wheelhouse``: an index folder of wheels edgepack built for the board
+    (``invoke wheels``), installed in the same pip call, by their sha256.
+    """
+    built = ["-r", wheelhouse / "requirements.txt", "--find-links", wheelhouse] if wheelhouse else []
     locked = project.lock_path(target, "requirements")
     if not locked.is_file():
         raise ConfigError(
@@ -73,7 +80,7 @@ def install(target: Target, *, project: Project, runner: Runner, out_dir: Path) 
     with atomic_path(out_dir, is_dir=True) as tmp:
         runner.run(
             pip_argv("install", "--no-deps", "--only-binary=:all:", "--require-hashes", "--no-compile",
-                     *platform_args(target), "--target", tmp, "-r", locked),
+                     *platform_args(target), "--target", tmp, "-r", locked, *built),
             what=f"installing the locked wheels for {target.platform}",
             hint=f"If a wheel left the index, refresh the lock: invoke lock.deps --target {target.name}",
         )  # fmt: skip

@@ -1,0 +1,92 @@
+"""What the ``wheels`` invoke tasks call: parse nothing, run the library, render a table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from edgepack import debian, wheels
+from edgepack.config import Project, load_target
+from edgepack.errors import ConfigError
+from edgepack.runner import Runner
+from edgepack.wheels import preflight as checks
+from edgepack.wheels import sysroot, wheelhouse
+from edgepack.wheels.strategy import STRATEGIES
+
+console = Console(highlight=False)
+
+
+def build(target_name: str, *, strategy: str, package: str | None, verify: bool, verbose: bool) -> None:
+    project = Project(Path().resolve())
+    target = load_target(project, target_name)
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
+    runner = Runner(echo=verbose)
+    packages = [package] if package else []
+    if not packages and not target.wheels:
+        console.print(f"{target.name}: no wheels to build (set 'wheels:' in targets/{target.name}.yaml).")
+        return
+    entries = wheels.build_wheels(
+        target, project=project, runner=runner, strategy=strategy, packages=packages
+    )  # type: ignore[arg-type]
+    results = (
+        {r.package: r.output for r in wheels.verify(target, entries, project=project, runner=runner)}
+        if verify
+        else {}
+    )
+    table = Table(
+        "package",
+        "wheel",
+        "built",
+        "repaired",
+        "grafted",
+        "seconds",
+        f"test on {target.qemu_cpu}",
+        box=box.SIMPLE_HEAD,
+        title=f"wheelhouse {wheelhouse.root(project, target)}",
+        title_justify="left",
+    )
+    for e in entries:
+        table.add_row(
+            e.package,
+            e.path.name,
+            _size(e.built_bytes),
+            _size(e.repaired_bytes),
+            "\n".join(e.grafted) or "-",
+            "cached" if e.cached else f"{e.seconds:.1f}",
+            results.get(e.package, "not run"),
+        )
+    console.print(table)
+
+
+def preflight(target_name: str, *, verbose: bool) -> None:
+    project = Project(Path().resolve())
+    target = load_target(project, target_name)
+    rows = checks.preflight(target, project=project, runner=Runner(echo=verbose))
+    console.print(checks.render(rows, target))
+
+
+def lock(target_name: str) -> None:
+    project = Project(Path().resolve())
+    target = load_target(project, target_name)
+    recipes = wheelhouse.selected(target, project, _all_recipes(project))
+    for kind in ("sysroot", "builder"):
+        lock_ = sysroot.resolve(kind, target, recipes, project=project, runner=Runner(echo=False))
+        path = sysroot.lock_path(project, target, kind)
+        debian.write_lock(path, lock_)
+        console.print(f"wrote {path}: {len(lock_.packages)} packages, digest {lock_.digest()[:16]}")
+
+
+def _all_recipes(project: Project) -> Sequence[str]:
+    """Every recipe in wheels/: one lock per architecture serves them all."""
+    from edgepack.wheels.recipes import recipe_names, recipes_dir
+
+    return recipe_names(recipes_dir(project.root))
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.0f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
