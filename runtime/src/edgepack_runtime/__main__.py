@@ -1,4 +1,4 @@
-"""``python -m edgepack_runtime smoke|info``: the image's entrypoint."""
+"""``python -m edgepack_runtime smoke|info|bench-model``: the image's entrypoint."""
 
 from __future__ import annotations
 
@@ -20,8 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--runs", type=int, default=None)
     smoke.add_argument("--threads", type=int, default=None)
     sub.add_parser("info", help="print runtime versions and the CPU's features")
+    bench_model = sub.add_parser("bench-model", help="median latency of an ONNX model on inputs from an .npz")
+    bench_model.add_argument("--model", type=Path, required=True)
+    bench_model.add_argument("--inputs", type=Path, required=True)
+    bench_model.add_argument("--runs", type=int, default=20)
+    bench_model.add_argument("--threads", type=int, default=1)
     _add_metrics_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "bench-model":
+        from edgepack_runtime.benchmodel import bench_model as run_bench
+
+        print(json.dumps(run_bench(args.model, args.inputs, runs=args.runs, threads=args.threads)))
+        return 0
     if args.command in ("bench", "serve"):
         return _run_metrics_command(args)
     if args.command == "info":

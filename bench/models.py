@@ -1,0 +1,157 @@
+"""Benchmark: each real model, fp32 vs int8: size, latency (host and QEMU cortex-a72), task metric.
+
+    .venv/bin/python bench/models.py [--target rpi4] [--runs 20]
+
+Needs the target's image built (invoke build --target rpi4): the QEMU figures
+run its `bench-model` command (edgepack_runtime, numpy + onnxruntime only)
+with QEMU_CPU=<the target's CPU>, one thread, on the same inputs as the host.
+The int8 variant of a model is the one its spec bakes, or dynamic int8 for a
+spec that keeps fp32 (Whisper). Results: bench/results/models.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.dont_write_bytecode = True  # the runtime package's folder is hashed by the build
+
+from edgepack.build import Build  # noqa: E402
+from edgepack.config import Project, load_target  # noqa: E402
+from edgepack.docker import run_argv  # noqa: E402
+from edgepack.modelpipe import inputs, quantize, steps, taskmetric  # noqa: E402
+from edgepack.modelpipe.export import run_onnx, session  # noqa: E402
+from edgepack.modelpipe.spec import load_spec  # noqa: E402
+from edgepack.plan import execute  # noqa: E402
+from edgepack.runner import Runner  # noqa: E402
+from edgepack_runtime.benchmodel import bench_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ("models/silero-vad.yaml", "models/whisper-tiny-encoder.yaml", "models/whisper-tiny-decoder.yaml")
+
+
+def variants(project: Project, target: str, spec_file: str, work: Path) -> tuple[Path, Path, Any]:
+    b = Build(
+        target=load_target(project, target), project=project, runner=Runner(echo=False), model=spec_file
+    )
+    out = {r.name: r.outputs for r in execute(steps.plan_model(b), b.cache)}
+    spec = load_spec(ROOT / spec_file)
+    fp32 = Path(out["export"]["dir"]) / "model.onnx"
+    if spec.quantize.mode != "none":
+        return fp32, Path(out["quantize"]["dir"]) / "model.onnx", spec
+    dyn = dataclasses.replace(spec, quantize=dataclasses.replace(spec.quantize, mode="dynamic"))
+    int8 = work / f"{spec.name}.int8.onnx"
+    quantize.quantize(dyn, fp32, int8, calibration=[], cpu=quantize.cpu_info(b.target.qemu_cpu))
+    return fp32, int8, dyn
+
+
+def feeds_for(spec: Any, fp32: Path) -> dict[str, np.ndarray]:
+    """Batch 1 at the export sizes (a board runs one stream); Silero: a real chunk of speech."""
+    if spec.task == "vad":
+        kept: list[dict[str, np.ndarray]] = []
+        audio = taskmetric.read_audio(ROOT / spec.evaluate.audio[0], spec, what="bench")
+        taskmetric.vad_probs(fp32, audio, keep=kept)
+        return kept[len(kept) // 2]
+    return inputs.make_feeds(spec, {**inputs.export_sizes(spec), "batch": 1}, seed=spec.seed)
+
+
+def emulated(image: str, target: Any, model: Path, npz: Path, runs: int, runner: Runner) -> dict[str, Any]:
+    argv = run_argv(
+        image=image,
+        platform=target.platform,
+        qemu_cpu=target.qemu_cpu,
+        command=[
+            "bench-model",
+            "--model",
+            f"/bench/{model.name}",
+            "--inputs",
+            f"/bench/{npz.name}",
+            "--runs",
+            str(runs),
+            "--threads",
+            "1",
+        ],
+    )
+    mount = ["-v", f"{model.parent}:/bench:ro"]
+    argv = argv[: argv.index(image)] + mount + argv[argv.index(image) :]
+    result = runner.run(argv, what=f"bench-model under QEMU ({target.qemu_cpu})", timeout=1800)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def metric(spec: Any, fp32: Path, int8: Path, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+    if spec.task == "vad":
+        return {m.name: m.value for m in taskmetric.vad_agreement(spec, fp32, int8, ROOT)}
+    ref, got = run_onnx(session(fp32), feeds), run_onnx(session(int8), feeds)
+    cos = [
+        float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b)))
+        for a, b in zip(ref, got, strict=True)
+    ]
+    return {"output cosine (no task metric: random weights)": min(cos)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", default="rpi4")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--qemu-runs", type=int, default=5)
+    args = parser.parse_args()
+    project = Project(ROOT)
+    target = load_target(project, args.target)
+    runner = Runner(echo=False)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgepack-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # the image runs as uid 1000
+        for spec_file in SPECS:
+            fp32, int8, spec = variants(project, args.target, spec_file, work)
+            feeds = feeds_for(spec, fp32)
+            row: dict[str, Any] = {"model": spec.name, "spec": spec_file, "quantize": spec.quantize.mode}
+            npz = work / f"{spec.name}.npz"
+            np.savez(npz, **feeds)
+            for label, model in (("fp32", fp32), ("int8", int8)):
+                staged = work / f"{spec.name}.{label}.onnx"
+                if model != staged:
+                    staged.write_bytes(model.read_bytes())
+                for p in (staged, npz):
+                    p.chmod(0o644)
+                host = bench_model(staged, npz, runs=args.runs, threads=1)
+                qemu = emulated(f"{target.image}:latest", target, staged, npz, args.qemu_runs, runner)
+                row[label] = {
+                    "bytes": staged.stat().st_size,
+                    "host_ms": round(host["median_ms"], 3),
+                    "qemu_ms": round(qemu["median_ms"], 3),
+                    "qemu_cpu_features": qemu["runtime"]["cpu_features"],
+                }
+                print(
+                    f"{spec.name:<24} {label}: {row[label]['bytes'] / 1e6:7.2f} MB  "
+                    f"host {row[label]['host_ms']:9.3f} ms  qemu {row[label]['qemu_ms']:10.3f} ms",
+                    flush=True,
+                )
+            row["metric"] = metric(spec, fp32, int8, feeds)
+            print(f"{'':<24} metric {row['metric']}", flush=True)
+            rows.append(row)
+    doc = {
+        "target": target.name,
+        "qemu_cpu": target.qemu_cpu,
+        "host": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": {"host": args.runs, "qemu": args.qemu_runs},
+        "note": "median of runs, 1 thread; QEMU time is emulation's, not the board's",
+        "models": rows,
+    }
+    out = ROOT / "bench" / "results" / "models.json"
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

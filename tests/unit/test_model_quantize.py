@@ -1,0 +1,134 @@
+"""Quantize and validate through the pipeline stages: per-layer report, gates, bad calibration."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgepack.errors import ConfigError, InputError, ModelCheckError
+from edgepack.modelpipe import pipeline, quantize
+from edgepack.modelpipe.spec import ModelSpec, load_spec
+from edgepack.runner import Runner
+
+
+def spec_from(tmp: Path, text: str, name: str = "toy") -> ModelSpec:
+    path = tmp / f"{name}.yaml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+def toy(factory: str, *, shape: str, dims: str, extra: str = "") -> str:
+    return f"""source: {{kind: torch, factory: "edgepack.modelpipe.zoo.toys:{factory}"}}
+inputs:
+  - {{name: x, shape: {shape}}}
+outputs: [y]
+dims:
+{dims}
+{extra}"""
+
+
+CTC = """source: {kind: torch, factory: "edgepack.modelpipe.zoo.toys:streaming_ctc"}
+inputs:
+  - {name: feats, shape: [batch, frames, 20]}
+  - {name: h0, shape: [1, batch, 32], std: 0.5}
+outputs: [log_probs, hn]
+dims:
+  - {name: batch, export: 2, check: [1]}
+  - {name: frames, export: 16, check: [7]}
+"""
+
+
+def ctx(tmp: Path, cpu: str = "cortex-a72") -> pipeline.Context:
+    return pipeline.Context(
+        root=tmp,
+        cache=tmp / "cache",
+        runner=Runner(echo=False),
+        runtime="1.32.0",
+        cpu=quantize.cpu_info(cpu),
+        spec_file="toy.yaml",
+        report_dir=tmp / "report",
+    )
+
+
+def run_all(spec: ModelSpec, c: pipeline.Context, tmp: Path) -> dict:
+    pipeline.source_stage(spec, c, tmp / "src")
+    pipeline.export_stage(spec, c, tmp / "src", tmp / "exp")
+    pipeline.quantize_stage(spec, c, tmp / "exp", tmp / "q")
+    return pipeline.validate_stage(spec, c, tmp / "exp", tmp / "q", tmp / "val")
+
+
+def test_dynamic_int8_gru_model_gets_a_ranked_per_layer_report(tmp_path: Path) -> None:
+    spec = spec_from(tmp_path, CTC + "quantize: {mode: dynamic}\nevaluate: {min_output_cosine: 0.98}\n")
+    out = run_all(spec, ctx(tmp_path), tmp_path)
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert out["ok"] and out["meta"]["quantize"] == "dynamic" and out["meta"]["kind"] == "generic"
+    export = doc["export"]
+    assert export["exporter"] == "torchscript" and export["opset"] == 20 and export["method"] == "trace"
+    layers = doc["validation"]["layers"]
+    assert layers and [r["sqnr_db"] for r in layers] == sorted(r["sqnr_db"] for r in layers)
+    assert {"node", "op_type", "sqnr_db", "max_abs"} <= set(layers[0])
+    sizes = doc["validation"]["size_bytes"]
+    assert sizes["final"] < sizes["fp32"]
+    assert "no dot-product instructions" in " ".join(doc["quantize"]["notes"])
+    assert (tmp_path / "report" / "layers.png").read_bytes()[:4] == b"\x89PNG"
+    rows = doc["validation"]["outputs"]
+    assert {r["name"] for r in rows} == {"log_probs", "hn"} and all(r["ok"] for r in rows)
+
+
+def test_static_qdq_uses_the_qdq_matching_and_fails_with_the_worst_layer(tmp_path: Path) -> None:
+    text = CTC + (
+        "quantize: {mode: static, per_channel: true, calibration: {samples: 4, method: MinMax}}\n"
+        "evaluate: {min_output_cosine: 0.9999999}\n"
+    )
+    spec = spec_from(tmp_path, text)
+    with pytest.raises(ModelCheckError) as err:
+        run_all(spec, ctx(tmp_path), tmp_path)
+    message = err.value.render()
+    assert "failed validation: output" in message and "cosine below" in message
+    assert "Worst layer: " in message and " dB." in message
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())  # the failed run's report is kept
+    assert doc["validation"]["layers"] and not doc["validation"]["ok"]
+
+
+def test_fp16_is_refused_where_the_cpu_has_no_fp16_arithmetic(tmp_path: Path) -> None:
+    spec = spec_from(tmp_path, CTC + "quantize: {mode: fp16}\n")
+    with pytest.raises(ConfigError, match=r"cortex-a72 \(ARMv8.0-A\) has no fp16 arithmetic"):
+        run_all(spec, ctx(tmp_path), tmp_path)
+
+
+def test_an_empty_calibration_set(tmp_path: Path) -> None:
+    spec = spec_from(tmp_path, CTC + "quantize: {mode: static, calibration: {samples: 0}}\n")
+    with pytest.raises(InputError, match="the calibration set is empty"):
+        run_all(spec, ctx(tmp_path), tmp_path)
+
+
+def test_calibration_audio_at_the_wrong_rate(tmp_path: Path) -> None:
+    with wave.open(str(tmp_path / "8k.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.zeros(4000, dtype=np.int16).tobytes())
+    text = """task: vad
+source: {kind: torch, factory: "edgepack.modelpipe.zoo.silero:silero_vad_16k"}
+inputs:
+  - {name: input, shape: [batch, 576], std: 0.1}
+  - {name: state, shape: [2, batch, 128]}
+outputs: [output, stateN]
+dims:
+  - {name: batch, export: 2, check: [1]}
+quantize: {mode: static, calibration: {source: audio, files: [8k.wav]}}
+evaluate: {audio: [8k.wav]}
+"""
+    spec = spec_from(tmp_path, text)
+    with pytest.raises(InputError, match=r"calibration set: 8k.wav is 8000 Hz, the model expects 16000 Hz"):
+        run_all(spec, ctx(tmp_path), tmp_path)
+
+
+def test_unknown_node_to_exclude_is_named(tmp_path: Path) -> None:
+    spec = spec_from(tmp_path, CTC + "quantize: {mode: dynamic, exclude_nodes: [/no/such/Node]}\n")
+    with pytest.raises(ConfigError, match=r"exclude_nodes names no node: /no/such/Node"):
+        run_all(spec, ctx(tmp_path), tmp_path)
