@@ -93,11 +93,18 @@ class TrixieSource:
 
 
 @dataclass(frozen=True)
+class WheelToolPins:
+    packages: tuple[str, ...]
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Pins:
     docker: DockerPins
     buildx: BuildxPins
     qemu: QemuPins
     trixie_source: TrixieSource
+    wheels: WheelToolPins
 
 
 def load_pins(path: Path = TOOLCHAIN_YAML) -> Pins:
@@ -684,7 +691,22 @@ def run_doctor(
         checks += [_check_qemu(ctx, [e.name for e in emulators]), _check_binfmt_mount(ctx)]
         checks += [_check_registration(ctx, emulator) for emulator in emulators]
     checks.append(_check_platforms(ctx, platforms))
+    checks.append(_check_wheel_tools(ctx))
     return checks
+
+
+def _check_wheel_tools(ctx: _Ctx) -> Check:
+    """`invoke wheels`: Debian's cross compilers (crossbuild-essential-*) and patch(1) for recipes."""
+    pins = ctx.pins.wheels
+
+    def probe() -> _State:
+        missing = [tool for tool in pins.tools if not _first_line(ctx.probe([tool, "--version"]))]
+        found = f"missing: {', '.join(missing)}" if missing else f"{len(pins.tools)} tools"
+        return _State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
+
+    return _resolve(
+        ctx, "wheel toolchain", probe, lambda: ctx.apt_install(*pins.packages, what="install cross compilers")
+    )
 
 
 def render_checks(checks: Sequence[Check], console: Console) -> None:

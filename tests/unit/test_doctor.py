@@ -51,6 +51,7 @@ ROWS = [
     "binfmt qemu-aarch64",
     "binfmt qemu-arm",
     "buildx platforms",
+    "wheel toolchain",
 ]
 MUTATING = ("apt-get", "dpkg-deb", "mount")
 
@@ -96,6 +97,7 @@ class World:
     daemon: bool = True
     buildx: str = "0.13.1+ds1 0.13.1+ds1-3"
     daemon_starts: bool = True
+    cross: bool = True  # crossbuild-essential-* and patch installed
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -144,7 +146,7 @@ class World:
         return self
 
     def bare(self) -> World:
-        self.dockerd, self.daemon, self.buildx = False, False, ""
+        self.dockerd, self.daemon, self.buildx, self.cross = False, False, "", False
         return self
 
     def trixie_files(self) -> dict[Path, str]:
@@ -203,6 +205,10 @@ class World:
         on(lambda a: a == ["apt-get", "update"], ok())
         on(lambda a: a[:2] == ["apt-get", "install"], self._apt_install)
         on(lambda a: a[:2] == ["apt-get", "download"], ok())
+        on(
+            lambda a: a[1:] == ["--version"] and a[0] in self.pins.wheels.tools,
+            lambda a: self._tool(self.cross, f"{a[0]} 12.2.0"),
+        )
         on(lambda a: a[:2] == ["dpkg-deb", "-x"], self._unpack)
         on(
             lambda a: a[:3] == ["mount", "-t", "binfmt_misc"],
@@ -235,6 +241,8 @@ class World:
         return f"Name:   default\nDriver: docker\n\nNodes:\nName: default\nPlatforms: {', '.join(listed)}\n"
 
     def _apt_install(self, argv: list[str]) -> Result:
+        if "crossbuild-essential-arm64" in argv:
+            self.cross = True
         if "docker.io" in argv:
             self.dockerd = True
         if "docker-buildx=0.13.1+ds1-3" in argv:
