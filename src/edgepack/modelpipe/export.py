@@ -279,13 +279,12 @@ def verify(
         exported = {d.name: d.export for d in spec.dims}
         at = next((s for s in sets if broken and s.label == broken[0].label), None)
         axes = sorted({k for k, v in (at.sizes if at else {}).items() if v != exported[k]})
-        axes = axes or sorted({a.split("'")[1] for a in fixed if "'" in a}) or [d.name for d in spec.dims]
+        axes = axes or sorted({a.split("'")[1] for a in fixed if "'" in a})
         parts = [f"'{a}' (exported at {exported.get(a)})" for a in axes]
+        what = f"dynamic axis {', '.join(parts)}" if parts else "a dynamic axis"
         facts = [*fixed, *(f"at {r.label}: {r.detail[:200]}" for r in broken[:1])]
         raise ModelCheckError(
-            f"model '{spec.name}': the {exporter} exporter specialized dynamic axis {', '.join(parts)}: "
-            + "; ".join(facts)
-            + ".",
+            f"model '{spec.name}': the {exporter} exporter specialized {what}: " + "; ".join(facts) + ".",
             hint=f"Try export.exporter: {OTHER.get(exporter, 'torchscript')}"
             " (and check the model does not read sizes with int() or .item()).",
         )
