@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FakeRunner, ok
 from edgepack.debian import (
     DebianLock,
     DebPackage,
@@ -30,6 +29,7 @@ from edgepack.debian.control import Relation, compare_versions, parse_relations,
 from edgepack.debian.debfile import PathFilter, rootfs_path
 from edgepack.errors import ConfigError, EdgepackError, InputError
 from edgepack.runner import Result
+from tests.conftest import FakeRunner, ok
 
 SOURCES = ["deb http://deb.debian.org/debian bookworm main"]
 HOST_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
