@@ -175,3 +175,15 @@ def test_bundled_onnx_model_still_builds_by_name(built) -> None:
         "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
     )
     assert labels["io.edgepack.model.source"].startswith("silero-vad==6.2.3:")
+
+
+def test_native_wheels_work_in_the_image(built) -> None:
+    """webrtcvad and pyaudio (targets/rpi4.yaml `wheels`), built for the board into the deps layer."""
+    from edgepack.wheels.boardtest import run_tests
+    from edgepack.wheels.recipes import BUNDLED, load_recipes
+
+    b, first, _ = built
+    recipes = load_recipes(BUNDLED, b.target.wheels)
+    results = run_tests(step(first, "image").outputs["tag"], b.target, recipes, runner=Runner(echo=False))
+    assert [r.output.split()[0] for r in results] == ["webrtcvad", "pyaudio"]
+    assert results[0].output == "webrtcvad True"

@@ -93,11 +93,11 @@ def preflight(target: Target, *, project: Project, runner: Runner) -> list[Row]:
         wheel = binary_wheel(target, req, runner=runner)
         recipe = f"wheels/{known[name.lower()]}.yaml" if name.lower() in known else ""
         if wheel:
-            action = "install from PyPI" + (" (the recipe is not needed)" if recipe else "")
+            action = "PyPI wheel" + (" (recipe not needed)" if recipe else "")
         elif recipe:
-            action = f"build: invoke wheels --target {target.name} --package {name}"
+            action = "build from the recipe (invoke wheels)"
         else:
-            action = f"build: add wheels/{name.lower()}.yaml, then invoke wheels"
+            action = f"needs a recipe: wheels/{name.lower()}.yaml"
         rows.append(Row(req, wheel, recipe, action))
     return rows
 
@@ -114,6 +114,6 @@ def render(rows: Sequence[Row], target: Target) -> Table:
         title_justify="left",
     )
     for row in rows:
-        wheel = row.wheel or "[red]none: only an sdist[/]"
+        wheel = row.wheel or "[red]none (sdist only)[/]"
         table.add_row(row.requirement, wheel, row.recipe or "-", row.action)
     return table

@@ -86,7 +86,7 @@ def _source(recipe: Recipe, *, cache: Path, runner: Runner) -> Path:
     local = recipe.source_path()
     if local is not None:
         return local
-    folder = cache / f"sdist-{recipe.sdist_sha256[:16]}"
+    folder = cache / f"sdist-{recipe.name}-{recipe.version}-{recipe.sdist_sha256[:16]}"
     found = sorted(folder.glob("*.tar.gz")) + sorted(folder.glob("*.zip"))
     if found and sha256_file(found[0]) == recipe.sdist_sha256:
         return found[0]

@@ -55,7 +55,8 @@ class BuildError(CommandError):
     """A package failed to compile: carries the compiler's first error and its command."""
 
 
-_ERROR = re.compile(r"^(?P<where>\S+?:\d+(?::\d+)?: )?(?:fatal )?error: (?P<what>.+)$")
+# gcc's "file:line:col: [fatal] error: ..." (not pip's own "error: subprocess-exited-with-error").
+_ERROR = re.compile(r"^(?P<where>\S+?:\d+(?::\d+)?: )(?:fatal )?error: (?P<what>.+)$")
 _LD_MISSING = re.compile(r"cannot find -l(?P<lib>\S+)")
 _HEADER_MISSING = re.compile(r"fatal error: (?P<header>[^:]+\.h): No such file or directory")
 
