@@ -23,8 +23,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def invoke(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # 300 s: a build that fails at its model step first runs base and deps (native wheels included).
     return subprocess.run([str(INVOKE), *args], cwd=project, capture_output=True, text=True, check=False,
-                          env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+                          env={**os.environ, **(env or {})}, timeout=300)  # fmt: skip
 
 
 def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
