@@ -121,7 +121,14 @@ def test_cibuildwheel_gets_the_local_image_no_network_and_no_repair(target, tmp_
         == f"docker ; create_args: --network=none {volume}; disable_host_mount: true"
     )
     assert env["CIBW_ENVIRONMENT"] == "PIP_NO_INDEX=1 PIP_FIND_LINKS=/edgepack-deps"
-    assert env["CIBW_REPAIR_WHEEL_COMMAND"] == "" and env["CIBW_BUILD_FRONTEND"] == "pip"
+    assert env["CIBW_REPAIR_WHEEL_COMMAND"] == ""
+    assert env["CIBW_BUILD_FRONTEND"] == "pip; args: --no-build-isolation"
+    pinned = emulated.cibuildwheel_env(
+        target, image="i", deps=tmp_path, build_requires=["setuptools==84.2.1"]
+    )
+    assert (
+        pinned["CIBW_BEFORE_BUILD"] == "pip install --no-index --find-links /edgepack-deps setuptools==84.2.1"
+    )
     argv = emulated.cibuildwheel_argv(Path("/s/src"), out_dir=tmp_path)
     assert argv[1:] == ["-m", "cibuildwheel", "--output-dir", str(tmp_path), "/s/src"]
 

@@ -61,7 +61,9 @@ def python_tag(target: Target) -> str:
     return f"{py}-{py}"
 
 
-def cibuildwheel_env(target: Target, *, image: str, deps: Path) -> dict[str, str]:
+def cibuildwheel_env(
+    target: Target, *, image: str, deps: Path, build_requires: Sequence[str] = ()
+) -> dict[str, str]:
     """CIBW_* settings: the local builder image, no network, no repair in the container."""
     engine = ["docker", "; create_args: --network=none", f"--volume={deps}:{DEPS_IN_CONTAINER}:ro"]
     return {
@@ -70,7 +72,12 @@ def cibuildwheel_env(target: Target, *, image: str, deps: Path) -> dict[str, str
         "CIBW_BUILD": identifier(target),
         f"CIBW_MANYLINUX_{target.wheel_arch.upper()}_IMAGE": image,
         "CIBW_CONTAINER_ENGINE": " ".join(engine) + "; disable_host_mount: true",
-        "CIBW_BUILD_FRONTEND": "pip",
+        # As in `cross`: no isolated env (in it, pip let Debian's own setuptools 66 from the
+        # system site-packages satisfy the build), the recipe's pinned backend in the venv instead.
+        "CIBW_BUILD_FRONTEND": "pip; args: --no-build-isolation",
+        "CIBW_BEFORE_BUILD": " ".join(
+            ["pip install --no-index --find-links", DEPS_IN_CONTAINER, *build_requires]
+        ),
         "CIBW_DEPENDENCY_VERSIONS": "latest",  # no constraints file: the pins are the mounted wheels
         "CIBW_ENVIRONMENT": f"PIP_NO_INDEX=1 PIP_FIND_LINKS={DEPS_IN_CONTAINER}",
         "CIBW_REPAIR_WHEEL_COMMAND": "",
@@ -188,7 +195,9 @@ class EmulatedStrategy:
         return trees.library_dirs(self._tree, TRIPLETS[self.target.arch])
 
     def build(self, recipe: Recipe, sources: Sources, *, out_dir: Path) -> Path:
-        env = cibuildwheel_env(self.target, image=self.image, deps=sources.deps)
+        env = cibuildwheel_env(
+            self.target, image=self.image, deps=sources.deps, build_requires=recipe.build_requires
+        )
         # cibuildwheel copies its working folder into the container: a source folder's parent, or
         # (for an sdist) the folder it unpacks the sdist into.
         cwd = sources.source.parent
