@@ -23,6 +23,7 @@ import contextlib
 import io
 import logging
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -108,12 +109,19 @@ def preprocess(src: Path, dst: Path) -> str:
     """Shape inference + optimization; falls back to ONNX shape inference when symbolic inference fails."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with _quiet():
+    # When symbolic inference gives up, onnxruntime saves sym_shape_infer_temp.onnx
+    # and a multi-MB external-data file into the current directory: run it in a
+    # scratch one, so nothing lands in the user's project.
+    with (
+        _quiet(),
+        tempfile.TemporaryDirectory(prefix="edgepack-preprocess-") as scratch,
+        contextlib.chdir(scratch),
+    ):
         try:
-            quant_pre_process(str(src), str(dst))
+            quant_pre_process(str(src.resolve()), str(dst.resolve()))
             return "symbolic shape inference + optimization"
         except Exception:  # symbolic shape inference gives up on some graphs (If, Loop)
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+            quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_symbolic_shape=True)
             return "ONNX shape inference + optimization (symbolic inference failed)"
 
 
