@@ -63,6 +63,7 @@ def resolve(model: str, *, project_root: Path) -> ModelRef:
         raise InputError(
             f"{path}: the model must be an ONNX file (.onnx); got '{path.suffix or 'no suffix'}'."
         )
+    inspect_onnx(path, shown_as=model)  # fail at plan time, not after the base image is built
     return ModelRef(str(path), sha256_file(path), None, path)
 
 

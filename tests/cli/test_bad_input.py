@@ -16,7 +16,7 @@ INVOKE = Path(sys.executable).parent / "invoke"
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    for part in ("targets", "docker", "assets"):
+    for part in ("targets", "docker", "assets", "models", "wheels"):
         shutil.copytree(REPO / part, tmp_path / part)
     shutil.copy(REPO / "tasks.py", tmp_path)
     return tmp_path
