@@ -52,6 +52,7 @@ ROWS = [
     "binfmt qemu-arm",
     "buildx platforms",
     "wheel toolchain",
+    "openssh (device tasks)",
 ]
 MUTATING = ("apt-get", "dpkg-deb", "mount")
 
@@ -98,6 +99,7 @@ class World:
     buildx: str = "0.13.1+ds1 0.13.1+ds1-3"
     daemon_starts: bool = True
     cross: bool = True  # crossbuild-essential-* and patch installed
+    ssh: bool = True  # openssh-client and openssh-server installed
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -147,6 +149,7 @@ class World:
 
     def bare(self) -> World:
         self.dockerd, self.daemon, self.buildx, self.cross = False, False, "", False
+        self.ssh = False
         return self
 
     def trixie_files(self) -> dict[Path, str]:
@@ -210,6 +213,7 @@ class World:
             lambda a: self._tool(self.cross, f"{a[0]} 12.2.0"),
         )
         on(lambda a: a[:2] == ["dpkg-deb", "-x"], self._unpack)
+        on(lambda a: a[0] in ("ssh", "sshd") and a[1:] == ["-V"], lambda a: self._tool(self.ssh, ""))
         on(
             lambda a: a[:3] == ["mount", "-t", "binfmt_misc"],
             lambda a: (self.mount(), Result(a, 0, "", ""))[1],
@@ -245,6 +249,9 @@ class World:
             self.cross = True
         if "docker.io" in argv:
             self.dockerd = True
+        if "openssh-server" in argv:
+            assert (self.root / "usr/sbin/policy-rc.d").read_text().endswith("exit 101\n")  # never started
+            self.ssh = True
         if "docker-buildx=0.13.1+ds1-3" in argv:
             trixie_visible = (self.root / "etc/debian_version").read_text().startswith("13") or all(
                 path.exists() for path in self.trixie_files()
