@@ -5,6 +5,7 @@ invoke doctor [--fix]             check / install the host toolchain
 invoke targets                    list targets
 invoke lock.base|lock.deps        refresh a target's pinned packages
 invoke test                       unit and integration tests
+invoke device.deploy|smoke|bench|metrics|regress   real boards over SSH (inventory: boards.yaml)
 invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
 invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels for the board
 """
@@ -12,6 +13,7 @@ invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels
 from invoke import Collection, task
 
 from edgepack import cli
+from edgepack.device import cli as device_cli
 from edgepack.wheels import commands as wheels_cli
 
 
@@ -106,6 +108,74 @@ for _name, _task in (("export", model_export), ("quantize", model_quantize), ("v
                      ("report", model_report), ("schema", model_schema)):  # fmt: skip
     model.add_task(_task, _name)
 
+BOARDS = {
+    "target": "target name (required with --host; with an inventory, only boards of that target)",
+    "host": "user@address[:port] of a one-off board (repeatable)",
+    "board": "a board of the inventory, by name (repeatable)",
+    "label": "boards of the inventory with this label (repeatable)",
+    "all": "every board of the inventory",
+    "inventory": "inventory file (default: boards.yaml, or $EDGEPACK_INVENTORY)",
+    "key": "private key for --host",
+    "known_hosts": "known_hosts file for --host (default: ~/.ssh/known_hosts)",
+    "mode": "docker (docker load) or bundle (rootfs run with chroot): overrides the inventory",
+    "jobs": "boards worked on at the same time",
+}
+MANY = ["host", "board", "label"]
+
+
+def _boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs):
+    return device_cli.Selection(target=target, hosts=tuple(host), boards=tuple(board), labels=tuple(label),
+                                all=all, inventory=inventory, key=key, known_hosts=known_hosts, mode=mode,
+                                jobs=int(jobs))  # fmt: skip
+
+
+@task(iterable=MANY, help=BOARDS)
+def device_deploy(c, target=None, host=None, board=None, label=None, all=False, inventory=None, key=None,
+                  known_hosts=None, mode=None, jobs=4):  # fmt: skip
+    """Deploy the smoke-tested image to boards over SSH: arch and space checked first; resumable, atomic."""
+    with cli.guard():
+        device_cli.deploy(_boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs))
+
+
+@task(iterable=MANY, help=BOARDS)
+def device_smoke(c, target=None, host=None, board=None, label=None, all=False, inventory=None, key=None,
+                 known_hosts=None, mode=None, jobs=4):  # fmt: skip
+    """The QEMU smoke test on the boards themselves: outputs against the host reference, into report.json."""
+    with cli.guard():
+        device_cli.smoke(_boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs))
+
+
+@task(iterable=MANY, help={**BOARDS, "runs": "timed passes over the smoke input", "warmup": "untimed passes"})
+def device_bench(c, target=None, host=None, board=None, label=None, all=False, inventory=None, key=None,
+                 known_hosts=None, mode=None, jobs=4, runs=5, warmup=1):  # fmt: skip
+    """Benchmark on the boards: latency p50/p95/p99, peak RSS, CPU, temperature and throttling."""
+    with cli.guard():
+        sel = _boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
+        device_cli.bench(sel, runs=int(runs), warmup=int(warmup))
+
+
+@task(iterable=MANY, help={**BOARDS, "seconds": "how long the metrics service runs"})
+def device_metrics(c, target=None, host=None, board=None, label=None, all=False, inventory=None, key=None,
+                   known_hosts=None, mode=None, jobs=4, seconds=10):  # fmt: skip
+    """Run the runtime's metrics service (Prometheus text on 127.0.0.1, JSON lines) on the boards; show it."""
+    with cli.guard():
+        sel = _boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
+        device_cli.metrics(sel, seconds=float(seconds))
+
+
+@task(iterable=["board"], help={"target": "target name", "board": "only this board (repeatable)",
+                                "update_baseline": "record the latest benches as the baseline"})  # fmt: skip
+def device_regress(c, target="rpi4", board=None, update_baseline=False):
+    """Compare the boards' latest bench with baselines/<target>/<model>.json; exit 7 on a regression."""
+    with cli.guard():
+        device_cli.run_regress(target, boards=board, update_baseline=update_baseline)
+
+
+device = Collection("device")
+for _name, _task in (("deploy", device_deploy), ("smoke", device_smoke), ("bench", device_bench),
+                     ("metrics", device_metrics), ("regress", device_regress)):  # fmt: skip
+    device.add_task(_task, _name)
+
 
 WHEELS_HELP = {"target": "target name", "strategy": "cross (default: cross compiler + sysroot) or emulated "
                "(cibuildwheel under QEMU)", "package": "only this recipe (wheels/NAME.yaml)",
@@ -138,8 +208,7 @@ wheels.add_task(wheels_build, "build", default=True)
 wheels.add_task(wheels_preflight, "preflight")
 wheels.add_task(wheels_lock, "lock")
 
-
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock, model, wheels)
+ns = Collection(build, doctor, targets, test, lock, model, device, wheels)

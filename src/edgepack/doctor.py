@@ -99,12 +99,20 @@ class WheelToolPins:
 
 
 @dataclass(frozen=True)
+class SshPins:
+    packages: tuple[str, ...]
+    tools: tuple[str, ...]
+    policy_rc_d: str
+
+
+@dataclass(frozen=True)
 class Pins:
     docker: DockerPins
     buildx: BuildxPins
     qemu: QemuPins
     trixie_source: TrixieSource
     wheels: WheelToolPins
+    ssh: SshPins
 
 
 def load_pins(path: Path = TOOLCHAIN_YAML) -> Pins:
@@ -692,6 +700,7 @@ def run_doctor(
         checks += [_check_registration(ctx, emulator) for emulator in emulators]
     checks.append(_check_platforms(ctx, platforms))
     checks.append(_check_wheel_tools(ctx))
+    checks.append(_check_ssh(ctx))
     return checks
 
 
@@ -707,6 +716,35 @@ def _check_wheel_tools(ctx: _Ctx) -> Check:
     return _resolve(
         ctx, "wheel toolchain", probe, lambda: ctx.apt_install(*pins.packages, what="install cross compilers")
     )
+
+
+def _check_ssh(ctx: _Ctx) -> Check:
+    """`invoke device.*` and their tests: OpenSSH client and server (``ssh -V`` / ``sshd -V``)."""
+    pins = ctx.pins.ssh
+
+    def probe() -> _State:
+        missing = [t for t in pins.tools if (r := ctx.probe([t, "-V"])) is None or r.returncode != 0]
+        found = f"missing: {', '.join(missing)}" if missing else "ssh and sshd"
+        return _State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
+
+    def apply() -> None:
+        # Keep the package's postinst from starting sshd on 0.0.0.0:22: policy-rc.d exit 101
+        # ("action forbidden") is what invoke-rc.d and deb-systemd-invoke obey.
+        policy = ctx.host.path(pins.policy_rc_d)
+        ours = not policy.exists()
+        if ours:
+            policy.parent.mkdir(parents=True, exist_ok=True)
+            policy.write_text(
+                "#!/bin/sh\n# edgepack doctor: installing openssh-server without starting it\nexit 101\n"
+            )
+            policy.chmod(0o755)
+        try:
+            ctx.apt_install(*pins.packages, what="install OpenSSH")
+        finally:
+            if ours:
+                policy.unlink()
+
+    return _resolve(ctx, "openssh (device tasks)", probe, apply)
 
 
 def render_checks(checks: Sequence[Check], console: Console) -> None:

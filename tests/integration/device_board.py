@@ -134,7 +134,7 @@ def board_userland(cache: Path) -> Path:
 
 
 @dataclass
-class TestBoard:
+class SshBoard:
     name: str
     dir: Path
     port: int
@@ -154,9 +154,9 @@ class TestBoard:
     def start(self) -> None:
         if self.docker and "dockerd" not in self.procs:
             self._start_dockerd()
-        log = (self.dir / "sshd.log").open("ab")
         argv = ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.dir / "sshd_config")]
-        self.procs["sshd"] = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+        with (self.dir / "sshd.log").open("ab") as log:  # the child keeps its own descriptor
+            self.procs["sshd"] = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         _wait(lambda: _listening(self.port), what=f"sshd of {self.name}", log=self.dir / "sshd.log")
 
     def _start_dockerd(self) -> None:
@@ -177,8 +177,8 @@ class TestBoard:
             "--iptables=false",
             "--ip-masq=false",
         ]
-        log = (d / "log").open("ab")
-        self.procs["dockerd"] = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+        with (d / "log").open("ab") as log:
+            self.procs["dockerd"] = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         _wait(lambda: self.docker_cli("info").returncode == 0, what=f"dockerd of {self.name}", log=d / "log")
 
     def kill_sessions(self) -> None:
@@ -200,7 +200,7 @@ class TestBoard:
                 dockerd.wait()
 
 
-def make_board(base: Path, userland: Path, *, name: str, docker: bool, arm64: bool = True) -> TestBoard:
+def make_board(base: Path, userland: Path, *, name: str, docker: bool, arm64: bool = True) -> SshBoard:
     d = base / name
     root = d / "root"
     shutil.copytree(userland, root, symlinks=True, copy_function=os.link)
@@ -230,14 +230,14 @@ def make_board(base: Path, userland: Path, *, name: str, docker: bool, arm64: bo
         mode="docker" if docker else "bundle",
     )
     spec = replace(spec, name=name, dir="/var/lib/edgepack" if arm64 else str(d / "var-lib-edgepack"))
-    board = TestBoard(name=name, dir=d, port=port, spec=spec, docker=docker)
+    board = SshBoard(name=name, dir=d, port=port, spec=spec, docker=docker)
     board.start()
     return board
 
 
 @contextlib.contextmanager
-def boards(base: Path, userland: Path, *specs: tuple[str, bool]) -> Iterator[list[TestBoard]]:
-    made: list[TestBoard] = []
+def boards(base: Path, userland: Path, *specs: tuple[str, bool]) -> Iterator[list[SshBoard]]:
+    made: list[SshBoard] = []
     try:
         for name, docker in specs:
             made.append(make_board(base, userland, name=name, docker=docker))

@@ -265,13 +265,15 @@ def check_board(facts: BoardFacts, spec: BoardSpec, target: Target, artifact: Ar
 
 
 def check_space(facts: BoardFacts, spec: BoardSpec, artifact: Artifact) -> None:
+    """The compressed copy lands in ``dir``; the unpacked image in ``dir`` (bundle) or the docker root.
+
+    When the docker root's filesystem is unknown or the same, both count against ``dir``.
+    """
     unpacked = int(artifact.image_bytes * SPACE_MARGIN)
-    needs = {"dir": artifact.bytes + (unpacked if spec.mode == "bundle" else 0)}
-    if spec.mode == "docker" and "docker" in facts.free:
-        if facts.free["docker"][1] == facts.free.get("dir", (0, ""))[1]:
-            needs["dir"] += unpacked  # one filesystem holds both
-        else:
-            needs["docker"] = unpacked
+    needs = {"dir": artifact.bytes + unpacked}
+    docker = facts.free.get("docker")
+    if spec.mode == "docker" and docker is not None and docker[1] != facts.free.get("dir", (0, ""))[1]:
+        needs = {"dir": artifact.bytes, "docker": unpacked}
     for label, need in needs.items():
         have = facts.free.get(label, (None, ""))[0]
         if have is not None and have < need:

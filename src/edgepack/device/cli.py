@@ -1,0 +1,252 @@
+"""What the ``invoke device.*`` tasks call: pick boards, run the action on each (fleet), render."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from invoke.exceptions import Exit
+from rich.console import Console
+from rich.table import Table
+
+from edgepack.config import Project, Target, load_target
+from edgepack.device import bench as device_bench
+from edgepack.device import deploy as device_deploy
+from edgepack.device import fleet, regress
+from edgepack.device.inventory import BoardSpec, Mode, load_inventory, parse_host
+from edgepack.device.ssh import Board
+from edgepack.errors import ConfigError
+from edgepack.runner import Runner
+
+console = Console(highlight=False)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which boards: ``--host`` (one-off), ``--board`` names, ``--label``, or ``--all`` of the inventory."""
+
+    target: str | None = None
+    hosts: tuple[str, ...] = ()
+    boards: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    all: bool = False
+    inventory: str | None = None
+    key: str | None = None
+    known_hosts: str | None = None
+    mode: Mode | None = None
+    jobs: int = 4
+    root: str = "."  # the project: targets/, build/, baselines/
+
+    @property
+    def project(self) -> Project:
+        return Project(Path(self.root).resolve())
+
+
+def inventory_path(project: Project, given: str | None) -> Path:
+    return Path(given or os.environ.get("EDGEPACK_INVENTORY") or project.root / "boards.yaml")
+
+
+def select(project: Project, sel: Selection) -> list[BoardSpec]:
+    if sel.hosts:
+        if not sel.target:
+            raise ConfigError("--host needs --target: which target is the board?")
+        return [
+            parse_host(h, target=sel.target, key=sel.key, known_hosts=sel.known_hosts, mode=sel.mode)
+            for h in sel.hosts
+        ]
+    if not (sel.boards or sel.labels or sel.all):
+        raise ConfigError(
+            "no board given.", hint="Use --host user@address, --board NAME, --label L or --all."
+        )
+    inv = load_inventory(inventory_path(project, sel.inventory), targets=project.target_names())
+    specs = inv.select(names=sel.boards, labels=sel.labels)
+    if sel.target:
+        specs = [s for s in specs if s.target == sel.target] or _none_of(sel.target, inv.path)
+    return [replace(s, mode=sel.mode) if sel.mode else s for s in specs]
+
+
+def _none_of(target: str, path: Path) -> list[BoardSpec]:
+    raise ConfigError(f"{path}: no selected board is a {target}.")
+
+
+def _fleet(sel: Selection, title: str, action: Any) -> list[fleet.Row]:
+    project = sel.project
+    specs = select(project, sel)
+    rows = fleet.run_fleet(specs, lambda spec: action(project, spec), jobs=sel.jobs)
+    if len(rows) > 1 or rows[0].ok:  # one failed board: its error alone says it (see _finish)
+        console.print(fleet.summary_table(rows, title=title))
+    for row in rows:
+        if not row.ok and len(specs) > 1:
+            console.print(f"[red]{row.board}[/]: {row.detail}", soft_wrap=True)
+    return rows
+
+
+def _finish(rows: list[fleet.Row]) -> None:
+    """One board: its own error (one or two lines, its exit code); a fleet: the table says it all."""
+    if len(rows) == 1 and not rows[0].ok:
+        console.print(f"[bold red]error:[/] {rows[0].detail}", soft_wrap=True)
+    code = fleet.exit_code(rows)
+    if code:
+        raise Exit(code=code)
+
+
+@cache
+def _target(root: Path, name: str) -> Target:
+    return load_target(Project(root), name)
+
+
+def deploy(sel: Selection) -> list[fleet.Row]:
+    def action(project: Project, spec: BoardSpec) -> tuple[str, dict[str, Any]]:
+        target = _target(project.root, spec.target)
+        runner = Runner(echo=False)
+        with Board(spec, runner=runner) as board:
+            facts = device_deploy.probe(board, target)
+            device_deploy.check_board(facts, spec, target, None)  # before building any artifact
+            artifact = device_deploy.prepare_artifact(project, target, mode=spec.mode, runner=runner)
+            result = device_deploy.deploy(board, target, artifact)
+        device_bench.record(project, target, board=spec.name, kind="deploy", result=result.as_dict())
+        if not result.changed:
+            return f"{artifact.short_id} already deployed ({spec.mode})", result.as_dict()
+        t = result.transfer
+        moved = f"{t.sent / 1e6:.1f} MB in {t.seconds:.1f} s" if t else ""
+        resumed = f", resumed at {t.resumed_from / 1e6:.1f} MB" if t and t.resumed_from else ""
+        return f"{artifact.short_id} deployed ({spec.mode}): {moved}{resumed}", result.as_dict()
+
+    rows = _fleet(sel, "device.deploy", action)
+    _finish(rows)
+    return rows
+
+
+def smoke(sel: Selection) -> list[fleet.Row]:
+    def action(project: Project, spec: BoardSpec) -> tuple[str, dict[str, Any]]:
+        target = _target(project.root, spec.target)
+        with Board(spec, runner=Runner(echo=False)) as board:
+            result = device_bench.board_smoke(board, target, project)
+        device_bench.record(project, target, board=spec.name, kind="smoke", result=result)
+        worst = max((c["max_abs"] for c in result["checks"]), default=0.0)
+        lat = result["board"]["latency_ms"]
+        return f"passed: max abs diff {worst:.2e}, p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms", result
+
+    rows = _fleet(sel, "device.smoke", action)
+    _render_comparison(sel.project, rows)
+    _finish(rows)
+    return rows
+
+
+def bench(sel: Selection, *, runs: int, warmup: int) -> list[fleet.Row]:
+    def action(project: Project, spec: BoardSpec) -> tuple[str, dict[str, Any]]:
+        target = _target(project.root, spec.target)
+        with Board(spec, runner=Runner(echo=False)) as board:
+            result = device_bench.board_bench(board, target, project, runs=runs, warmup=warmup)
+        device_bench.record(project, target, board=spec.name, kind="bench", result=result)
+        lat = result["latency_ms"]
+        return (
+            f"p50 {lat['p50']:.2f} / p95 {lat['p95']:.2f} / p99 {lat['p99']:.2f} ms, "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB, CPU {result['cpu_percent']:.0f}%"
+        ), result
+
+    rows = _fleet(sel, "device.bench", action)
+    _render_comparison(sel.project, rows)
+    _finish(rows)
+    return rows
+
+
+def metrics(sel: Selection, *, seconds: float) -> list[fleet.Row]:
+    """Run the runtime's metrics service on each board for ``seconds`` and show what it exposed."""
+
+    def action(project: Project, spec: BoardSpec) -> tuple[str, dict[str, Any]]:
+        target = _target(project.root, spec.target)
+        with Board(spec, runner=Runner(echo=False)) as board:
+            device_bench.require_deployed(board, target, project)
+            command = ["serve", "--duration", str(seconds), "--interval", str(seconds), "--port", "0"]
+            snap = device_bench.run_json(
+                board, target, command, what="metrics service", timeout=seconds + target.smoke.timeout_s
+            )
+        lat = snap["latency_ms"]
+        return (
+            f"{snap['requests']} calls, p95 {lat.get('p95', 0):.2f} ms, {snap['errors']} errors, "
+            f"RSS {snap['rss_bytes'] / 1e6:.0f} MB, model {snap['model'].get('sha256', '')[:12]}"
+        ), snap
+
+    rows = _fleet(sel, "device.metrics", action)
+    _finish(rows)
+    return rows
+
+
+def run_regress(target_name: str, *, boards: Sequence[str], update_baseline: bool, root: str = ".") -> None:
+    project = Project(Path(root).resolve())
+    target = load_target(project, target_name)
+    findings, notes = regress.regress(
+        project, target, boards=list(boards) or None, update_baseline=update_baseline
+    )
+    if findings:
+        table = Table(title=f"device.regress {target.name}", title_justify="left")
+        for col in ("board", "metric", "baseline", "new", "change", "threshold"):
+            table.add_column(col)
+        for f in findings:
+            t = f.threshold
+            table.add_row(
+                f.board,
+                f.metric,
+                f"{f.baseline:.4g}",
+                f"{f.new:.4g}",
+                f"{f.change:+.1%}",
+                f"{t.worse} by >{t.rel:.0%} and >{t.abs:g}",
+            )
+        console.print(table)
+    for note in notes:
+        console.print(f"[yellow]{note}[/]")
+    if findings or update_baseline:
+        console.print("[green]no regression[/]" if findings else "baseline recorded")
+
+
+def _render_comparison(project: Project, rows: Sequence[fleet.Row]) -> None:
+    """Host, QEMU and boards side by side (per-call latency, ms)."""
+    table = Table(title="latency per call: host, QEMU, boards", title_justify="left")
+    for col in ("where", "p50", "p95", "p99", "RTF", "peak RSS MB", "CPU %", "temp °C", "throttled"):
+        table.add_column(col, justify="left" if col == "where" else "right")
+    shown: set[str] = set()
+    for row in rows:
+        if not row.ok or row.result is None:
+            continue
+        report = _report_for(project, row.result.get("image_id", ""))
+        if report and report["target"] not in shown:
+            shown.add(report["target"])
+            for name, res in (
+                ("host", report["smoke"]["host"]),
+                ("QEMU " + report["qemu_cpu"], report["smoke"]["emulated"]),
+            ):
+                table.add_row(name, *_cells(res))
+        result = row.result.get("board", row.result)
+        thermal = row.result.get("thermal", {}).get("after", {})
+        temp = thermal.get("vcgencmd_c") or max(thermal.get("zones_c", {}).values(), default=None)
+        table.add_row(
+            row.board,
+            *_cells(result, row.result),
+            f"{temp:.1f}" if temp else "",
+            thermal.get("throttled", ""),
+        )
+    console.print(table)
+
+
+def _report_for(project: Project, image_id: str) -> dict[str, Any] | None:
+    import json
+
+    for path in project.build_dir.glob("*/report.json"):
+        report = json.loads(path.read_text())
+        if report.get("image", {}).get("id") == image_id:
+            return report
+    return None
+
+
+def _cells(result: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str]:
+    lat, extra = result.get("latency_ms", {}), extra or {}
+    fmt = [f"{lat[p]:.2f}" if p in lat else "" for p in ("p50", "p95", "p99")]
+    rtf = f"{result['rtf']:.3f}" if result.get("rtf") else ""
+    rss = f"{extra['peak_rss_mb']:.0f}" if extra.get("peak_rss_mb") else ""
+    cpu = f"{extra['cpu_percent']:.0f}" if extra.get("cpu_percent") else ""
+    return [*fmt, rtf, rss, cpu]
