@@ -21,6 +21,7 @@ from edgepack.runner import Runner
 from edgepack_runtime.arrays import decode
 
 SPEC_IN_IMAGE = "/opt/edgepack/smoke/spec.json"
+ASR_CHUNK_MS = 320  # the smoke test streams an ASR model's utterance in chunks of this much audio
 _DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
            "tensor(bool)": np.bool_, "tensor(double)": np.float64}  # fmt: skip
 
@@ -33,6 +34,10 @@ def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Pat
     if meta["kind"] == "vad":
         shutil.copyfile(audio, smoke_dir / "input.wav")
         spec.update(input="input.wav", sample_rate=meta["sample_rate"])
+    elif meta["kind"] == "asr":  # a held-out utterance that comes with the model, and its transcript
+        spec.update(
+            input=f"../model/{meta['smoke']['audio']}", text=meta["smoke"]["text"], chunk_ms=ASR_CHUNK_MS
+        )
     else:
         np.savez(smoke_dir / "inputs.npz", **generic_inputs(meta["signature"]["inputs"]))
         spec["input"] = "inputs.npz"
@@ -117,13 +122,24 @@ def compare(
         ok = bool(np.allclose(got, ref, atol=atol, rtol=rtol, equal_nan=False))
         checks.append(OutputCheck(name, list(ref.shape), ref.dtype.str, max_abs, max_rel, ok,
                                   "" if ok else f"outside atol={atol:g} rtol={rtol:g}"))  # fmt: skip
+    if "expected_text" in reference:
+        checks.append(text_check(reference, emulated))
     return checks
+
+
+def text_check(reference: dict[str, Any], emulated: dict[str, Any]) -> OutputCheck:
+    """An ASR smoke test also checks the words: the image's and the host's text are the expected one."""
+    expected, host, got = reference["expected_text"], reference.get("text"), emulated.get("text")
+    ok = got == host == expected
+    why = "" if ok else f"image said {got!r}, host said {host!r}, expected {expected!r}"
+    return OutputCheck("text", [], "str", 0.0, 0.0, ok, why)
 
 
 def require_match(checks: list[OutputCheck], *, image: str) -> None:
     bad = [c for c in checks if not c.ok]
     if bad:
-        lines = [f"  {c.name} {c.shape} {c.dtype}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g} ({c.why})"
+        lines = [f"  {c.name}: {c.why}" if c.dtype == "str" else
+                 f"  {c.name} {c.shape} {c.dtype}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g} ({c.why})"
                  for c in bad]  # fmt: skip
         raise SmokeTestError(
             f"smoke test of {image} failed because its outputs differ from the host reference:\n"

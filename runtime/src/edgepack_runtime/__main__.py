@@ -1,4 +1,4 @@
-"""``python -m edgepack_runtime smoke|info|bench-model``: the image's entrypoint."""
+"""``python -m edgepack_runtime smoke|info|bench-model|transcribe|listen|...``: the image's entrypoint."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from edgepack_runtime import asrcli
 from edgepack_runtime.audio import AudioError
 
 DEFAULT_SPEC = Path("/opt/edgepack/smoke/spec.json")
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     bench_model.add_argument("--runs", type=int, default=20)
     bench_model.add_argument("--threads", type=int, default=1)
     _add_metrics_commands(sub)
+    asrcli.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in asrcli.COMMANDS:
+        return asrcli.run(args)
     if args.command == "bench-model":
         from edgepack_runtime.benchmodel import bench_model as run_bench
 

@@ -43,9 +43,13 @@ def run_smoke(
     t0 = time.perf_counter()
     sess = session(base / spec["model"], threads=threads or int(spec["threads"]))
     load_ms = (time.perf_counter() - t0) * 1e3
+    extra: dict[str, Any] = {}
     if spec["kind"] == "vad":
         outputs, calls, passes, seconds = _run_vad(sess, base / spec["input"], spec, runs)
         unit = "chunk of 512 samples (32 ms)"
+    elif spec["kind"] == "asr":
+        outputs, calls, passes, seconds, extra = _run_asr(sess, base / spec["input"], spec, runs)
+        unit = f"streaming chunk of {spec['chunk_ms']} ms"
     else:
         outputs, passes, seconds = _run_generic(sess, base / spec["input"], runs)
         calls, unit = passes, "run"
@@ -59,6 +63,7 @@ def run_smoke(
         "pass_ms": _stats(passes),
         "audio_seconds": seconds,
         "rtf": float(np.median(passes) / seconds) if seconds else None,
+        **extra,
     }
 
 
@@ -86,6 +91,25 @@ def _run_vad(
         probs = vad.probabilities(audio.samples, chunk_seconds=chunks)
         passes.append(time.perf_counter() - t0)
     return {"speech_prob": probs}, chunks, passes, len(audio.samples) / audio.rate
+
+
+def _run_asr(
+    sess: ort.InferenceSession, wav: Path, spec: dict[str, Any], runs: int
+) -> tuple[dict[str, np.ndarray], list[float], list[float], float, dict[str, Any]]:
+    """Stream the utterance as the board would; the text is checked against the expected transcript."""
+    from edgepack_runtime.asr import Recognizer, transcribe_stream
+    from edgepack_runtime.resample import conform
+
+    rec = Recognizer.from_session(sess, shown_as=spec["model"])
+    audio = conform(read_wav(wav), rate=rec.rate, allow_resample=True, source=str(wav))
+    chunks: list[float] = []
+    passes = []
+    for _ in range(runs):
+        result = transcribe_stream(rec, audio.samples, chunk_ms=float(spec["chunk_ms"]))
+        chunks += [ms / 1e3 for ms in result.chunk_ms]
+        passes.append(result.compute_seconds)
+    extra = {"text": result.text, "expected_text": spec["text"], "partials": result.partials}
+    return {"log_probs": result.log_probs}, chunks, passes, result.audio_seconds, extra
 
 
 def _run_generic(

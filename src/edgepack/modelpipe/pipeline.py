@@ -18,7 +18,7 @@ from edgepack import models
 from edgepack.errors import InputError
 from edgepack.fsutil import atomic_path, sha256_file, write_json
 from edgepack.modelpipe import export as ex
-from edgepack.modelpipe import inputs, quantize, sources, taskmetric, trace, validate
+from edgepack.modelpipe import inputs, metadata, quantize, sources, taskmetric, trace, validate
 from edgepack.modelpipe.spec import ModelSpec
 from edgepack.runner import Runner
 
@@ -64,8 +64,16 @@ def export_stage(spec: ModelSpec, ctx: Context, src_dir: Path, out: Path) -> dic
             record["checks"] = [asdict(r) for r in ex.verify(onnx_path, spec, sets, None, exporter="given")]
         else:
             record.update(_export_torch(spec, ctx, src_dir, onnx_path))
+        record["metadata_props"] = sorted(_stamp(spec, src_dir, onnx_path))
         write_json(tmp / "export.json", record)
     return {"dir": str(out), "exporter": record.get("exporter", "none"), "method": record.get("method", "")}
+
+
+def _stamp(spec: ModelSpec, src_dir: Path, onnx_path: Path) -> dict[str, str]:
+    """The model's rate, front end and decoding rule go into the file itself (edgepack.* metadata_props)."""
+    props = metadata.props_for(spec, _source_path(src_dir, "metadata"))
+    metadata.stamp(onnx_path, props)
+    return props
 
 
 def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path) -> dict[str, Any]:
@@ -103,6 +111,7 @@ def quantize_stage(spec: ModelSpec, ctx: Context, export_dir: Path, out: Path) -
     with atomic_path(out, is_dir=True) as tmp:
         calibration = _calibration(spec, ctx, fp32) if spec.quantize.mode == "static" else []
         result = quantize.quantize(spec, fp32, tmp / "model.onnx", calibration=calibration, cpu=ctx.cpu)
+        metadata.stamp(tmp / "model.onnx", metadata.read(fp32))  # onnxruntime's quantizer drops them
         record = {
             **asdict(result),
             "calibration_feeds": len(calibration),
@@ -145,6 +154,10 @@ def validate_stage(
                 result.layers, tmp / "layers.png", title=f"{spec.name}: {spec.quantize.mode} vs fp32"
             )
         meta = _meta(spec, ctx, tmp / "model.onnx")
+        if spec.task == "asr":  # the smoke test transcribes the first held-out utterance and checks its text
+            wav, text = taskmetric.read_manifest(ctx.root / spec.evaluate.manifest)[0]
+            shutil.copyfile(wav, tmp / "smoke.wav")
+            meta["smoke"] = {"audio": "smoke.wav", "text": text}
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     publish_report(out, ctx.report_dir)
     validate.require_pass(spec, result)
@@ -156,7 +169,7 @@ def _meta(spec: ModelSpec, ctx: Context, path: Path) -> dict[str, Any]:
     return {
         "source": ctx.spec_file,
         "sha256": sha256_file(path),
-        "kind": "vad" if spec.task == "vad" else "generic",
+        "kind": spec.task,
         "sample_rate": spec.sample_rate if spec.task != "generic" else 0,
         "bundled": None,
         "spec": spec.name,

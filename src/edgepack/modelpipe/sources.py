@@ -28,7 +28,7 @@ _STATE_KEYS = ("model_state_dict", "state_dict", "model")  # where checkpoints k
 def source_files(spec: ModelSpec) -> dict[str, str]:
     """The spec's file references (label -> name), before resolution."""
     src = spec.source
-    return {k: v for k, v in (("weights", src.weights), ("file", src.file)) if v}
+    return {k: v for k, v in (("weights", src.weights), ("file", src.file), ("metadata", src.metadata)) if v}
 
 
 def resolve_file(name: str, spec: ModelSpec, *, root: Path, cache: Path, runner: Runner) -> Path:

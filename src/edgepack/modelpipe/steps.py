@@ -100,7 +100,10 @@ def plan_model(b: Any) -> list[Step]:
         f"validate against fp32 ({s.task} metric, per-layer error)",
         {
             "quantize": qua.key,
-            "audio": _files([*ev.audio, *([ev.manifest] if ev.manifest else [])], root),
+            "audio": _files(
+                [*ev.audio, *([ev.manifest] if ev.manifest else []), *_manifest_audio(ev.manifest, root)],
+                root,
+            ),
             "code": _code(validate_mod, layers, report, taskmetric, compare),
         },
         lambda: {},
@@ -111,6 +114,13 @@ def plan_model(b: Any) -> list[Step]:
         _bind(b, qua, lambda out: pipeline.quantize_stage(s, ctx, _dir(b, exp), out)),
         _bind(b, val, lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out)),
     ]
+
+
+def _manifest_audio(manifest: str, root: Path) -> list[str]:
+    """The evaluation set's audio files (project-relative), so a changed recording re-runs validation."""
+    if not manifest or not (root / manifest).is_file():
+        return []
+    return [str(wav.relative_to(root)) for wav, _ in taskmetric.read_manifest(root / manifest)]
 
 
 def _bind(b: Any, step: Step, run: Any) -> Step:

@@ -1,0 +1,226 @@
+"""The speech commands of ``python -m edgepack_runtime``: transcribe, debug-audio, listen, demo-rate.
+
+One error boundary: a foreseeable problem (bad audio, a model without its
+metadata, a missing capture device) is one line on stderr and exit code 2,
+never a traceback. Log lines (resampling, mono mixing) go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepack_runtime.audio import Audio, AudioError, read_wav, require_signal
+from edgepack_runtime.capture import CaptureError
+from edgepack_runtime.modelmeta import ModelMetaError
+
+DEFAULT_MODEL = Path("/opt/edgepack/model/model.onnx")
+COMMANDS = ("transcribe", "debug-audio", "listen", "demo-rate")
+log = logging.getLogger("edgepack_runtime")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    t = sub.add_parser("transcribe", help="speech to text of a WAV file (whole, or streamed in chunks)")
+    t.add_argument("file", type=Path)
+    t.add_argument("--stream", action="store_true", help="stream it: partial text per chunk, latency")
+    t.add_argument("--chunk-ms", type=float, default=320.0, help="streaming chunk (ms of audio)")
+    d = sub.add_parser("debug-audio", help="rate, channels, level, and what the model would see; --png")
+    d.add_argument("file", type=Path)
+    d.add_argument("--png", type=Path, default=None, help="log-mel at the right and at the wrong rate")
+    li = sub.add_parser("listen", help="live capture -> streaming ASR (--file: a file at real-time pace)")
+    li.add_argument("--device", default=None, help="input device name or index (default: the system's)")
+    li.add_argument("--block", type=int, default=256, help="samples per capture callback")
+    li.add_argument("--file", type=Path, default=None, help="drive the capture callback from a WAV file")
+    li.add_argument("--chunk-ms", type=float, default=160.0, help="streaming chunk (ms of audio)")
+    li.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: file end / Ctrl-C)")
+    r = sub.add_parser("demo-rate", help="WER with explicit resampling vs 44.1 kHz audio fed as 16 kHz")
+    r.add_argument("manifest", type=Path, help="JSON lines of {audio, text}, audio relative to it")
+    for p in (t, d, li, r):
+        p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    for p in (t, d, li):
+        p.add_argument("--no-resample", action="store_true", help="a rate other than the model's is an error")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(format="edgepack-runtime: %(message)s", level=logging.INFO, stream=sys.stderr)
+    try:
+        result = _COMMANDS[args.command](args)
+    except (AudioError, ModelMetaError, CaptureError, FileNotFoundError) as exc:
+        print(f"edgepack-runtime: {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _recognizer(args: argparse.Namespace) -> Any:
+    from edgepack_runtime.asr import Recognizer
+
+    try:
+        return Recognizer.load(args.model, threads=args.threads)
+    except (ModelMetaError, FileNotFoundError):
+        raise
+    except Exception as exc:  # onnxruntime raises untyped errors for a file that is not a model
+        raise ModelMetaError(
+            f"{args.model}: onnxruntime cannot load it: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _input(args: argparse.Namespace, rate: int) -> Audio:
+    from edgepack_runtime.resample import conform
+
+    audio = read_wav(args.file)
+    if audio.channels > 1:
+        log.info("%s: %d channels mixed to mono", args.file, audio.channels)
+    lv = require_signal(audio, source=str(args.file))
+    if lv.clipped:
+        log.info("%s: %d samples at full scale: the recording is probably clipped", args.file, lv.clipped)
+    return conform(audio, rate=rate, allow_resample=not args.no_resample, source=str(args.file))
+
+
+def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
+    from edgepack_runtime.asr import transcribe_stream
+
+    rec = _recognizer(args)
+    audio = _input(args, rec.rate)
+    if args.stream:
+        result = transcribe_stream(rec, audio.samples, chunk_ms=args.chunk_ms)
+        if not args.json:
+            for partial in result.partials:
+                print(f"partial: {partial}", flush=True)
+    else:
+        result = rec.transcribe(audio.samples)
+    if not args.json:
+        print(result.text)
+    out = {"text": result.text, "mode": "stream" if args.stream else "batch",
+           "audio_seconds": result.audio_seconds, "compute_ms": round(result.compute_seconds * 1e3, 3),
+           "rtf": result.rtf}  # fmt: skip
+    if args.stream:
+        out |= {
+            "chunk_ms": args.chunk_ms,
+            "partials": result.partials,
+            "chunk_latency_ms": _pcts(result.chunk_ms),
+        }
+    log.info("rtf %.4f (%.0f ms for %.2f s of audio)%s", result.rtf, result.compute_seconds * 1e3,
+             result.audio_seconds, _latency_line(result.chunk_ms) if args.stream else "")  # fmt: skip
+    return out
+
+
+def _debug_audio(args: argparse.Namespace) -> dict[str, Any]:
+    from edgepack_runtime import debugaudio
+
+    rec = _recognizer(args)
+    audio = read_wav(args.file)
+    info = debugaudio.describe(audio, rec.meta, allow_resample=not args.no_resample)
+    if args.png is not None and audio.samples.size:
+        right, wrong, caption = debugaudio.spectrograms(audio, rec.meta)
+        debugaudio.write_png(args.png, right, wrong)
+        info |= {"png": str(args.png), "png_left": f"at {rec.rate} Hz (correct)", "png_right": caption}
+    if not args.json:
+        for key, value in info.items():
+            print(f"{key:>16}  {value}")
+    return info
+
+
+def _listen(args: argparse.Namespace) -> dict[str, Any]:
+    from edgepack_runtime.live import listen
+
+    rec = _recognizer(args)
+    if args.file is not None:
+        audio = read_wav(args.file)
+        require_signal(audio, source=str(args.file))
+        if audio.rate != rec.rate and args.no_resample:
+            from edgepack_runtime.resample import conform
+
+            conform(audio, rate=rec.rate, allow_resample=False, source=str(args.file))
+
+    def on_text(kind: str, text: str) -> None:
+        if not args.json:
+            print(f"{kind}: {text}", flush=True)
+
+    result = listen(rec, file=args.file, device=args.device, block=args.block, chunk_ms=args.chunk_ms,
+                    seconds=args.seconds, on_text=on_text)  # fmt: skip
+    c = result["counters"]
+    log.info("%s; %d callbacks, %d overruns, %d dropouts (%d samples), %d chunk errors%s",
+             result["scheduling"], c["callbacks"], c["overruns"], c["dropouts"], c["dropped"],
+             c["chunk_errors"], f" (last: {c['last_error']})" if c["last_error"] else "")  # fmt: skip
+    return result
+
+
+def _demo_rate(args: argparse.Namespace) -> dict[str, Any]:
+    from edgepack_runtime.asr import transcribe_stream
+    from edgepack_runtime.resample import resample
+
+    rec = _recognizer(args)
+    rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
+    wrong = 44100
+
+    def captured_at(rate: int, *, guard: bool) -> Any:
+        """The audio as a device at ``rate`` records it, then resampled back (guard) or fed as it is."""
+
+        def make(x: np.ndarray) -> np.ndarray:
+            y = resample(x, src_rate=rec.rate, dst_rate=rate)
+            return resample(y, src_rate=rate, dst_rate=rec.rate) if guard else y
+
+        return make
+
+    conditions = {
+        f"{rec.rate} Hz as recorded": lambda x: x,
+        f"{wrong} Hz, resampled to {rec.rate} Hz (the guard)": captured_at(wrong, guard=True),
+        f"{wrong} Hz fed as {rec.rate} Hz (no guard)": captured_at(wrong, guard=False),
+        f"8000 Hz, resampled to {rec.rate} Hz": captured_at(8000, guard=True),
+    }
+    refs = [str(r["text"]) for r in rows]
+    audios = [read_wav(args.manifest.parent / r["audio"]) for r in rows]
+    result: dict[str, Any] = {"utterances": len(rows), "model_rate": rec.rate, "wer": {}, "examples": {}}
+    for name, make in conditions.items():
+        hyps = [transcribe_stream(rec, make(a.samples)).text for a in audios]
+        result["wer"][name] = round(corpus_wer(refs, hyps), 4)
+        result["examples"][name] = hyps[0]
+        if not args.json:
+            print(f"{result['wer'][name]:7.1%}  {name}   e.g. {hyps[0]!r}", flush=True)
+    if not args.json:
+        print(f"         reference: {refs[0]!r} ({len(rows)} utterances)")
+    return result
+
+
+def corpus_wer(refs: list[str], hyps: list[str]) -> float:
+    """Word errors over all utterances / reference words (jiwer's definition)."""
+    from edgepack_runtime.metrics import wer
+
+    words = sum(len(r.split()) for r in refs)
+    return sum(wer(r, h) * len(r.split()) for r, h in zip(refs, hyps, strict=True)) / max(words, 1)
+
+
+def _pcts(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    p50, p95 = np.percentile(values, [50, 95])
+    return {"count": len(values), "p50": round(float(p50), 3), "p95": round(float(p95), 3)}
+
+
+def _latency_line(chunk_ms: list[float]) -> str:
+    p = _pcts(chunk_ms)
+    return (
+        f"; chunk latency p50 {p['p50']:.1f} ms p95 {p['p95']:.1f} ms ({p['count']} chunks)"
+        if chunk_ms
+        else ""
+    )
+
+
+_COMMANDS = {
+    "transcribe": _transcribe,
+    "debug-audio": _debug_audio,
+    "listen": _listen,
+    "demo-rate": _demo_rate,
+}

@@ -1,0 +1,315 @@
+"""Live capture: a callback stream into a preallocated ring buffer, inference on another thread.
+
+The audio callback runs on the driver's thread under a deadline: it only
+copies the block into a ring buffer that was allocated up front, and counts.
+It never allocates a buffer, runs inference, logs or takes a lock. When the
+ring is full the block is dropped and counted (a dropout); when the driver
+reports an input overflow it is counted (an overrun). Nothing is hidden: the
+counters are in every report, and ``offered == consumed + dropped`` holds.
+
+The consumer thread drains the ring and calls the processing function (the
+ASR stream); an exception in one chunk is counted with its message and the
+stream goes on. Sources: :class:`FileSource` calls the same callback from a
+thread at real-time pace (tests, QEMU images without a sound card);
+:func:`open_device` opens a real input stream with sounddevice or, where only
+it is installed (the rpi4 image), PyAudio, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class CaptureError(RuntimeError):
+    """The capture device cannot be opened (missing, busy, no backend)."""
+
+
+class RingBuffer:
+    """Single-producer single-consumer ring of float32 samples, allocated once.
+
+    The producer only advances ``written`` and the consumer only ``read``
+    (both grow without bound): under the GIL each is a single atomic store,
+    so no lock is shared with the audio thread.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.buf = np.zeros(capacity, dtype=np.float32)
+        self.capacity = capacity
+        self.written = 0
+        self.read = 0
+
+    def free(self) -> int:
+        return self.capacity - (self.written - self.read)
+
+    def write(self, block: np.ndarray) -> bool:
+        """Copy ``block`` in, or drop all of it when it does not fit (returns False)."""
+        n = len(block)
+        if n > self.free():
+            return False
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.buf[start : start + first] = block[:first]
+        self.buf[: n - first] = block[first:]
+        self.written += n
+        return True
+
+    def take(self, out: np.ndarray) -> int:
+        """Copy up to ``len(out)`` samples into ``out``; return how many."""
+        n = min(len(out), self.written - self.read)
+        start = self.read % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self.buf[start : start + first]
+        out[first:n] = self.buf[: n - first]
+        self.read += n
+        return n
+
+
+@dataclass
+class Counters:
+    """What the callback and the consumer count; read by anyone, written by one thread each."""
+
+    callbacks: int = 0
+    offered: int = 0  # samples the source delivered
+    overruns: int = 0  # blocks the driver flagged as input overflow (samples lost before us)
+    dropouts: int = 0  # blocks dropped because the ring was full (the consumer is too slow)
+    dropped: int = 0  # samples in those blocks
+    consumed: int = 0  # samples the consumer took out of the ring
+    chunk_errors: int = 0  # consumer chunks whose processing raised
+    last_error: str = ""
+    max_fill: int = 0  # most samples ever waiting in the ring
+    latency_ms: list[float] = field(default_factory=list)  # per consumer batch: oldest sample -> processed
+
+
+def make_callback(ring: RingBuffer, counters: Counters) -> Callable[[Any, int, Any, Any], None]:
+    """The audio callback (sounddevice's signature): copy channel 0 into the ring and count."""
+
+    def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        counters.callbacks += 1
+        counters.offered += frames
+        if status and getattr(status, "input_overflow", False):
+            counters.overruns += 1
+        if not ring.write(indata[:frames, 0]):
+            counters.dropouts += 1
+            counters.dropped += frames
+        fill = ring.written - ring.read
+        if fill > counters.max_fill:
+            counters.max_fill = fill
+
+    return callback
+
+
+class Source(Protocol):
+    rate: int
+    block: int
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def finished(self) -> bool: ...
+
+
+class _NoStatus:
+    input_overflow = False
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class FileSource:
+    """Calls the capture callback with ``block``-sample pieces of a signal, at real-time pace."""
+
+    def __init__(self, samples: np.ndarray, *, rate: int, block: int, callback: Callable[..., None],
+                 speed: float = 1.0) -> None:  # fmt: skip
+        self.samples, self.rate, self.block, self.callback, self.speed = samples, rate, block, callback, speed
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="file-source", daemon=True)
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = np.zeros((self.block, 1), dtype=np.float32)  # the "driver's" buffer, reused
+        status = _NoStatus()
+        for i, start in enumerate(range(0, len(self.samples), self.block)):
+            due = self.t0 + (i + 1) * self.block / (self.rate * self.speed)  # a block exists once recorded
+            while (wait := due - time.perf_counter()) > 0:
+                if self._stop.wait(wait):
+                    self._done.set()
+                    return
+            piece = self.samples[start : start + self.block]
+            buffer[: len(piece), 0] = piece
+            self.callback(buffer, len(piece), None, status)
+        self._done.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+
+class Consumer:
+    """Drains the ring on its own thread and calls ``process`` on each batch of samples."""
+
+    def __init__(self, ring: RingBuffer, counters: Counters, process: Callable[[np.ndarray], None], *,
+                 rate: int, max_batch: int, poll_s: float = 0.002) -> None:  # fmt: skip
+        self.ring, self.counters, self.process, self.rate = ring, counters, process, rate
+        self.scratch = np.zeros(max_batch, dtype=np.float32)
+        self.poll_s = poll_s
+        self.t0 = 0.0  # when sample 0 arrived (the source's start)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="asr-consumer", daemon=True)
+
+    def start(self, t0: float) -> None:
+        self.t0 = t0
+        self._thread.start()
+
+    def _run(self) -> None:
+        lower_priority()  # inherited real-time priority belongs to the audio thread, not to inference
+        while True:
+            first = self.ring.read  # ring position of the oldest sample in this batch
+            n = self.ring.take(self.scratch)
+            if n == 0:
+                if self._stop.is_set():
+                    return
+                time.sleep(self.poll_s)
+                continue
+            self.counters.consumed += n
+            try:
+                self.process(self.scratch[:n].copy())
+            except Exception as exc:  # one bad chunk must not stop the stream: counted and reported
+                self.counters.chunk_errors += 1
+                self.counters.last_error = f"{type(exc).__name__}: {exc}"
+            # Arrival time of the oldest sample: its index on the source's timeline (dropped blocks included).
+            arrived = self.t0 + (first + self.counters.dropped) / self.rate
+            self.counters.latency_ms.append((time.perf_counter() - arrived) * 1e3)
+
+    def stop(self) -> None:
+        """Finish what is in the ring, then stop."""
+        self._stop.set()
+        self._thread.join()
+
+
+def request_realtime(priority: int = 10) -> str:
+    """Ask for SCHED_FIFO (threads started afterwards inherit it), else a higher nice; say which."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return f"SCHED_FIFO priority {priority}"
+    except (AttributeError, PermissionError, OSError) as exc:
+        fifo = f"SCHED_FIFO refused ({exc.__class__.__name__}: needs CAP_SYS_NICE or an rtprio limit)"
+    try:
+        os.nice(-10)
+        return f"{fifo}; nice -10 instead"
+    except (AttributeError, PermissionError, OSError):
+        return f"{fifo}; nice -10 refused too: normal priority (expect more dropouts under load)"
+
+
+def lower_priority() -> None:
+    """Back to SCHED_OTHER for this thread (always permitted)."""
+    try:
+        if os.sched_getscheduler(0) == os.SCHED_FIFO:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+class DeviceSource:
+    """A live input stream; the backend module is imported only here."""
+
+    def __init__(self, stream: Any, *, rate: int, block: int, close: Callable[[], None]) -> None:
+        self.stream, self.rate, self.block, self._close = stream, rate, block, close
+
+    def start(self) -> None:
+        self.stream.start() if hasattr(self.stream, "start") else self.stream.start_stream()
+
+    def stop(self) -> None:
+        self._close()
+
+    def finished(self) -> bool:
+        return False
+
+
+def open_device(device: str | None, *, rate: int, block: int, callback: Callable[..., None]) -> DeviceSource:
+    """An input stream on ``device`` (name or index) with sounddevice, else PyAudio."""
+    try:
+        import sounddevice as sd  # PortAudio through cffi
+    except (ImportError, OSError):
+        return _open_pyaudio(device, rate=rate, block=block, callback=callback)
+    dev: str | int | None = int(device) if device is not None and device.isdigit() else device
+    try:
+        stream = sd.InputStream(device=dev, channels=1, samplerate=rate, blocksize=block, dtype="float32",
+                                callback=callback)  # fmt: skip
+    except (ValueError, sd.PortAudioError) as exc:
+        names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+        raise CaptureError(_no_device(device, exc, names)) from None
+    return DeviceSource(stream, rate=rate, block=block, close=stream.close)
+
+
+def _open_pyaudio(
+    device: str | None, *, rate: int, block: int, callback: Callable[..., None]
+) -> DeviceSource:
+    try:
+        import pyaudio
+    except ImportError:
+        raise CaptureError(
+            "live capture needs sounddevice or pyaudio (with PortAudio); neither is installed. "
+            "Use --file F to stream a file at real-time pace."
+        ) from None
+    pa = pyaudio.PyAudio()
+    names = [pa.get_device_info_by_index(i)["name"] for i in range(pa.get_device_count())
+             if pa.get_device_info_by_index(i)["maxInputChannels"] > 0]  # fmt: skip
+    index = _pyaudio_index(pa, device)
+
+    class Overflow:
+        def __init__(self, flags: int) -> None:
+            self.input_overflow = bool(flags & pyaudio.paInputOverflow)
+
+        def __bool__(self) -> bool:
+            return self.input_overflow
+
+    def on_block(in_data: bytes, frames: int, time_info: Any, flags: int) -> tuple[None, int]:
+        callback(np.frombuffer(in_data, dtype=np.float32).reshape(-1, 1), frames, time_info, Overflow(flags))
+        return None, pyaudio.paContinue
+
+    try:
+        stream = pa.open(format=pyaudio.paFloat32, channels=1, rate=rate, input=True, frames_per_buffer=block,
+                         input_device_index=index, stream_callback=on_block, start=False)  # fmt: skip
+    except (OSError, ValueError) as exc:
+        pa.terminate()
+        raise CaptureError(_no_device(device, exc, names)) from None
+
+    def close() -> None:
+        stream.stop_stream()
+        stream.close()
+        pa.terminate()
+
+    return DeviceSource(stream, rate=rate, block=block, close=close)
+
+
+def _pyaudio_index(pa: Any, device: str | None) -> int | None:
+    if device is None:
+        return None
+    for i in range(pa.get_device_count()):
+        info = pa.get_device_info_by_index(i)
+        if str(i) == device or device.lower() in str(info["name"]).lower():
+            return i
+    count = pa.get_device_count()
+    pa.terminate()
+    raise CaptureError(f"capture device {device!r} does not exist ({count} audio device(s) on this system).")
+
+
+def _no_device(device: str | None, exc: BaseException, names: list[str]) -> str:
+    known = ", ".join(repr(n) for n in names) or "none"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"capture device {device or '(default)'!r} cannot be opened: {first}. Input devices: {known}."
