@@ -49,7 +49,8 @@ def load_split(path: Path, normalizer: Normalizer | None) -> Split:
         feats = np.split(data["feats"], bounds)
         if normalizer is not None:
             feats = [normalizer(f) for f in feats]
-        return Split(feats, list(data["texts"]), list(data["voices"]), list(data["noise"]))
+        texts, voices, noise = ([str(v) for v in data[k]] for k in ("texts", "voices", "noise"))
+        return Split(feats, texts, voices, noise)
 
 
 def global_stats(path: Path) -> Normalizer:
@@ -240,8 +241,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=TRAIN_SEED)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--score-only", action="store_true", help="only score the saved weights on test")
     args = parser.parse_args()
-    run(args)
+    if args.score_only:
+        test = load_split(args.cache / "test.npz", global_stats(args.cache / "train.npz"))
+        finish(args.out, test)
+    else:
+        run(args)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -302,11 +308,10 @@ def finish(out: Path, test: Split) -> None:
     model = CmdAsr(n_mels=meta["n_mels"], vocab_size=len(meta["charset"]))
     model.load_state_dict(torch.load(out / "cmdasr.pt", weights_only=True))
     hyps = transcribe(model, test.feats)
-    per_voice = {
-        voice: round(wer(*zip(*[(r, h) for r, h, v in zip(test.texts, hyps, test.voices, strict=True)
-                                if v == voice], strict=True)), 4)
-        for voice in sorted(set(test.voices))
-    }  # fmt: skip
+    per_voice = {}
+    for voice in sorted(set(test.voices)):
+        pairs = [(r, h) for r, h, v in zip(test.texts, hyps, test.voices, strict=True) if v == voice]
+        per_voice[voice] = round(wer([r for r, _ in pairs], [h for _, h in pairs]), 4)
     meta["test_wer"] = round(wer(test.texts, hyps), 4)
     meta["test_wer_per_voice"] = per_voice
     meta["test_cer"] = round(float(jiwer.cer(test.texts, hyps)), 4)
