@@ -137,12 +137,13 @@ def device_deploy(c, target=None, host=None, board=None, label=None, all=False, 
         device_cli.deploy(_boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs))
 
 
-@task(iterable=MANY, help=BOARDS)
+@task(iterable=MANY, help={**BOARDS, "runs": "timed passes (default: the target's smoke.runs)"})
 def device_smoke(c, target=None, host=None, board=None, label=None, all=False, inventory=None, key=None,
-                 known_hosts=None, mode=None, jobs=4):  # fmt: skip
+                 known_hosts=None, mode=None, jobs=4, runs=None):  # fmt: skip
     """The QEMU smoke test on the boards themselves: outputs against the host reference, into report.json."""
     with cli.guard():
-        device_cli.smoke(_boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs))
+        sel = _boards(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
+        device_cli.smoke(sel, runs=int(runs) if runs else None)
 
 
 @task(iterable=MANY, help={**BOARDS, "runs": "timed passes over the smoke input", "warmup": "untimed passes"})

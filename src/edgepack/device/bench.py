@@ -86,10 +86,12 @@ def run_json(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def board_smoke(board: Board, target: Target, project: Project) -> dict[str, Any]:
+def board_smoke(board: Board, target: Target, project: Project, *, runs: int | None = None) -> dict[str, Any]:
+    """The image's smoke spec on the board; ``runs`` (default: the target's) only changes timings."""
     image_id = require_deployed(board, target, project)["id"]
     reference = host_reference(project, target)
-    result = run_json(board, target, ["smoke"], what="smoke inference", timeout=target.smoke.timeout_s)
+    command = ["smoke", "--runs", str(runs or target.smoke.runs)]
+    result = run_json(board, target, command, what="smoke inference", timeout=target.smoke.timeout_s)
     checks = smoke.compare(reference, result, atol=target.smoke.atol, rtol=target.smoke.rtol)
     smoke.require_match(checks, image=f"{target.image}:current on board {board.spec.name}")
     return {

@@ -121,11 +121,11 @@ def deploy(sel: Selection) -> list[fleet.Row]:
     return rows
 
 
-def smoke(sel: Selection) -> list[fleet.Row]:
+def smoke(sel: Selection, *, runs: int | None = None) -> list[fleet.Row]:
     def action(project: Project, spec: BoardSpec) -> tuple[str, dict[str, Any]]:
         target = _target(project.root, spec.target)
         with Board(spec, runner=Runner(echo=False)) as board:
-            result = device_bench.board_smoke(board, target, project)
+            result = device_bench.board_smoke(board, target, project, runs=runs)
         device_bench.record(project, target, board=spec.name, kind="smoke", result=result)
         worst = max((c["max_abs"] for c in result["checks"]), default=0.0)
         lat = result["board"]["latency_ms"]
