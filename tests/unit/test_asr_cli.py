@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgepack.modelpipe import metadata
+from edgepack_runtime import capture
 from edgepack_runtime.__main__ import main
 from edgepack_runtime.audio import read_wav
 from edgepack_runtime.resample import resample
@@ -97,12 +98,17 @@ def test_a_missing_capture_device_is_named(asr_model: Path, monkeypatch: pytest.
     fake.InputStream = input_stream  # type: ignore[attr-defined]
     fake.query_devices = lambda: [{"name": "USB mic", "max_input_channels": 1}]  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    monkeypatch.setattr(capture, "SOUND_DEVICES", str(asr_model))  # any path that exists: "a sound card"
+    monkeypatch.setattr(capture, "ALSA_CONF", str(asr_model))
     line = _bad(["listen", "--device", "nope", "--model", str(asr_model)], capsys)
     assert "capture device 'nope' cannot be opened: No input device matching 'nope'" in line
     assert "Input devices: 'USB mic'" in line
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # neither backend installed
     monkeypatch.setitem(sys.modules, "pyaudio", None)
     assert "needs sounddevice or pyaudio" in _bad(["listen", "--model", str(asr_model)], capsys)
+    monkeypatch.setattr(capture, "SOUND_DEVICES", "/nonexistent/snd")
+    line = _bad(["listen", "--device", "hw:1", "--model", str(asr_model)], capsys)
+    assert "capture device 'hw:1' does not exist: this system has no sound card" in line
 
 
 def test_debug_audio_prints_what_the_model_sees_and_writes_a_png(

@@ -18,13 +18,18 @@ it is installed (the rpi4 image), PyAudio, imported only when asked for.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+SOUND_DEVICES = "/dev/snd"
+ALSA_CONF = "/usr/share/alsa/alsa.conf"
 
 
 class CaptureError(RuntimeError):
@@ -242,6 +247,13 @@ class DeviceSource:
 
 def open_device(device: str | None, *, rate: int, block: int, callback: Callable[..., None]) -> DeviceSource:
     """An input stream on ``device`` (name or index) with sounddevice, else PyAudio."""
+    if sys.platform == "linux" and not Path(SOUND_DEVICES).exists():
+        # Checked first: PortAudio's ALSA layer aborts the process (an assertion) on some systems without one.
+        raise CaptureError(
+            f"capture device {device or '(default)'!r} does not exist: this system has no sound card "
+            f"({SOUND_DEVICES} is missing; a container needs --device {SOUND_DEVICES}). "
+            "Use --file F to stream a file."
+        )
     try:
         import sounddevice as sd  # PortAudio through cffi
     except (ImportError, OSError):
@@ -259,6 +271,8 @@ def open_device(device: str | None, *, rate: int, block: int, callback: Callable
 def _open_pyaudio(
     device: str | None, *, rate: int, block: int, callback: Callable[..., None]
 ) -> DeviceSource:
+    if sys.platform == "linux" and not Path(ALSA_CONF).exists():
+        raise CaptureError(f"PortAudio's ALSA backend needs {ALSA_CONF} (Debian package libasound2-data).")
     try:
         import pyaudio
     except ImportError:
