@@ -8,6 +8,7 @@ invoke test                       unit and integration tests
 invoke device.deploy|smoke|bench|metrics|regress   real boards over SSH (inventory: boards.yaml)
 invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
 invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels for the board
+invoke asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
 """
 
 from invoke import Collection, task
@@ -209,7 +210,33 @@ wheels.add_task(wheels_build, "build", default=True)
 wheels.add_task(wheels_preflight, "preflight")
 wheels.add_task(wheels_lock, "lock")
 
+@task(help={"target": "target name", "json": "one JSON object instead of the table"})
+def asr_demo_rate(c, target="rpi4", json=False):
+    """WER of the held-out set: explicit resampling vs the same audio at 44.1 kHz fed as 16 kHz."""
+    with cli.guard():
+        cli.asr_demo("rate", target_name=target, as_json=json)
+
+
+@task(help={"target": "target name", "json": "one JSON object instead of the table"})
+def asr_demo_latency(c, target="rpi4", json=False):
+    """Streaming (per chunk, end of speech to text) vs whole-file latency, host, 1 thread."""
+    with cli.guard():
+        cli.asr_demo("latency", target_name=target, as_json=json)
+
+
+@task(help={"target": "target name", "json": "one JSON object instead of the table"})
+def asr_demo_blocks(c, target="rpi4", json=False):
+    """Capture latency by callback block size (128..2048), a file driven at real-time pace."""
+    with cli.guard():
+        cli.asr_demo("blocks", target_name=target, as_json=json)
+
+
+asr = Collection("asr")
+for _name, _task in (("demo-rate", asr_demo_rate), ("demo-latency", asr_demo_latency),
+                     ("demo-blocks", asr_demo_blocks)):  # fmt: skip
+    asr.add_task(_task, _name)
+
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock, model, device, wheels)
+ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr)

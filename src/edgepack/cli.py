@@ -173,3 +173,21 @@ def model_schema() -> None:
     path = project().root / "models" / "model.schema.json"
     write_text(path, json.dumps(spec_schema(), indent=2) + "\n")
     console.print(f"wrote {path}")
+
+
+def asr_demo(which: str, *, target_name: str, as_json: bool) -> None:
+    """One of edgepack.asrdemo's demonstrations with the target's model, as a table or JSON."""
+    from edgepack import asrdemo
+
+    proj = project()
+    models = asrdemo.models(proj, target=target_name)
+    result = getattr(asrdemo, which)(models["int8"], proj)
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    table = Table(title=f"asr.demo-{which} ({models['int8'].name}, int8)", title_justify="left")
+    table.add_column("case")
+    table.add_column("result")
+    for key, value in (result.get("wer") or result.get("blocks") or result).items():
+        table.add_row(str(key), json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)

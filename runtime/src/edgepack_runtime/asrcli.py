@@ -158,12 +158,20 @@ def _listen(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo_rate(args: argparse.Namespace) -> dict[str, Any]:
+    result = rate_demo(_recognizer(args), args.manifest)
+    if not args.json:
+        for name, wer in result["wer"].items():
+            print(f"{wer:7.1%}  {name}   e.g. {result['examples'][name]!r}", flush=True)
+        print(f"         reference: {result['reference']!r} ({result['utterances']} utterances)")
+    return result
+
+
+def rate_demo(rec: Any, manifest: Path, *, wrong: int = 44100) -> dict[str, Any]:
+    """Corpus WER of the manifest's audio as recorded, captured at other rates and resampled, or not."""
     from edgepack_runtime.asr import transcribe_stream
     from edgepack_runtime.resample import resample
 
-    rec = _recognizer(args)
-    rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
-    wrong = 44100
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
 
     def captured_at(rate: int, *, guard: bool) -> Any:
         """The audio as a device at ``rate`` records it, then resampled back (guard) or fed as it is."""
@@ -181,16 +189,13 @@ def _demo_rate(args: argparse.Namespace) -> dict[str, Any]:
         f"8000 Hz, resampled to {rec.rate} Hz": captured_at(8000, guard=True),
     }
     refs = [str(r["text"]) for r in rows]
-    audios = [read_wav(args.manifest.parent / r["audio"]) for r in rows]
-    result: dict[str, Any] = {"utterances": len(rows), "model_rate": rec.rate, "wer": {}, "examples": {}}
+    audios = [read_wav(manifest.parent / r["audio"]) for r in rows]
+    result: dict[str, Any] = {"utterances": len(rows), "model_rate": rec.rate, "reference": refs[0]}
+    result |= {"wer": {}, "examples": {}}
     for name, make in conditions.items():
         hyps = [transcribe_stream(rec, make(a.samples)).text for a in audios]
         result["wer"][name] = round(corpus_wer(refs, hyps), 4)
         result["examples"][name] = hyps[0]
-        if not args.json:
-            print(f"{result['wer'][name]:7.1%}  {name}   e.g. {hyps[0]!r}", flush=True)
-    if not args.json:
-        print(f"         reference: {refs[0]!r} ({len(rows)} utterances)")
     return result
 
 
