@@ -67,9 +67,14 @@ def sha256_file(path: Path) -> str:
 
 
 def sha256_tree(root: Path) -> str:
-    """Hash of a folder's relative paths, modes and contents (order-independent)."""
+    """Hash of a folder's relative paths, modes and contents (order-independent).
+
+    Bytecode caches are left out: importing a module writes one, and the build
+    copies the runtime without them, so they must not change a step's key.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+    files = (p for p in root.rglob("*") if (p.is_file() or p.is_symlink()) and "__pycache__" not in p.parts)
+    for path in sorted(files):
         rel = path.relative_to(root).as_posix()
         digest.update(rel.encode() + b"\0")
         if path.is_symlink():

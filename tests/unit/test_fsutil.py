@@ -39,3 +39,11 @@ def test_tree_hash_sees_content_and_names(tmp_path: Path) -> None:
     h2 = sha256_tree(tmp_path)
     (tmp_path / "a").rename(tmp_path / "b")
     assert len({h1, h2, sha256_tree(tmp_path)}) == 3
+
+
+def test_tree_hash_ignores_bytecode_caches(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("x = 1")
+    before = sha256_tree(tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\x00")
+    assert sha256_tree(tmp_path) == before
