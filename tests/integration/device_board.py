@@ -69,7 +69,7 @@ SESSION = """#!/bin/sh
 cmd=${{SSH_ORIGINAL_COMMAND:-/bin/sh}}
 exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root QEMU_CPU=cortex-a72 {docker_env} \\
   unshare --mount --pid --fork --mount-proc={root}/proc \\
-  sh -c 'mount --bind "$0" "$0" && mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" \\
+  sh -c 'mount --rbind "$0" "$0" && mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" \\
   && mount -t sysfs sysfs "$0/sys" && mount --bind "$0/../thermal" "$0/sys/class/thermal" \\
   && exec chroot "$0" /bin/sh -c "$1"' {root} "$cmd"
 """
