@@ -7,15 +7,20 @@ emulated, then emulated then cross...), from scratch: the wheelhouse is not
 used, only what both share is prepared once and left out of the timings (the
 sources on the host, the cross sysroot, the builder image). Timed: the build
 (setuptools in a host venv vs cibuildwheel in the builder container under
-QEMU) and the auditwheel repair. The machine is shared with others: medians
-and ratios are what to quote. Sizes: the wheel before and after repair.
-Results: bench/results/wheels.json.
+QEMU) and the auditwheel repair. Each strategy's per-build set-up is in its
+time as it is in a real build: cibuildwheel's container and the pinned build
+requirements installed in it (under QEMU); `cross` reuses its build venv. The
+machine is shared with others: medians and ratios are what to quote (the
+ratio of the medians, and the median of the per-round ratios). Sizes: the
+wheel before and after repair. It measures the working tree (the commit is
+recorded). Results: bench/results/wheels.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import statistics
 import sys
@@ -30,6 +35,7 @@ from edgepack.config import Project, load_target  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
 from edgepack.runner import Runner  # noqa: E402
 from edgepack.wheels import make_strategy, repair, sources, wheelhouse  # noqa: E402
+from edgepack.wheels.strategy import TRIPLETS  # noqa: E402
 
 
 def one_build(strategy, recipe, src, target, runner, workdir: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -84,8 +90,31 @@ def main() -> None:
                 run = one_build(strategies[name], recipe, srcs[recipe.name], target, runner, workdir)
                 runs[recipe.name][name].append(run)
                 print(f"round {i + 1} {recipe.name:10} {name:8} {run['total_s']:7.1f} s", flush=True)
-    write_json(REPO / "bench" / "results" / "wheels.json", summarise(runs, target=target, rounds=args.rounds))
+    doc = summarise(runs, target=target, rounds=args.rounds)
+    doc["tools"] = tool_versions(runner, target)
+    write_json(REPO / "bench" / "results" / "wheels.json", doc)
     print(f"wrote {REPO / 'bench' / 'results' / 'wheels.json'}")
+
+
+def tool_versions(runner: Runner, target) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from importlib.metadata import version
+
+    def first_line(argv: list[str]) -> str:
+        result = runner.run(argv, check=False, mutates=False)
+        return (result.stdout.strip().splitlines() or ["absent"])[0]
+
+    # The QEMU that runs the builds is the one binfmt_misc names, not necessarily the one on PATH.
+    binfmt = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    lines = binfmt.read_text().splitlines() if binfmt.is_file() else []
+    interpreter = next((ln.split()[1] for ln in lines if ln.startswith("interpreter ")), "qemu-aarch64")
+    return {
+        "commit": first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "cibuildwheel": version("cibuildwheel"),
+        "auditwheel": version("auditwheel"),
+        "docker": first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
+        "qemu": first_line([interpreter, "--version"]),
+        "cross_gcc": first_line([f"{TRIPLETS[target.arch]}-gcc", "--version"]),
+    }
 
 
 def summarise(runs, *, target, rounds: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -101,6 +130,12 @@ def summarise(runs, *, target, rounds: int) -> dict[str, object]:  # type: ignor
             "emulated_over_cross": {
                 "build": round(med["emulated"]["build_s"] / med["cross"]["build_s"], 2),
                 "total": round(med["emulated"]["total_s"] / med["cross"]["total_s"], 2),
+                "median_of_round_ratios_total": round(
+                    statistics.median(
+                        e["total_s"] / c["total_s"] for e, c in zip(by["emulated"], by["cross"], strict=True)
+                    ),
+                    2,
+                ),
             },
             "sizes": {
                 n: {
@@ -120,7 +155,7 @@ def summarise(runs, *, target, rounds: int) -> dict[str, object]:  # type: ignor
         "host": {
             "machine": platform.machine(),
             "python": platform.python_version(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
         },
         "target": {"name": target.name, "platform": target.platform, "python": target.python},
         "rounds": rounds,
