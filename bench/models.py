@@ -1,10 +1,13 @@
 """Benchmark: each real model, fp32 vs int8: size, latency (host and QEMU cortex-a72), task metric.
 
-    .venv/bin/python bench/models.py [--target rpi4] [--runs 20]
+    .venv/bin/python bench/models.py [--target rpi4] [--runs 20] [--qemu-runs 5] [--whisper-qemu-runs N]
 
 Needs the target's image built (invoke build --target rpi4): the QEMU figures
 run its `bench-model` command (edgepack_runtime, numpy + onnxruntime only)
 with QEMU_CPU=<the target's CPU>, one thread, on the same inputs as the host.
+The image is resolved to its id once, at the start (and recorded), so that a
+build retagging `<image>:latest` meanwhile cannot change the runtime measured.
+The models are files mounted into it: the model the image bakes is not used.
 The int8 variant of a model is the one its spec bakes, or dynamic int8 for a
 spec that keeps fp32 (Whisper). Results: bench/results/models.json.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -27,7 +31,8 @@ sys.dont_write_bytecode = True  # the runtime package's folder is hashed by the 
 
 from edgepack.build import Build  # noqa: E402
 from edgepack.config import Project, load_target  # noqa: E402
-from edgepack.docker import run_argv  # noqa: E402
+from edgepack.docker import inspect_image, run_argv  # noqa: E402
+from edgepack.fsutil import write_json  # noqa: E402
 from edgepack.modelpipe import inputs, quantize, steps, taskmetric  # noqa: E402
 from edgepack.modelpipe.export import run_onnx, session  # noqa: E402
 from edgepack.modelpipe.spec import load_spec  # noqa: E402
@@ -99,14 +104,25 @@ def metric(spec: Any, fp32: Path, int8: Path, feeds: dict[str, np.ndarray]) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="rpi4")
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--qemu-runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20, help="timed runs on the host (median)")
+    parser.add_argument("--qemu-runs", type=int, default=5, help="timed runs under QEMU (median)")
+    parser.add_argument(
+        "--whisper-qemu-runs",
+        type=int,
+        help="timed runs under QEMU for the Whisper models (default: --qemu-runs)",
+    )
     args = parser.parse_args()
     project = Project(ROOT)
     target = load_target(project, args.target)
     runner = Runner(echo=False)
+    image = inspect_image(f"{target.image}:latest", runner=runner)
+    if image is None:
+        sys.exit(f"no image {target.image}:latest: run invoke build --target {target.name} first")
+    qemu_runs = {s: args.qemu_runs for s in SPECS}
+    if args.whisper_qemu_runs is not None:
+        qemu_runs.update({s: args.whisper_qemu_runs for s in SPECS if "whisper" in s})
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgepack-bench-") as tmp:
         work = Path(tmp)
@@ -115,6 +131,7 @@ def main() -> None:
             fp32, int8, spec = variants(project, args.target, spec_file, work)
             feeds = feeds_for(spec, fp32)
             row: dict[str, Any] = {"model": spec.name, "spec": spec_file, "quantize": spec.quantize.mode}
+            row["feeds"] = {k: list(v.shape) for k, v in feeds.items()}
             npz = work / f"{spec.name}.npz"
             np.savez(npz, **feeds)
             for label, model in (("fp32", fp32), ("int8", int8)):
@@ -124,11 +141,16 @@ def main() -> None:
                 for p in (staged, npz):
                     p.chmod(0o644)
                 host = bench_model(staged, npz, runs=args.runs, threads=1)
-                qemu = emulated(f"{target.image}:latest", target, staged, npz, args.qemu_runs, runner)
+                t0 = time.perf_counter()
+                qemu = emulated(image.id, target, staged, npz, qemu_runs[spec_file], runner)
+                qemu_wall = time.perf_counter() - t0
                 row[label] = {
                     "bytes": staged.stat().st_size,
                     "host_ms": round(host["median_ms"], 3),
                     "qemu_ms": round(qemu["median_ms"], 3),
+                    "qemu_min_ms": round(qemu["min_ms"], 3),
+                    "qemu_runs": qemu["runs"],
+                    "qemu_wall_s": round(qemu_wall, 1),
                     "qemu_cpu_features": qemu["runtime"]["cpu_features"],
                 }
                 print(
@@ -136,6 +158,9 @@ def main() -> None:
                     f"host {row[label]['host_ms']:9.3f} ms  qemu {row[label]['qemu_ms']:10.3f} ms",
                     flush=True,
                 )
+            row["int8_over_fp32"] = {
+                k: round(row["int8"][k] / row["fp32"][k], 3) for k in ("bytes", "host_ms", "qemu_ms")
+            }
             row["metric"] = metric(spec, fp32, int8, feeds)
             print(f"{'':<24} metric {row['metric']}", flush=True)
             rows.append(row)
@@ -143,13 +168,19 @@ def main() -> None:
         "target": target.name,
         "qemu_cpu": target.qemu_cpu,
         "host": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
-        "runs": {"host": args.runs, "qemu": args.qemu_runs},
-        "note": "median of runs, 1 thread; QEMU time is emulation's, not the board's",
+        "image": {
+            "ref": f"{target.image}:latest",
+            "id": image.id,
+            "revision": image.labels.get("org.opencontainers.image.revision", ""),
+        },
+        "runs": {"host": args.runs, "qemu": args.qemu_runs, "qemu_by_spec": qemu_runs},
+        "note": "median of runs after a warm-up, 1 thread, batch 1; QEMU time is emulation's, not a board's",
         "models": rows,
     }
     out = ROOT / "bench" / "results" / "models.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(out, doc)
     print(f"wrote {out}")
 
 
