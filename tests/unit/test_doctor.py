@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.conftest import FakeRunner, ok
 from edgepack.doctor import (
     FIX_HINT,
     BinfmtMisc,
@@ -26,6 +25,7 @@ from edgepack.doctor import (
 )
 from edgepack.errors import ConfigError, ToolchainError
 from edgepack.runner import Result
+from tests.conftest import FakeRunner, ok
 
 DEB = b"not really a qemu-user .deb"
 QEMU10 = "qemu-{} version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)\nCopyright (c) 2003-2025\n"
