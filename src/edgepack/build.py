@@ -50,8 +50,19 @@ class Build:
 
 
 def code_digest(*modules: ModuleType) -> str:
-    """Steps are re-run when the code that performs them changes."""
-    return digest(*(inspect.getsource(m) for m in modules))
+    """Steps are re-run when the code that performs them changes.
+
+    A package counts with every module in it: ``inspect.getsource`` of a
+    package is only its ``__init__``.
+    """
+    parts = []
+    for module in modules:
+        if hasattr(module, "__path__"):
+            root = Path(module.__file__ or "").parent
+            parts += [f"{p.relative_to(root)}\n{p.read_text()}" for p in sorted(root.rglob("*.py"))]
+        else:
+            parts.append(inspect.getsource(module))
+    return digest(*parts)
 
 
 def plan(b: Build) -> list[Step]:

@@ -55,3 +55,19 @@ def test_key_ignores_input_order() -> None:
     a = Step("s", "", {"a": "1", "b": "2"}, dict)
     b = Step("s", "", {"b": "2", "a": "1"}, dict)
     assert a.key == b.key
+
+
+def test_code_digest_of_a_package_covers_its_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from edgepack.build import code_digest
+
+    pkg = tmp_path / "digestpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("X = 1\n")
+    (pkg / "inner.py").write_text("Y = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("digestpkg")
+    before = code_digest(module)
+    (pkg / "inner.py").write_text("Y = 2\n")
+    assert code_digest(module) != before
