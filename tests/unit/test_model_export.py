@@ -12,24 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgepack.errors import ConfigError, InputError, ModelCheckError
 from edgepack.modelpipe import export as ex
 from edgepack.modelpipe import inputs, sources, trace
-from edgepack.modelpipe.spec import ModelSpec, load_spec
-
-
-def spec_from(tmp: Path, text: str, name: str = "toy") -> ModelSpec:
-    path = tmp / f"{name}.yaml"
-    path.write_text(text)
-    return load_spec(path)
-
-
-def toy(factory: str, *, shape: str, dims: str, extra: str = "") -> str:
-    return f"""source: {{kind: torch, factory: "edgepack.modelpipe.zoo.toys:{factory}"}}
-inputs:
-  - {{name: x, shape: {shape}}}
-outputs: [y]
-dims:
-{dims}
-{extra}"""
-
+from tests.unit.modelspecs import spec_from, toy
 
 FRAMES = "  - {name: frames, export: 10, check: [3, 17]}"
 

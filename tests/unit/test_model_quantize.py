@@ -11,25 +11,9 @@ import pytest
 
 from edgepack.errors import ConfigError, InputError, ModelCheckError
 from edgepack.modelpipe import pipeline, quantize
-from edgepack.modelpipe.spec import ModelSpec, load_spec
+from edgepack.modelpipe.spec import ModelSpec
 from edgepack.runner import Runner
-
-
-def spec_from(tmp: Path, text: str, name: str = "toy") -> ModelSpec:
-    path = tmp / f"{name}.yaml"
-    path.write_text(text)
-    return load_spec(path)
-
-
-def toy(factory: str, *, shape: str, dims: str, extra: str = "") -> str:
-    return f"""source: {{kind: torch, factory: "edgepack.modelpipe.zoo.toys:{factory}"}}
-inputs:
-  - {{name: x, shape: {shape}}}
-outputs: [y]
-dims:
-{dims}
-{extra}"""
-
+from tests.unit.modelspecs import spec_from
 
 CTC = """source: {kind: torch, factory: "edgepack.modelpipe.zoo.toys:streaming_ctc"}
 inputs:

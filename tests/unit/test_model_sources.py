@@ -9,24 +9,7 @@ import torch
 
 from edgepack.errors import ConfigError, InputError
 from edgepack.modelpipe import sources
-from edgepack.modelpipe.spec import ModelSpec, load_spec
-
-
-def spec_from(tmp: Path, text: str, name: str = "toy") -> ModelSpec:
-    path = tmp / f"{name}.yaml"
-    path.write_text(text)
-    return load_spec(path)
-
-
-def toy(factory: str, *, shape: str, dims: str, extra: str = "") -> str:
-    return f"""source: {{kind: torch, factory: "edgepack.modelpipe.zoo.toys:{factory}"}}
-inputs:
-  - {{name: x, shape: {shape}}}
-outputs: [y]
-dims:
-{dims}
-{extra}"""
-
+from tests.unit.modelspecs import spec_from, toy
 
 DIMS = "  - {name: batch, export: 2, check: [1]}"
 

@@ -8,26 +8,11 @@ from pathlib import Path
 import pytest
 
 from edgepack.errors import ConfigError
-from edgepack.modelpipe.spec import ModelSpec, load_spec, spec_schema
+from edgepack.modelpipe.spec import load_spec, spec_schema
+from tests.unit.modelspecs import spec_from, toy
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH = "  - {name: batch, export: 2, check: [1, 5]}"
-
-
-def spec_from(tmp: Path, text: str, name: str = "toy") -> ModelSpec:
-    path = tmp / f"{name}.yaml"
-    path.write_text(text)
-    return load_spec(path)
-
-
-def toy(factory: str, *, shape: str, dims: str, extra: str = "") -> str:
-    return f"""source: {{kind: torch, factory: "edgepack.modelpipe.zoo.toys:{factory}"}}
-inputs:
-  - {{name: x, shape: {shape}}}
-outputs: [y]
-dims:
-{dims}
-{extra}"""
 
 
 def test_defaults_come_from_data(tmp_path: Path) -> None:

@@ -8,23 +8,7 @@ import pytest
 
 from edgepack.errors import InputError, ModelCheckError
 from edgepack.modelpipe import sources, trace
-from edgepack.modelpipe.spec import ModelSpec, load_spec
-
-
-def spec_from(tmp: Path, text: str, name: str = "toy") -> ModelSpec:
-    path = tmp / f"{name}.yaml"
-    path.write_text(text)
-    return load_spec(path)
-
-
-def toy(factory: str, *, shape: str, dims: str, extra: str = "") -> str:
-    return f"""source: {{kind: torch, factory: "edgepack.modelpipe.zoo.toys:{factory}"}}
-inputs:
-  - {{name: x, shape: {shape}}}
-outputs: [y]
-dims:
-{dims}
-{extra}"""
+from tests.unit.modelspecs import spec_from, toy
 
 
 def test_data_dependent_branch_is_caught_and_scripted(tmp_path: Path) -> None:
