@@ -30,7 +30,7 @@ from edgepack.plan import digest
 from edgepack.runner import Runner
 from edgepack.wheels import sysroot as trees
 from edgepack.wheels.recipes import Recipe
-from edgepack.wheels.strategy import TRIPLETS, Sources, StrategyName, compile_failure
+from edgepack.wheels.strategy import TRIPLETS, Sources, StrategyName, compile_failure, single_wheel
 
 # Config vars that are paths on the board: prefixed with the sysroot on the host.
 PATH_VARS = ("INCLUDEPY", "CONFINCLUDEPY", "INCLUDEDIR", "CONFINCLUDEDIR", "LIBDIR", "LIBPL", "LIBDEST")
@@ -190,15 +190,7 @@ class CrossStrategy:
             )
         except CommandError as exc:
             raise compile_failure(recipe, self.name, exc) from None
-        wheels = sorted(out_dir.glob("*.whl"))
-        if len(wheels) != 1:
-            raise CommandError(
-                f"cross-building {recipe.requirement} left {len(wheels)} wheels, not one.",
-                argv=[],
-                returncode=1,
-                output="",
-            )
-        return wheels[0]
+        return single_wheel(out_dir, what=f"cross-building {recipe.requirement}")
 
     def _toolchain(self) -> Path:
         """Compiler wrappers and the rewritten _sysconfigdata, once per sysroot."""

@@ -33,7 +33,7 @@ from edgepack.plan import digest
 from edgepack.runner import Runner
 from edgepack.wheels import sysroot as trees
 from edgepack.wheels.recipes import Recipe
-from edgepack.wheels.strategy import TRIPLETS, Sources, StrategyName, compile_failure
+from edgepack.wheels.strategy import TRIPLETS, Sources, StrategyName, compile_failure, single_wheel
 
 DEPS_IN_CONTAINER = "/edgepack-deps"
 DOCKERFILE = """\
@@ -211,12 +211,4 @@ class EmulatedStrategy:
             )
         except CommandError as exc:
             raise compile_failure(recipe, self.name, exc) from None
-        wheels = sorted(out_dir.glob("*.whl"))
-        if len(wheels) != 1:
-            raise CommandError(
-                f"cibuildwheel left {len(wheels)} wheels for {recipe.requirement}, not one.",
-                argv=[],
-                returncode=1,
-                output="",
-            )
-        return wheels[0]
+        return single_wheel(out_dir, what=f"cibuildwheel of {recipe.requirement}")

@@ -106,3 +106,11 @@ def missing_library_hint(recipe: Recipe, error: str) -> str:
         f"The target sysroot has no {missing}: add the target's Debian -dev package that ships it "
         f"(likely {guess}) to 'system:' in {recipe.origin}, then run: invoke wheels.lock"
     )
+
+
+def single_wheel(out_dir: Path, *, what: str) -> Path:
+    """The one wheel a build left in ``out_dir``; anything else is a failed build."""
+    wheels = sorted(out_dir.glob("*.whl"))
+    if len(wheels) != 1:
+        raise CommandError(f"{what} left {len(wheels)} wheels, not one.", argv=[], returncode=1, output="")
+    return wheels[0]
