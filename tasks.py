@@ -9,27 +9,36 @@ invoke device.deploy|smoke|bench|metrics|regress   real boards over SSH (invento
 invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
 invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels for the board
 invoke asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
+invoke ci.matrix|ci.workflow [--check]|ci.push   GitHub Actions, generated from targets/ (docs/ci.md)
+invoke builders.add|builders.ls   native buildx nodes (arm64 over SSH) instead of QEMU
 """
 
 from invoke import Collection, task
 
 from edgepack import cli
+from edgepack.ci import commands as ci_cli
 from edgepack.device import cli as device_cli
 from edgepack.wheels import commands as wheels_cli
 
 
 @task(
+    iterable=["cache_from", "cache_to"],
     help={
         "target": "target name (targets/NAME.yaml)",
         "model": "an .onnx file instead of the target's model",
         "dry": "print the plan and what is cached; run nothing",
         "verbose": "echo every command",
-    }
+        "builder": "buildx builder for the image (default: a native node, else the local engine under QEMU)",
+        "cache_from": "buildx layer cache to read, e.g. type=gha,scope=rpi4 (repeatable)",
+        "cache_to": "buildx layer cache to write, e.g. type=gha,scope=rpi4,mode=max (repeatable)",
+    },
 )
-def build(c, target="rpi4", model=None, dry=False, verbose=False):
+def build(c, target="rpi4", model=None, dry=False, verbose=False, builder=None, cache_from=None,
+          cache_to=None):  # fmt: skip
     """Build the target's image with the model baked in, and smoke-test it under QEMU."""
     with cli.guard():
-        cli.build(target, model=model, dry=dry, verbose=verbose)
+        cli.build(target, model=model, dry=dry, verbose=verbose, builder=builder,
+                  cache_from=tuple(cache_from), cache_to=tuple(cache_to))  # fmt: skip
 
 
 @task(help={"fix": "install and start what is missing (Debian 12/13, as root)"})
@@ -236,7 +245,59 @@ for _name, _task in (("demo-rate", asr_demo_rate), ("demo-latency", asr_demo_lat
                      ("demo-blocks", asr_demo_blocks)):  # fmt: skip
     asr.add_task(_task, _name)
 
+@task(help={"only": "one target's entry (default: all)"})
+def ci_matrix(c, only="all"):
+    """Print the CI matrix (JSON) from targets/ and .github/matrix.yaml: the workflow's first job runs it."""
+    with cli.guard():
+        ci_cli.print_matrix(only=only)
+
+
+@task(help={"check": "fail (exit 2) when .github/workflows/build.yml is not what targets/ generate"})
+def ci_workflow(c, check=False):
+    """Regenerate .github/workflows/build.yml from targets/, .github/matrix.yaml and the pinned actions."""
+    with cli.guard():
+        ci_cli.write_workflow(check=check)
+
+
+@task(iterable=["cache_from"], help={"target": "target name", "image": "registry/name:tag to push to",
+                                     "builder": "a docker-container buildx builder (attestations need one)",
+                                     "cache_from": "buildx layer cache to read (repeatable)",
+                                     "verbose": "echo every command"})  # fmt: skip
+def ci_push(c, target, image, builder, cache_from=None, verbose=False):
+    """Push a smoke-tested build with SBOM and provenance; writes build/<target>/pushed.txt (image@digest)."""
+    with cli.guard():
+        ci_cli.push(target, image=image, builder=builder, cache_from=tuple(cache_from), verbose=verbose)
+
+
+ci = Collection("ci")
+ci.add_task(ci_matrix, "matrix")
+ci.add_task(ci_workflow, "workflow")
+ci.add_task(ci_push, "push")
+
+
+@task(iterable=["platform"], help={"node": "node name", "endpoint": "ssh://user@host (Docker) or a context",
+                                   "platform": "what the node builds natively, e.g. linux/arm64 (repeatable)",
+                                   "no_bootstrap": "do not start BuildKit on the node now",
+                                   "verbose": "echo every command"})  # fmt: skip
+def builders_add(c, node, endpoint, platform=None, no_bootstrap=False, verbose=False):
+    """Add a native builder node (docker buildx create --append) to the edgepack builder."""
+    with cli.guard():
+        ci_cli.add_builder(node, endpoint=endpoint, platforms=tuple(platform), bootstrap=not no_bootstrap,
+                           verbose=verbose)  # fmt: skip
+
+
+@task
+def builders_ls(c):
+    """buildx nodes and what each builds natively; where each target would build (native or QEMU)."""
+    with cli.guard():
+        ci_cli.list_builders()
+
+
+builders = Collection("builders")
+builders.add_task(builders_add, "add")
+builders.add_task(builders_ls, "ls")
+
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr)
+ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr, ci, builders)

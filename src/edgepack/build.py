@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,8 +20,8 @@ from typing import Any
 import edgepack
 from edgepack import debian, models, pydeps, smoke, wheels
 from edgepack.config import Project, Target
-from edgepack.docker import buildx_argv, inspect_image, save_argv
-from edgepack.errors import CommandError
+from edgepack.docker import BuildxOptions, Push, buildx_argv, inspect_image, save_argv
+from edgepack.errors import CommandError, ConfigError
 from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
 from edgepack.modelpipe.spec import is_spec_path
 from edgepack.plan import Outputs, Step, StepCache, digest
@@ -36,6 +36,8 @@ class Build:
     project: Project
     runner: Runner
     model: str  # bundled name or path; the target's unless overridden
+    # Where the image step runs and which layer cache it shares (CI, native nodes): not in any key.
+    buildx: BuildxOptions = field(default_factory=BuildxOptions)
 
     @property
     def cache(self) -> StepCache:
@@ -169,14 +171,10 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
 
     def action() -> Outputs:
         context = _assemble_context(b, base=base, deps=deps, app=app)
-        iid = context.parent / "image.iid"
-        # A spec's model is made by the build: its digest is known once the app step has run.
-        final = {**labels, "io.edgepack.model.sha256": _stamp(b, app)["model"]["sha256"]}
-        b.runner.run(buildx_argv(context=context, dockerfile=dockerfile, platform=b.target.platform,
-                                 tags=[tag, f"{b.target.image}:latest"], labels=final,
-                                 build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
-                                 iidfile=iid),
-                     what=f"docker buildx build of {tag}")  # fmt: skip
+        final = _image_labels(b, app)
+        argv = _image_argv(b, context, tags=[tag, f"{b.target.image}:latest"], labels=final,
+                           iidfile=context.parent / "image.iid")  # fmt: skip
+        b.runner.run(argv, what=f"docker buildx build of {tag}")
         shutil.rmtree(context)
         info = inspect_image(tag, runner=b.runner)
         if info is None:
@@ -210,6 +208,40 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
                 "host": _summary(reference), "qemu_cpu": t.qemu_cpu}  # fmt: skip
 
     return _with(step, action)
+
+
+def _image_labels(b: Build, app: Step) -> dict[str, str]:
+    # A spec's model is made by the build: its digest is known once the app step has run.
+    return {**_labels(b), "io.edgepack.model.sha256": _stamp(b, app)["model"]["sha256"]}
+
+
+def _image_argv(b: Build, context: Path, *, tags: list[str], labels: dict[str, str], iidfile: Path | None,
+                push: Push | None = None) -> list[str]:  # fmt: skip
+    return buildx_argv(context=context, dockerfile=b.project.root / "docker" / "runtime.Dockerfile",
+                       platform=b.target.platform, tags=tags, labels=labels,
+                       build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
+                       iidfile=iidfile, options=b.buildx, push=push)  # fmt: skip
+
+
+def push_image(b: Build, steps: list[Step], *, ref: str, metadata_file: Path) -> None:
+    """Push the image of a finished, smoke-tested build to ``ref``, with SBOM and provenance.
+
+    buildx rebuilds it from the same cached parts and layer cache, so the
+    pushed layers are the tested ones; the plan must be fully cached (the
+    smoke step is stored only once it passed).
+    """
+    missing = [s.name for s in steps if b.cache.lookup(s) is None]
+    if missing:
+        raise ConfigError(f"cannot push {b.target.name}: {', '.join(missing)} not built (or changed since).",
+                          hint=f"Run first: invoke build --target {b.target.name}")  # fmt: skip
+    by_name = {s.name: s for s in steps}
+    context = _assemble_context(b, base=by_name["base"], deps=by_name["deps"], app=by_name["app"])
+    try:
+        argv = _image_argv(b, context, tags=[ref], labels=_image_labels(b, by_name["app"]), iidfile=None,
+                           push=Push(metadata_file=metadata_file))  # fmt: skip
+        b.runner.run(argv, what=f"docker buildx build --push of {ref}")
+    finally:
+        shutil.rmtree(context)
 
 
 def publish(b: Build, image: Outputs) -> Path:

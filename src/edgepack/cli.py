@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -12,9 +13,10 @@ from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-from edgepack import debian, doctor, pydeps, report
+from edgepack import builders, debian, doctor, pydeps, report
 from edgepack.build import Build, plan, publish
 from edgepack.config import Project, Target, load_target, target_schema
+from edgepack.docker import BuildxOptions
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
 from edgepack.plan import cached_state, execute
@@ -45,16 +47,23 @@ def runner(*, dry: bool = False, echo: bool = False) -> Runner:
     return Runner(dry_run=dry, echo=echo or dry)
 
 
-def build(target_name: str, *, model: str | None, dry: bool, verbose: bool) -> None:
+def build(target_name: str, *, model: str | None, dry: bool, verbose: bool, builder: str | None = None,
+          cache_from: tuple[str, ...] = (), cache_to: tuple[str, ...] = ()) -> None:  # fmt: skip
     proj = project()
     target = load_target(proj, target_name)
     run = runner(echo=verbose)
-    b = Build(target=target, project=proj, runner=run, model=model or target.model)
+    b = Build(target=target, project=proj, runner=run, model=model or target.model,
+              buildx=BuildxOptions(builder or builders.LOCAL, cache_from, cache_to))  # fmt: skip
     steps = plan(b)
     if dry:
         console.print(report.plan_table(steps, cached_state(steps, b.cache)))
         return
     doctor.require_toolchain(runner=run, platform=target.platform)
+    # A native node when one builds the platform, else the local engine under QEMU (or --builder's).
+    choice = builders.choose_for(target, runner=run, named=builder)
+    b = dataclasses.replace(b, buildx=dataclasses.replace(b.buildx, builder=choice.builder))
+    steps = plan(b)
+    console.print(f"[dim]builder[/] {choice.describe()}")
     t0 = time.perf_counter()
 
     def announce(step, hit):  # type: ignore[no-untyped-def]

@@ -16,6 +16,32 @@ from edgepack.errors import CommandError
 from edgepack.runner import Runner
 
 
+@dataclass(frozen=True)
+class BuildxOptions:
+    """Where a build runs and which layer cache it shares; none of it changes the image.
+
+    ``builder`` is a buildx builder: ``default`` (the local engine), the
+    ``edgepack`` builder of native nodes (invoke builders.add), or CI's
+    docker-container builder. ``cache_from``/``cache_to`` are buildx cache
+    specs, e.g. ``type=gha,scope=rpi4`` in GitHub Actions.
+    """
+
+    builder: str = "default"
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Push:
+    """Push to a registry instead of loading into the engine, with attestations.
+
+    SBOM and provenance attestations need a docker-container (or remote)
+    builder: the ``docker`` driver refuses them.
+    """
+
+    metadata_file: Path  # buildx writes the pushed digest here (containerimage.digest)
+
+
 def buildx_argv(
     *,
     context: Path,
@@ -24,11 +50,20 @@ def buildx_argv(
     tags: Sequence[str],
     labels: Mapping[str, str],
     build_args: Mapping[str, str],
-    iidfile: Path,
+    iidfile: Path | None,
+    options: BuildxOptions | None = None,
+    push: Push | None = None,
 ) -> list[str]:
-    argv = ["docker", "buildx", "build", "--builder", "default", "--platform", platform]
-    argv += ["--network", "none", "--pull=false", "--load", "--file", str(dockerfile)]
-    argv += ["--iidfile", str(iidfile)]
+    options = options or BuildxOptions()
+    argv = ["docker", "buildx", "build", "--builder", options.builder, "--platform", platform]
+    output = ["--load"] if push is None else ["--push", "--sbom=true", "--provenance=mode=max"]
+    argv += ["--network", "none", "--pull=false", *output, "--file", str(dockerfile)]
+    argv += ["--iidfile", str(iidfile)] if iidfile else []
+    argv += ["--metadata-file", str(push.metadata_file)] if push else []
+    for spec in options.cache_from:
+        argv += ["--cache-from", spec]
+    for spec in options.cache_to:
+        argv += ["--cache-to", spec]
     for tag in tags:
         argv += ["--tag", tag]
     for key in sorted(labels):
@@ -36,6 +71,15 @@ def buildx_argv(
     for key in sorted(build_args):
         argv += ["--build-arg", f"{key}={build_args[key]}"]
     return [*argv, str(context)]
+
+
+def buildx_create_argv(
+    *, builder: str, node: str, platforms: Sequence[str], endpoint: str, append: bool
+) -> list[str]:
+    """A BuildKit node on ``endpoint``; ``--platform`` says what it builds natively (buildx prefers it)."""
+    first = ["--append"] if append else ["--driver", "docker-container"]
+    argv = ["docker", "buildx", "create", *first, "--name", builder, "--node", node]
+    return [*argv, "--platform", ",".join(platforms), endpoint]
 
 
 def run_argv(

@@ -1,0 +1,1 @@
+"""Continuous integration: the GitHub Actions matrix and workflow, generated from targets/."""

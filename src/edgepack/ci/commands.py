@@ -1,0 +1,106 @@
+"""What the ``ci.*`` and ``builders.*`` tasks call."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from edgepack import builders
+from edgepack.build import Build, plan, push_image
+from edgepack.ci import matrix, workflow
+from edgepack.config import Project, load_target
+from edgepack.docker import BuildxOptions
+from edgepack.doctor import BinfmtMisc
+from edgepack.errors import ConfigError, ToolchainError
+from edgepack.fsutil import write_text
+from edgepack.runner import Runner
+
+console = Console(highlight=False)
+
+
+def _project() -> Project:
+    return Project(Path().resolve())
+
+
+def print_matrix(*, only: str) -> None:
+    """One line of JSON on stdout, nothing else: the workflow writes it to $GITHUB_OUTPUT."""
+    rows = matrix.entries(_project(), only=only)
+    sys.stdout.write(json.dumps(matrix.as_json_matrix(rows), separators=(",", ":")) + "\n")
+
+
+def write_workflow(*, check: bool) -> None:
+    proj = _project()
+    if check:
+        console.print(f"{workflow.check(proj).relative_to(proj.root)} is up to date")
+        return
+    console.print(f"wrote {workflow.write(proj).relative_to(proj.root)}")
+
+
+def push(target_name: str, *, image: str, builder: str, cache_from: tuple[str, ...], verbose: bool) -> None:
+    """Push a smoke-tested build; write ``build/<target>/pushed.txt`` (image@digest) for signing."""
+    proj = _project()
+    target = load_target(proj, target_name)
+    run = Runner(echo=verbose)
+    found = builders.inspect(builder, runner=run)
+    if found is None or found.driver == "docker":
+        raise ToolchainError(
+            f"pushing with SBOM and provenance attestations needs a docker-container builder; "
+            f"'{builder}' is {'missing' if found is None else 'the docker driver'}.",
+            hint="Use setup-buildx-action's builder, or: docker buildx create --driver docker-container",
+        )
+    b = Build(target=target, project=proj, runner=run, model=target.model,
+              buildx=BuildxOptions(builder, cache_from, ()))  # fmt: skip
+    metadata = b.out_dir / "push-metadata.json"
+    push_image(b, plan(b), ref=image, metadata_file=metadata)
+    digest = json.loads(metadata.read_text()).get("containerimage.digest", "")
+    if not digest.startswith("sha256:"):
+        raise ToolchainError(f"buildx pushed {image} but wrote no digest to {metadata}.")
+    pushed = f"{_repository(image)}@{digest}"
+    write_text(b.out_dir / "pushed.txt", pushed + "\n")
+    console.print(f"pushed  {pushed}")
+
+
+def _repository(image: str) -> str:
+    """``registry/name:tag`` without its tag (a registry's ``host:port`` keeps its colon)."""
+    head, _, last = image.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def add_builder(
+    node: str, *, endpoint: str, platforms: tuple[str, ...], bootstrap: bool, verbose: bool
+) -> None:
+    if not platforms:
+        raise ConfigError("builders.add needs --platform (what the node builds natively, e.g. linux/arm64).")
+    builder = builders.add(node, endpoint=endpoint, platforms=platforms, runner=Runner(echo=verbose),
+                           bootstrap=bootstrap)  # fmt: skip
+    console.print(f"builder {builder.name}: {', '.join(n.name for n in builder.nodes)}")
+
+
+def list_builders() -> None:
+    """Every buildx node and what it builds natively; then where each target would build."""
+    run = Runner(echo=False)
+    found = builders.list_builders(runner=run)
+    table = Table(title="buildx nodes", title_justify="left")
+    for col in ("builder", "driver", "node", "endpoint", "status", "native", "other (QEMU or compatible)"):
+        table.add_column(col)
+    for b in found:
+        for n in b.nodes:
+            emulated = [p for p in n.platforms if p not in n.native]
+            table.add_row(
+                b.name, b.driver, n.name, n.endpoint, n.status, ", ".join(n.native), ", ".join(emulated)
+            )
+    console.print(table)
+    proj = _project()
+    preferred = sorted(found, key=lambda b: (b.name != builders.BUILDER, b.name != builders.LOCAL))
+    pool = [b for b in preferred if b.name in (builders.BUILDER, builders.LOCAL)]
+    for name in proj.target_names():
+        target = load_target(proj, name)
+        try:
+            where = builders.choose(target, builders=pool, binfmt=BinfmtMisc()).describe()
+        except ToolchainError as exc:
+            where = f"[red]none[/]: {exc.message}"
+        console.print(f"{name:>12}  {where}")

@@ -1,0 +1,107 @@
+"""The GitHub Actions workflow (.github/workflows/build.yml), rendered from targets/ and pinned data.
+
+The template (resources/ci-build*.yml.in) holds the jobs; what varies comes
+from data: the targets (the dispatch choice and the header table), the
+pinned actions and QEMU image (resources/ci-pins.yaml), the wheel toolchain
+(resources/toolchain.yaml). Rendering is pure: the same inputs give the same
+bytes, so a test and the workflow's own first job can tell a stale file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgepack.ci import matrix
+from edgepack.config import Project, load_target
+from edgepack.doctor import load_pins
+from edgepack.errors import ConfigError
+from edgepack.fsutil import write_text
+from edgepack.yamlconf import build, load_yaml
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+WORKFLOW = Path(".github") / "workflows" / "build.yml"
+MARKER = re.compile(r"@@([a-z:_A-Z-]+)@@")
+
+
+@dataclass(frozen=True)
+class ActionPin:
+    key: str = field(metadata={"doc": "the name the template uses (@@uses:KEY@@)"})
+    uses: str = field(metadata={"doc": "owner/name of the action"})
+    sha: str = field(metadata={"doc": "full commit SHA of that version"})
+    version: str = field(metadata={"doc": "the release the SHA is, for humans and updaters"})
+
+
+@dataclass(frozen=True)
+class CiPins:
+    actions: tuple[ActionPin, ...]
+    binfmt_image: str
+    torch_index: str
+    host_packages: tuple[str, ...]
+    whisper: str
+    cache_inputs: tuple[str, ...]
+
+
+def load_ci_pins(path: Path = RESOURCES / "ci-pins.yaml") -> CiPins:
+    doc = load_yaml(path)
+    pins = build(CiPins, doc.data, where=doc)
+    for i, pin in enumerate(pins.actions):
+        if not re.fullmatch(r"[0-9a-f]{40}", pin.sha):
+            line = doc.lines.get(("actions", str(i)), (path, 1))[1]
+            raise ConfigError(f"{path}:{line}: {pin.uses}: sha must be a full 40-hex commit SHA.")
+    return pins
+
+
+def render(project: Project, *, pins: CiPins | None = None) -> str:
+    """The workflow's text for the targets in ``project``."""
+    pins = pins or load_ci_pins()
+    rows = matrix.entries(project)  # validates targets/ and .github/matrix.yaml
+    pythons = sorted({load_target(project, r.target).python for r in rows}) or ["3.11"]
+    values = {
+        "TARGET_TABLE": "\n".join(_table(rows)),
+        "TARGET_OPTIONS": "\n".join(f"          - {name}" for name in ["all", *(r.target for r in rows)]),
+        "HOST_PYTHON": pythons[0],
+        "BINFMT_IMAGE": pins.binfmt_image,
+        "TORCH_INDEX": pins.torch_index,
+        "WHISPER": pins.whisper,
+        "HOST_PACKAGES": " ".join([*load_pins().wheels.packages, *pins.host_packages]),
+        "CACHE_INPUTS": ", ".join(f"'{glob}'" for glob in pins.cache_inputs),
+        **{f"uses:{a.key}": f"{a.uses}@{a.sha} # {a.version}" for a in pins.actions},
+    }
+    values["BUILD_STEPS"] = _fill((RESOURCES / "ci-build-steps.yml.in").read_text().rstrip("\n"), values)
+    return _fill((RESOURCES / "ci-build.yml.in").read_text(), values)
+
+
+def write(project: Project) -> Path:
+    path = project.root / WORKFLOW
+    write_text(path, render(project))
+    return path
+
+
+def check(project: Project) -> Path:
+    """Raise when the committed workflow is not what targets/ generate now."""
+    path = project.root / WORKFLOW
+    current = path.read_text() if path.is_file() else None
+    if current != render(project):
+        state = "is missing" if current is None else "is out of date with targets/ and .github/matrix.yaml"
+        raise ConfigError(f"{WORKFLOW} {state}.", hint="Run: invoke ci.workflow (and commit the result).")
+    return path
+
+
+def _table(rows: list[matrix.Entry]) -> list[str]:
+    width = max((len(r.target) for r in rows), default=0)
+    out = []
+    for r in rows:
+        how = f"QEMU ({r.binfmt}), smoke with the board's CPU model" if r.emulated else "native"
+        out.append(f"#   {r.target:<{width}}  {r.platform:<12}  {r.runner:<16}  {how}")
+    return out or ["#   (no targets)"]
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) not in values:
+            raise ConfigError(f"workflow template: no value for @@{match.group(1)}@@.")
+        return values[match.group(1)]
+
+    return MARKER.sub(one, template)
