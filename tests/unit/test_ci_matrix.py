@@ -1,0 +1,115 @@
+"""The CI matrix from targets/ and .github/matrix.yaml, for any set of targets; bad overrides."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgepack.ci import matrix
+from edgepack.config import Project
+from edgepack.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_project(tmp: Path, *, extra: dict[str, str] | None = None, overrides: str | None = None) -> Project:
+    """A copy of targets/ and .github/, plus targets derived from rpi4 (``name: 'key: value' lines``)."""
+    shutil.copytree(REPO / "targets", tmp / "targets")
+    shutil.copytree(REPO / ".github", tmp / ".github")
+    rpi4 = (REPO / "targets" / "rpi4.yaml").read_text()
+    for name, changes in (extra or {}).items():
+        text = rpi4
+        for line in changes.splitlines():
+            key = line.split(":", 1)[0]
+            text = "\n".join(line if old.startswith(f"{key}:") else old for old in text.splitlines()) + "\n"
+        (tmp / "targets" / f"{name}.yaml").write_text(text.replace("edgepack/rpi4", f"edgepack/{name}"))
+    if overrides is not None:
+        text = (tmp / ".github" / "matrix.yaml").read_text().replace("targets: []\n", overrides)
+        (tmp / ".github" / "matrix.yaml").write_text(text)
+    return Project(tmp)
+
+
+BOARDS = {
+    "x86-box": "platform: linux/amd64\nqemu_cpu: max",
+    "armv7-board": "platform: linux/arm/v7\nqemu_cpu: cortex-a7",
+    "rpi5": "platform: linux/arm64\nqemu_cpu: cortex-a76",
+}
+
+
+def test_rpi4_alone_builds_on_x86_under_qemu() -> None:
+    (row,) = matrix.entries(Project(REPO), only="rpi4")
+    assert row == matrix.Entry("rpi4", "linux/arm64", "ubuntu-24.04", True, "qemu-aarch64", 90, "", "3.11")
+
+
+def test_every_target_gets_an_entry_with_its_own_emulator(tmp_path: Path) -> None:
+    rows = {r.target: r for r in matrix.entries(make_project(tmp_path, extra=BOARDS))}
+    assert sorted(rows) == ["armv7-board", "rpi4", "rpi5", "x86-box"]
+    assert (rows["x86-box"].emulated, rows["x86-box"].binfmt) == (False, "")
+    assert (rows["armv7-board"].emulated, rows["armv7-board"].binfmt) == (True, "qemu-arm")
+    assert rows["rpi5"].runner == "ubuntu-24.04"
+    assert matrix.as_json_matrix(list(rows.values()))["include"][0]["target"] == "armv7-board"
+
+
+def test_overrides_move_a_target_to_the_arm_runner(tmp_path: Path) -> None:
+    overrides = ("targets:\n  - name: rpi5\n    runner: ubuntu-24.04-arm\n    timeout_minutes: 30\n"
+                 "    build_flags: [--model, models/silero-vad.yaml]\n")  # fmt: skip
+    rows = {r.target: r for r in matrix.entries(make_project(tmp_path, extra=BOARDS, overrides=overrides))}
+    assert rows["rpi5"] == matrix.Entry("rpi5", "linux/arm64", "ubuntu-24.04-arm", False, "", 30,
+                                        "--model models/silero-vad.yaml", "3.11")  # fmt: skip
+    assert rows["rpi4"].emulated
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        ("targets:\n  - name: rpi3\n", [":28:", "unknown target 'rpi3'", "Did you mean 'rpi4'?"]),
+        (
+            "targets:\n  - name: rpi4\n    runer: x\n",
+            [":29:", "unknown key 'targets.0.runer'", "'targets.0.runner'"],
+        ),
+        (
+            "targets:\n  - name: rpi4\n    runner: ubuntu-24.04-armm\n",
+            [":29:", "Did you mean 'ubuntu-24.04-arm'"],
+        ),
+        ("targets:\n  - name: rpi4\n    timeout_minutes: 9000\n", [":29:", "1..360"]),
+        ("targets:\n  - name: rpi4\n    timeout_minutes: soon\n", [":29:", "must be an integer"]),
+        ("targets:\n  - name: rpi4\n    build_flags: ['--model x; rm -rf /']\n", [":29:", "only letters"]),
+        ("targets:\n  - name: rpi4\n  - name: rpi4\n", [":29:", "listed twice"]),
+        ("targets: {rpi4: {runner: x}}\n", [":27:", "'targets' must be a list"]),
+    ],
+)
+def test_malformed_override_names_file_line_and_fix(
+    tmp_path: Path, overrides: str, needles: list[str]
+) -> None:
+    project = make_project(tmp_path, overrides=overrides)
+    with pytest.raises(ConfigError) as info:
+        matrix.entries(project)
+    text = info.value.render()
+    assert ".github/matrix.yaml" in text
+    for needle in needles:
+        assert needle in text
+
+
+def test_amd64_target_on_an_arm_runner_has_no_emulator(tmp_path: Path) -> None:
+    overrides = "targets:\n  - name: x86-box\n    runner: ubuntu-24.04-arm\n"
+    with pytest.raises(ConfigError, match=r"matrix.yaml:28: .*no QEMU emulator for linux/amd64"):
+        matrix.entries(make_project(tmp_path, extra=BOARDS, overrides=overrides))
+
+
+def test_a_platform_without_a_default_runner(tmp_path: Path) -> None:
+    project = make_project(tmp_path, extra={"armv7-board": BOARDS["armv7-board"]})
+    path = project.root / ".github" / "matrix.yaml"
+    path.write_text(path.read_text().replace(", linux/arm/v7]", "]"))
+    with pytest.raises(
+        ConfigError, match="no runner is the default for linux/arm/v7, which target 'armv7-board'"
+    ):
+        matrix.entries(project)
+
+
+def test_only_one_target_and_a_misspelt_one(tmp_path: Path) -> None:
+    project = make_project(tmp_path, extra=BOARDS)
+    assert [r.target for r in matrix.entries(project, only="rpi5")] == ["rpi5"]
+    with pytest.raises(ConfigError, match="Did you mean 'rpi5'"):
+        matrix.entries(project, only="rpi6")

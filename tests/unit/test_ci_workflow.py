@@ -1,0 +1,88 @@
+"""The committed workflow is what targets/ generate (golden), for rpi4 alone and for any other set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgepack import build as build_module
+from edgepack.ci import workflow
+from edgepack.config import Project, load_target
+from edgepack.docker import BuildxOptions
+from edgepack.errors import ConfigError
+from edgepack.runner import Runner
+from tests.unit.test_ci_matrix import BOARDS, make_project
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_workflow_is_in_sync_with_targets() -> None:
+    """Fails when a target, .github/matrix.yaml or a pin changed: run `invoke ci.workflow` and commit."""
+    assert (REPO / workflow.WORKFLOW).read_text() == workflow.render(Project(REPO))
+
+
+def test_every_action_is_pinned_by_sha_with_its_version() -> None:
+    text = (REPO / workflow.WORKFLOW).read_text()
+    uses = [line.split("uses:", 1)[1].strip() for line in text.splitlines() if "uses:" in line]
+    assert uses
+    for ref in uses:
+        _, _, rest = ref.partition("@")
+        sha, _, version = rest.partition(" # ")
+        assert len(sha) == 40 and version.startswith("v"), ref
+
+
+def test_new_targets_join_the_dispatch_choice_and_the_table(tmp_path: Path) -> None:
+    project = make_project(tmp_path, extra=BOARDS)
+    text = workflow.render(project)
+    doc = yaml.safe_load(text)
+    options = doc[True]["workflow_dispatch"]["inputs"]["target"]["options"]  # YAML 1.1 reads `on` as True
+    assert options == ["all", "armv7-board", "rpi4", "rpi5", "x86-box"]
+    assert "#   x86-box      linux/amd64   ubuntu-24.04      native" in text
+    assert "#   armv7-board  linux/arm/v7  ubuntu-24.04      QEMU (qemu-arm)" in text
+    assert set(doc["jobs"]) == {"matrix", "build", "release"}
+
+
+def test_jobs_hold_least_privilege() -> None:
+    doc = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())
+    assert doc["permissions"] == {}
+    assert doc["jobs"]["matrix"]["permissions"] == {"contents": "read"}
+    assert doc["jobs"]["build"]["permissions"] == {"contents": "read"}
+    assert doc["jobs"]["release"]["permissions"] == {
+        "contents": "read",
+        "packages": "write",
+        "id-token": "write",
+    }
+    assert doc["jobs"]["release"]["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    steps = [s.get("name", s.get("uses", "")) for s in doc["jobs"]["build"]["steps"]]
+    assert not any("Push" in s or "cosign" in s for s in steps)
+
+
+def test_check_fails_on_a_stale_workflow(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    workflow.write(project)
+    assert workflow.check(project) == tmp_path / workflow.WORKFLOW
+    added = tmp_path / "targets" / "rpi5.yaml"
+    added.write_text((tmp_path / "targets" / "rpi4.yaml").read_text().replace("rpi4", "rpi5"))
+    with pytest.raises(ConfigError) as info:
+        workflow.check(project)
+    assert "build.yml is out of date" in info.value.message
+    assert info.value.hint == "Run: invoke ci.workflow (and commit the result)."
+
+
+def test_a_pin_that_is_not_a_full_sha_is_refused(tmp_path: Path) -> None:
+    text = (workflow.RESOURCES / "ci-pins.yaml").read_text().replace("sha: 11bd71901bbe", "sha: v4-", 1)
+    (tmp_path / "pins.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"pins.yaml:\d+: actions/checkout: sha must be a full 40-hex"):
+        workflow.load_ci_pins(tmp_path / "pins.yaml")
+
+
+def test_image_step_argv_carries_builder_and_cache() -> None:
+    b = build_module.Build(target=load_target(Project(REPO), "rpi4"), project=Project(REPO), runner=Runner(),
+                           model="x.onnx",
+                           buildx=BuildxOptions("edgepack", ("type=gha,scope=rpi4",), ()))  # fmt: skip
+    argv = build_module._image_argv(b, Path("/ctx"), tags=["t"], labels={}, iidfile=None)
+    assert argv[:7] == ["docker", "buildx", "build", "--builder", "edgepack", "--platform", "linux/arm64"]
+    assert argv[argv.index("--cache-from") + 1] == "type=gha,scope=rpi4"
+    assert "--load" in argv and "--cache-to" not in argv
