@@ -99,6 +99,12 @@ class WheelToolPins:
 
 
 @dataclass(frozen=True)
+class CiToolPins:
+    packages: tuple[str, ...]
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SshPins:
     packages: tuple[str, ...]
     tools: tuple[str, ...]
@@ -112,6 +118,7 @@ class Pins:
     qemu: QemuPins
     trixie_source: TrixieSource
     wheels: WheelToolPins
+    ci: CiToolPins
     ssh: SshPins
 
 
@@ -700,6 +707,7 @@ def run_doctor(
         checks += [_check_registration(ctx, emulator) for emulator in emulators]
     checks.append(_check_platforms(ctx, platforms))
     checks.append(_check_wheel_tools(ctx))
+    checks.append(_check_ci_tools(ctx))
     checks.append(_check_ssh(ctx))
     return checks
 
@@ -716,6 +724,19 @@ def _check_wheel_tools(ctx: _Ctx) -> Check:
     return _resolve(
         ctx, "wheel toolchain", probe, lambda: ctx.apt_install(*pins.packages, what="install cross compilers")
     )
+
+
+def _check_ci_tools(ctx: _Ctx) -> Check:
+    """The workflow lint's shellcheck (actionlint skips `run:` scripts without it)."""
+    pins = ctx.pins.ci
+
+    def probe() -> _State:
+        missing = [tool for tool in pins.tools if not _first_line(ctx.probe([tool, "--version"]))]
+        found = f"missing: {', '.join(missing)}" if missing else ", ".join(pins.tools)
+        return _State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
+
+    return _resolve(ctx, "shellcheck (workflow lint)", probe,
+                    lambda: ctx.apt_install(*pins.packages, what="install shellcheck"))  # fmt: skip
 
 
 def _check_ssh(ctx: _Ctx) -> Check:

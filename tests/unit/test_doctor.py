@@ -52,6 +52,7 @@ ROWS = [
     "binfmt qemu-arm",
     "buildx platforms",
     "wheel toolchain",
+    "shellcheck (workflow lint)",
     "openssh (device tasks)",
 ]
 MUTATING = ("apt-get", "dpkg-deb", "mount")
@@ -100,6 +101,7 @@ class World:
     daemon_starts: bool = True
     cross: bool = True  # crossbuild-essential-* and patch installed
     ssh: bool = True  # openssh-client and openssh-server installed
+    shellcheck: bool = True
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -149,7 +151,7 @@ class World:
 
     def bare(self) -> World:
         self.dockerd, self.daemon, self.buildx, self.cross = False, False, "", False
-        self.ssh = False
+        self.ssh, self.shellcheck = False, False
         return self
 
     def trixie_files(self) -> dict[Path, str]:
@@ -214,6 +216,7 @@ class World:
         )
         on(lambda a: a[:2] == ["dpkg-deb", "-x"], self._unpack)
         on(lambda a: a[0] in ("ssh", "sshd") and a[1:] == ["-V"], lambda a: self._tool(self.ssh, ""))
+        on(lambda a: a == ["shellcheck", "--version"], lambda a: self._tool(self.shellcheck, "ShellCheck"))
         on(
             lambda a: a[:3] == ["mount", "-t", "binfmt_misc"],
             lambda a: (self.mount(), Result(a, 0, "", ""))[1],
@@ -247,6 +250,8 @@ class World:
     def _apt_install(self, argv: list[str]) -> Result:
         if "crossbuild-essential-arm64" in argv:
             self.cross = True
+        if "shellcheck" in argv:
+            self.shellcheck = True
         if "docker.io" in argv:
             self.dockerd = True
         if "openssh-server" in argv:
@@ -355,6 +360,10 @@ def _disable_arm(world: World) -> None:
     entry.write_text(entry.read_text().replace("enabled", "disabled", 1))
 
 
+def _drop_shellcheck(w: World) -> None:
+    w.shellcheck = False
+
+
 FAILURES = {
     "trixie source differs": (
         lambda w: next(iter(w.trixie_files())).write_text("Suites: trixie-backports\n"),
@@ -377,6 +386,7 @@ FAILURES = {
     "arm not registered": (lambda w: w.kernel.remove("qemu-arm"), "binfmt qemu-arm", "register "),
     "no F flag": (_drop_f_flag, "binfmt qemu-aarch64", "without flag F"),
     "disabled": (_disable_arm, "binfmt qemu-arm", "entry is disabled"),
+    "no shellcheck": (_drop_shellcheck, "shellcheck (workflow lint)", "apt-get install -y shellcheck"),
 }
 
 
