@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,26 @@ def test_image_step_argv_carries_builder_and_cache() -> None:
     assert argv[:7] == ["docker", "buildx", "build", "--builder", "edgepack", "--platform", "linux/arm64"]
     assert argv[argv.index("--cache-from") + 1] == "type=gha,scope=rpi4"
     assert "--load" in argv and "--cache-to" not in argv
+
+
+def test_push_refuses_a_build_that_has_not_run(tmp_path: Path) -> None:
+    project = make_project(tmp_path, extra={"plain": "wheels: []"})  # no wheel toolchain asked for a key
+    for part in ("assets/audio", "docker"):
+        shutil.copytree(REPO / part, tmp_path / part)
+    b = build_module.Build(target=load_target(project, "plain"), project=project, runner=Runner(echo=False),
+                           model="silero-vad")  # fmt: skip
+    with pytest.raises(
+        ConfigError, match="cannot push plain: base, deps, model, app, image, smoke not built"
+    ):
+        build_module.push_image(b, build_module.plan(b), ref="r:v1", metadata_file=tmp_path / "m.json")
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [("ghcr.io/o/edgepack-rpi4:v1.2", "ghcr.io/o/edgepack-rpi4"), ("localhost:5000/e:v1", "localhost:5000/e"),
+     ("e:v1", "e"), ("ghcr.io/o/e", "ghcr.io/o/e")],
+)  # fmt: skip
+def test_pushed_reference_drops_the_tag(image: str, repository: str) -> None:
+    from edgepack.ci.commands import _repository
+
+    assert _repository(image) == repository
