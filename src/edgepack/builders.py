@@ -176,7 +176,8 @@ def _no_builder(target: Target, *, emulator: str, note: str, named: str | None) 
         f"target '{target.name}' needs {target.platform}: {where} builds it natively and {qemu}"
         + (f" ({note})." if note else "."),
         hint=(
-            f"Run: invoke doctor --fix (QEMU emulation), or add a native node: {add}"
+            f"Run: invoke doctor --fix (QEMU, which the smoke test needs anyway); a native node takes "
+            f"the image step off QEMU: {add}"
             if emulator
             else f"Add a native node: {add}"
         ),

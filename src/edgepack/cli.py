@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from edgepack import builders, debian, doctor, pydeps, report
 from edgepack.build import Build, plan, publish
 from edgepack.config import Project, Target, load_target, target_schema
 from edgepack.docker import BuildxOptions
-from edgepack.errors import ConfigError, EdgepackError
+from edgepack.errors import ConfigError, EdgepackError, ToolchainError
 from edgepack.fsutil import write_text
 from edgepack.plan import cached_state, execute
 from edgepack.runner import Runner
@@ -52,18 +51,13 @@ def build(target_name: str, *, model: str | None, dry: bool, verbose: bool, buil
     proj = project()
     target = load_target(proj, target_name)
     run = runner(echo=verbose)
+    chosen = (builder or builders.LOCAL) if dry else _toolchain_and_builder(target, run=run, named=builder)
     b = Build(target=target, project=proj, runner=run, model=model or target.model,
-              buildx=BuildxOptions(builder or builders.LOCAL, cache_from, cache_to))  # fmt: skip
+              buildx=BuildxOptions(chosen, cache_from, cache_to))  # fmt: skip
     steps = plan(b)
     if dry:
         console.print(report.plan_table(steps, cached_state(steps, b.cache)))
         return
-    doctor.require_toolchain(runner=run, platform=target.platform)
-    # A native node when one builds the platform, else the local engine under QEMU (or --builder's).
-    choice = builders.choose_for(target, runner=run, named=builder)
-    b = dataclasses.replace(b, buildx=dataclasses.replace(b.buildx, builder=choice.builder))
-    steps = plan(b)
-    console.print(f"[dim]builder[/] {choice.describe()}")
     t0 = time.perf_counter()
 
     def announce(step, hit):  # type: ignore[no-untyped-def]
@@ -80,6 +74,19 @@ def build(target_name: str, *, model: str | None, dry: bool, verbose: bool, buil
     report.write_report(b, result)
     report.render_summary(result, console)
     console.print(f"report  {b.out_dir / 'report.json'}")
+
+
+def _toolchain_and_builder(target: Target, *, run: Runner, named: str | None) -> str:
+    """Preflight, then a native node when one builds the platform, else the local engine under QEMU."""
+    try:
+        doctor.require_toolchain(runner=run, platform=target.platform)
+    except ToolchainError as exc:  # e.g. no QEMU for the platform: say which target needs it
+        raise ToolchainError(
+            f"target '{target.name}' ({target.platform}): {exc.message}", hint=exc.hint
+        ) from None
+    choice = builders.choose_for(target, runner=run, named=named)
+    console.print(f"[dim]builder[/] {choice.describe()}")
+    return choice.builder
 
 
 def targets(*, schema: bool) -> None:
