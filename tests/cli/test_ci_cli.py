@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_bad_input import REPO, assert_clean_error, invoke
+from tests.unit.test_ci_matrix import TARGETS_LINE
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_malformed_override_names_file_line_and_suggests(project: Path) -> None:
         path.read_text().replace("targets: []", "targets:\n  - name: rpi4\n    runnr: ubuntu-24.04-arm")
     )
     r = invoke(project, "ci.matrix")
-    assert_clean_error(r, 2, ".github/matrix.yaml:29: unknown key 'targets.0.runnr'.",
+    assert_clean_error(r, 2, f".github/matrix.yaml:{TARGETS_LINE + 2}: unknown key 'targets.0.runnr'.",
                        "Did you mean 'targets.0.runner'?")  # fmt: skip
     assert r.stdout == ""
 

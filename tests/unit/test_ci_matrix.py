@@ -31,6 +31,11 @@ def make_project(tmp: Path, *, extra: dict[str, str] | None = None, overrides: s
     return Project(tmp)
 
 
+TARGETS_LINE = next(
+    i
+    for i, line in enumerate((REPO / ".github" / "matrix.yaml").read_text().splitlines(), 1)
+    if line.startswith("targets:")
+)
 BOARDS = {
     "x86-box": "platform: linux/amd64\nqemu_cpu: max",
     "armv7-board": "platform: linux/arm/v7\nqemu_cpu: cortex-a7",
@@ -40,7 +45,7 @@ BOARDS = {
 
 def test_rpi4_alone_builds_on_x86_under_qemu() -> None:
     (row,) = matrix.entries(Project(REPO), only="rpi4")
-    assert row == matrix.Entry("rpi4", "linux/arm64", "ubuntu-24.04", True, "qemu-aarch64", 90, "", "3.11")
+    assert row == matrix.Entry("rpi4", "linux/arm64", "ubuntu-24.04", True, "qemu-aarch64", 60, "", "3.11")
 
 
 def test_every_target_gets_an_entry_with_its_own_emulator(tmp_path: Path) -> None:
@@ -64,37 +69,38 @@ def test_overrides_move_a_target_to_the_arm_runner(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "needles"),
     [
-        ("targets:\n  - name: rpi3\n", [":28:", "unknown target 'rpi3'", "Did you mean 'rpi4'?"]),
+        ("targets:\n  - name: rpi3\n", [1, "unknown target 'rpi3'", "Did you mean 'rpi4'?"]),
         (
             "targets:\n  - name: rpi4\n    runer: x\n",
-            [":29:", "unknown key 'targets.0.runer'", "'targets.0.runner'"],
+            [2, "unknown key 'targets.0.runer'", "'targets.0.runner'"],
         ),
         (
             "targets:\n  - name: rpi4\n    runner: ubuntu-24.04-armm\n",
-            [":29:", "Did you mean 'ubuntu-24.04-arm'"],
+            [2, "Did you mean 'ubuntu-24.04-arm'"],
         ),
-        ("targets:\n  - name: rpi4\n    timeout_minutes: 9000\n", [":29:", "1..360"]),
-        ("targets:\n  - name: rpi4\n    timeout_minutes: soon\n", [":29:", "must be an integer"]),
-        ("targets:\n  - name: rpi4\n    build_flags: ['--model x; rm -rf /']\n", [":29:", "only letters"]),
-        ("targets:\n  - name: rpi4\n  - name: rpi4\n", [":29:", "listed twice"]),
-        ("targets: {rpi4: {runner: x}}\n", [":27:", "'targets' must be a list"]),
+        ("targets:\n  - name: rpi4\n    timeout_minutes: 9000\n", [2, "1..360"]),
+        ("targets:\n  - name: rpi4\n    timeout_minutes: soon\n", [2, "must be an integer"]),
+        ("targets:\n  - name: rpi4\n    build_flags: ['--model x; rm -rf /']\n", [2, "only letters"]),
+        ("targets:\n  - name: rpi4\n  - name: rpi4\n", [2, "listed twice"]),
+        ("targets: {rpi4: {runner: x}}\n", [0, "'targets' must be a list"]),
     ],
 )
-def test_malformed_override_names_file_line_and_fix(
-    tmp_path: Path, overrides: str, needles: list[str]
-) -> None:
+def test_malformed_override_names_file_line_and_fix(tmp_path: Path, overrides: str, needles: list) -> None:
+    """``needles[0]``: the line of the error, counted from the ``targets:`` line."""
     project = make_project(tmp_path, overrides=overrides)
     with pytest.raises(ConfigError) as info:
         matrix.entries(project)
     text = info.value.render()
-    assert ".github/matrix.yaml" in text
-    for needle in needles:
+    assert f".github/matrix.yaml:{TARGETS_LINE + needles[0]}: " in text
+    for needle in needles[1:]:
         assert needle in text
 
 
 def test_amd64_target_on_an_arm_runner_has_no_emulator(tmp_path: Path) -> None:
     overrides = "targets:\n  - name: x86-box\n    runner: ubuntu-24.04-arm\n"
-    with pytest.raises(ConfigError, match=r"matrix.yaml:28: .*no QEMU emulator for linux/amd64"):
+    with pytest.raises(
+        ConfigError, match=rf"matrix.yaml:{TARGETS_LINE + 1}: .*no QEMU emulator for linux/amd64"
+    ):
         matrix.entries(make_project(tmp_path, extra=BOARDS, overrides=overrides))
 
 
