@@ -151,3 +151,17 @@ def test_add_creates_then_appends_then_boots(fake_runner: FakeRunner) -> None:
          "--platform", "linux/arm64", "ssh://builder@pi5.lan"],
     ]  # fmt: skip
     assert fake_runner.calls.count(["docker", "buildx", "inspect", "--bootstrap", "edgepack"]) == 2
+
+
+def test_list_builders_inspects_each_listed_builder_once(fake_runner: FakeRunner) -> None:
+    answers = {
+        "edgepack": fixture("inspect-edgepack-declared-arm64.txt"),
+        "default": fixture("inspect-default.txt"),
+    }
+    fake_runner.on(lambda a: a[:3] == ["docker", "buildx", "ls"], ok(fixture("ls-declared.jsonl")))
+    fake_runner.on(
+        lambda a: a[:3] == ["docker", "buildx", "inspect"], lambda a: Result(a, 0, answers[a[3]], "")
+    )
+    found = builders.list_builders(runner=fake_runner)
+    assert [(b.name, b.driver) for b in found] == [("edgepack", "docker-container"), ("default", "docker")]
+    assert [c[3] for c in fake_runner.calls if c[2] == "inspect"] == ["edgepack", "default"]
