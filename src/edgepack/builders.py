@@ -169,11 +169,11 @@ def choose(
 
 
 def _no_builder(target: Target, *, emulator: str, note: str, named: str | None) -> ToolchainError:
-    where = f"builder {named}" if named else "no builder node"
+    where = f"builder {named} does not build it natively" if named else "no builder node builds it natively"
     qemu = f"QEMU is not registered for it (binfmt_misc {emulator})" if emulator else "nothing emulates it"
     add = f"invoke builders.add --node NAME --platform {target.platform} --endpoint ssh://user@host"
     return ToolchainError(
-        f"target '{target.name}' needs {target.platform}: {where} builds it natively and {qemu}"
+        f"target '{target.name}' needs {target.platform}: {where} and {qemu}"
         + (f" ({note})." if note else "."),
         hint=(
             f"Run: invoke doctor --fix (QEMU, which the smoke test needs anyway); a native node takes "

@@ -101,7 +101,7 @@ def test_neither_native_nor_registered_names_target_platform_and_fixes(qemu: Bin
     with pytest.raises(ToolchainError) as info:
         builders.choose(board("armv7-board", "linux/arm/v7"), builders=pool, binfmt=qemu)
     text = info.value.render()
-    assert "target 'armv7-board' needs linux/arm/v7" in text
+    assert "target 'armv7-board' needs linux/arm/v7: no builder node builds it natively and QEMU" in text
     assert "QEMU is not registered for it (binfmt_misc qemu-arm)" in text
     assert "invoke doctor --fix" in text
     assert "invoke builders.add --node NAME --platform linux/arm/v7 --endpoint ssh://user@host" in text
@@ -115,6 +115,8 @@ def test_a_named_builder_is_the_only_choice(qemu: BinfmtMisc) -> None:
     assert (choice.builder, choice.native) == ("default", False)
     with pytest.raises(ConfigError, match="--builder ci-builder: buildx has no builder by that name"):
         builders.choose(board("rpi4", "linux/arm64"), builders=pool, binfmt=qemu, named="ci-builder")
+    with pytest.raises(ToolchainError, match="builder default does not build it natively and QEMU is not"):
+        builders.choose(board("armv7-board", "linux/arm/v7"), builders=pool, binfmt=qemu, named="default")
 
 
 def test_inspect_missing_builder_is_none(fake_runner: FakeRunner) -> None:
