@@ -261,12 +261,14 @@ def ci_workflow(c, check=False):
 
 @task(iterable=["cache_from"], help={"target": "target name", "image": "registry/name:tag to push to",
                                      "builder": "a docker-container buildx builder (attestations need one)",
+                                     "model": "the model the build used, when not the target's",
                                      "cache_from": "buildx layer cache to read (repeatable)",
                                      "verbose": "echo every command"})  # fmt: skip
-def ci_push(c, target, image, builder, cache_from=None, verbose=False):
+def ci_push(c, target, image, builder, model=None, cache_from=None, verbose=False):
     """Push a smoke-tested build with SBOM and provenance; writes build/<target>/pushed.txt (image@digest)."""
     with cli.guard():
-        ci_cli.push(target, image=image, builder=builder, cache_from=tuple(cache_from), verbose=verbose)
+        ci_cli.push(target, image=image, builder=builder, model=model, cache_from=tuple(cache_from),
+                    verbose=verbose)  # fmt: skip
 
 
 ci = Collection("ci")

@@ -49,7 +49,7 @@ def test_committed_workflow_passes_actionlint() -> None:
 
 
 def test_workflow_for_other_targets_passes_actionlint(tmp_path: Path) -> None:
-    overrides = "targets:\n  - name: rpi5\n    runner: ubuntu-24.04-arm\n    build_flags: [--verbose]\n"
+    overrides = "targets:\n  - name: rpi5\n    runner: ubuntu-24.04-arm\n    model: models/silero-vad.yaml\n"
     project = make_project(tmp_path, extra=BOARDS, overrides=overrides)
     path = workflow.write(project)
     result = actionlint(path)

@@ -15,9 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_project(tmp: Path, *, extra: dict[str, str] | None = None, overrides: str | None = None) -> Project:
-    """A copy of targets/ and .github/, plus targets derived from rpi4 (``name: 'key: value' lines``)."""
+    """targets/, .github/ and models/ copied, plus targets derived from rpi4 (``name: 'key: value' lines``)."""
     shutil.copytree(REPO / "targets", tmp / "targets")
     shutil.copytree(REPO / ".github", tmp / ".github")
+    shutil.copytree(REPO / "models", tmp / "models")
     rpi4 = (REPO / "targets" / "rpi4.yaml").read_text()
     for name, changes in (extra or {}).items():
         text = rpi4
@@ -59,10 +60,10 @@ def test_every_target_gets_an_entry_with_its_own_emulator(tmp_path: Path) -> Non
 
 def test_overrides_move_a_target_to_the_arm_runner(tmp_path: Path) -> None:
     overrides = ("targets:\n  - name: rpi5\n    runner: ubuntu-24.04-arm\n    timeout_minutes: 30\n"
-                 "    build_flags: [--model, models/silero-vad.yaml]\n")  # fmt: skip
+                 "    model: models/silero-vad.yaml\n")  # fmt: skip
     rows = {r.target: r for r in matrix.entries(make_project(tmp_path, extra=BOARDS, overrides=overrides))}
     assert rows["rpi5"] == matrix.Entry("rpi5", "linux/arm64", "ubuntu-24.04-arm", False, "", 30,
-                                        "--model models/silero-vad.yaml", "3.11")  # fmt: skip
+                                        "models/silero-vad.yaml", "3.11")  # fmt: skip
     assert rows["rpi4"].emulated
 
 
@@ -80,7 +81,10 @@ def test_overrides_move_a_target_to_the_arm_runner(tmp_path: Path) -> None:
         ),
         ("targets:\n  - name: rpi4\n    timeout_minutes: 9000\n", [2, "1..360"]),
         ("targets:\n  - name: rpi4\n    timeout_minutes: soon\n", [2, "must be an integer"]),
-        ("targets:\n  - name: rpi4\n    build_flags: ['--model x; rm -rf /']\n", [2, "only letters"]),
+        (
+            "targets:\n  - name: rpi4\n    model: models/nope.yaml\n",
+            [2, "model 'models/nope.yaml' is not a file"],
+        ),
         ("targets:\n  - name: rpi4\n  - name: rpi4\n", [2, "listed twice"]),
         ("targets: {rpi4: {runner: x}}\n", [0, "'targets' must be a list"]),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_committed_workflow_is_in_sync_with_targets() -> None:
     """Fails when a target, .github/matrix.yaml or a pin changed: run `invoke ci.workflow` and commit."""
-    assert (REPO / workflow.WORKFLOW).read_text() == workflow.render(Project(REPO))
+    for rel, text in workflow.generated(Project(REPO)).items():
+        assert (REPO / rel).read_text() == text, rel
+
+
+def test_matrix_file_validates_against_its_schema() -> None:
+    import jsonschema
+
+    schema = json.loads((REPO / workflow.SCHEMA).read_text())
+    data = yaml.safe_load((REPO / ".github" / "matrix.yaml").read_text())
+    jsonschema.validate(data, schema)
+    data["targets"] = [{"name": "rpi4", "runer": "x"}]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
 
 
 def test_every_action_is_pinned_by_sha_with_its_version() -> None:

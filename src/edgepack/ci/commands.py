@@ -40,7 +40,15 @@ def write_workflow(*, check: bool) -> None:
     console.print(f"wrote {workflow.write(proj).relative_to(proj.root)}")
 
 
-def push(target_name: str, *, image: str, builder: str, cache_from: tuple[str, ...], verbose: bool) -> None:
+def push(
+    target_name: str,
+    *,
+    image: str,
+    builder: str,
+    model: str | None,
+    cache_from: tuple[str, ...],
+    verbose: bool,
+) -> None:
     """Push a smoke-tested build; write ``build/<target>/pushed.txt`` (image@digest) for signing."""
     proj = _project()
     target = load_target(proj, target_name)
@@ -52,7 +60,7 @@ def push(target_name: str, *, image: str, builder: str, cache_from: tuple[str, .
             f"'{builder}' is {'missing' if found is None else 'the docker driver'}.",
             hint="Use setup-buildx-action's builder, or: docker buildx create --driver docker-container",
         )
-    b = Build(target=target, project=proj, runner=run, model=target.model,
+    b = Build(target=target, project=proj, runner=run, model=model or target.model,
               buildx=BuildxOptions(builder, cache_from, ()))  # fmt: skip
     metadata = b.out_dir / "push-metadata.json"
     push_image(b, plan(b), ref=image, metadata_file=metadata)

@@ -11,7 +11,6 @@ extra ``invoke build`` flags.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from edgepack.errors import ConfigError
 from edgepack.yamlconf import Located, build, load_yaml
 
 MATRIX_FILE = Path(".github") / "matrix.yaml"
-SAFE_FLAG = re.compile(r"^[A-Za-z0-9_./=:+-]+$")  # word-split by the workflow's shell: no spaces or quotes
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,8 @@ class TargetOverride:
     name: str = field(metadata={"doc": "target name (targets/NAME.yaml)"})
     runner: str | None = field(default=None, metadata={"doc": "a label from runners"})
     timeout_minutes: int | None = field(default=None, metadata={"doc": "the build job's timeout"})
-    build_flags: tuple[str, ...] = field(
-        default=(), metadata={"doc": "extra `invoke build` flags, e.g. [--model, models/silero-vad.yaml]"}
+    model: str | None = field(
+        default=None, metadata={"doc": "the model CI builds instead of the target's (invoke build --model)"}
     )
 
 
@@ -60,7 +58,7 @@ class Entry:
     emulated: bool  # the runner's platform is not the target's: QEMU set-up, smoke under QEMU_CPU
     binfmt: str  # binfmt_misc entry QEMU registers for the platform ("" when native)
     timeout: int
-    build_flags: str
+    model: str  # "" for the target's own
     python: str  # the target's Python: the host's must match (bytecode, host reference)
 
 
@@ -73,7 +71,7 @@ def entries(project: Project, *, only: str = "all") -> list[Entry]:
     """The matrix for every target (or ``only`` one), validated against targets/ and the runners."""
     config, doc = load_config(project)
     names = project.target_names()
-    _check_overrides(config, doc, names)
+    _check_overrides(config, doc, names, root=project.root)
     if only != "all" and only not in names:
         close = difflib.get_close_matches(only, names, n=1)
         tip = f" Did you mean '{close[0]}'?" if close else ""
@@ -98,9 +96,9 @@ def _entry(target: Target, config: MatrixConfig, doc: Located) -> Entry:
             hint=f"Give it a runner whose platform is {target.platform} (under targets: in that file).",
         )
     timeout = override.timeout_minutes if override and override.timeout_minutes else config.timeout_minutes
-    flags = override.build_flags if override else ()
+    model = override.model if override and override.model else ""
     return Entry(target.name, target.platform, runner.label, emulated, target.binfmt if emulated else "",
-                 timeout, " ".join(flags), target.python)  # fmt: skip
+                 timeout, model, target.python)  # fmt: skip
 
 
 def _runner(
@@ -118,7 +116,7 @@ def _runner(
     return defaults[0]
 
 
-def _check_overrides(config: MatrixConfig, doc: Located, names: Sequence[str]) -> None:
+def _check_overrides(config: MatrixConfig, doc: Located, names: Sequence[str], *, root: Path) -> None:
     labels = [r.label for r in config.runners]
     for i, runner in enumerate(config.runners):
         for platform in runner.default_for:
@@ -144,10 +142,8 @@ def _check_overrides(config: MatrixConfig, doc: Located, names: Sequence[str]) -
             _fail(
                 doc, (*at, "timeout_minutes"), "timeout_minutes must be 1..360 (GitHub's job limit is 6 h)."
             )
-        for j, flag in enumerate(override.build_flags):
-            if not SAFE_FLAG.match(flag):
-                _fail(doc, (*at, "build_flags", str(j)),
-                      f"build flag {flag!r}: only letters, digits and _./=:+-")  # fmt: skip
+        if override.model and "/" in override.model and not (root / override.model).is_file():
+            _fail(doc, (*at, "model"), f"model '{override.model}' is not a file of the project.")
 
 
 def _suggest(word: str, known: Sequence[str]) -> str:

@@ -9,6 +9,7 @@ bytes, so a test and the workflow's own first job can tell a stale file.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,11 @@ from edgepack.config import Project, load_target
 from edgepack.doctor import load_pins
 from edgepack.errors import ConfigError
 from edgepack.fsutil import write_text
-from edgepack.yamlconf import build, load_yaml
+from edgepack.yamlconf import build, json_schema, load_yaml
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 WORKFLOW = Path(".github") / "workflows" / "build.yml"
+SCHEMA = Path(".github") / "matrix.schema.json"  # for editors; .github/matrix.yaml names it
 MARKER = re.compile(r"@@([a-z:_A-Z-]+)@@")
 
 
@@ -73,20 +75,33 @@ def render(project: Project, *, pins: CiPins | None = None) -> str:
     return _fill((RESOURCES / "ci-build.yml.in").read_text(), values)
 
 
+def schema_text() -> str:
+    doc = json_schema(matrix.MatrixConfig, title="edgepack CI overrides (.github/matrix.yaml)")
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def generated(project: Project) -> dict[Path, str]:
+    """Every file ``invoke ci.workflow`` writes, relative to the project, and its text."""
+    return {WORKFLOW: render(project), SCHEMA: schema_text()}
+
+
 def write(project: Project) -> Path:
-    path = project.root / WORKFLOW
-    write_text(path, render(project))
-    return path
+    for rel, text in generated(project).items():
+        write_text(project.root / rel, text)
+    return project.root / WORKFLOW
 
 
 def check(project: Project) -> Path:
-    """Raise when the committed workflow is not what targets/ generate now."""
-    path = project.root / WORKFLOW
-    current = path.read_text() if path.is_file() else None
-    if current != render(project):
-        state = "is missing" if current is None else "is out of date with targets/ and .github/matrix.yaml"
-        raise ConfigError(f"{WORKFLOW} {state}.", hint="Run: invoke ci.workflow (and commit the result).")
-    return path
+    """Raise when a committed file is not what targets/ and the pins generate now."""
+    for rel, text in generated(project).items():
+        path = project.root / rel
+        current = path.read_text() if path.is_file() else None
+        if current != text:
+            state = (
+                "is missing" if current is None else "is out of date with targets/ and .github/matrix.yaml"
+            )
+            raise ConfigError(f"{rel} {state}.", hint="Run: invoke ci.workflow (and commit the result).")
+    return project.root / WORKFLOW
 
 
 def _table(rows: list[matrix.Entry]) -> list[str]:
