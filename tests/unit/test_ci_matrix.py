@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_project(tmp: Path, *, extra: dict[str, str] | None = None, overrides: str | None = None) -> Project:
-    """targets/, .github/ and models/ copied, plus targets derived from rpi4 (``name: 'key: value' lines``)."""
+    """targets/, .github/, models/ copied, plus targets derived from rpi4 (``name: 'key: value' lines``)."""
     shutil.copytree(REPO / "targets", tmp / "targets")
     shutil.copytree(REPO / ".github", tmp / ".github")
     shutil.copytree(REPO / "models", tmp / "models")
