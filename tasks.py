@@ -1,6 +1,7 @@
 """edgepack's tasks: a table of contents. The logic lives in src/edgepack/.
 
 invoke build --target rpi4        model + app -> smoke-tested board image
+invoke build --target all         every target, in parallel (docker buildx bake)
 invoke doctor [--fix]             check / install the host toolchain
 invoke targets                    list targets
 invoke lock.base|lock.deps        refresh a target's pinned packages
@@ -20,16 +21,18 @@ from edgepack.wheels import commands as wheels_cli
 
 @task(
     help={
-        "target": "target name (targets/NAME.yaml)",
+        "target": "target name (targets/NAME.yaml), a comma-separated list, or all",
         "model": "an .onnx file instead of the target's model",
         "dry": "print the plan and what is cached; run nothing",
         "verbose": "echo every command",
+        "jobs": "targets built at once (host steps, smoke tests) with several targets",
+        "variant": "cpu (default) or gpu (a target's gpu section: its vendor base must be loaded locally)",
     }
 )
-def build(c, target="rpi4", model=None, dry=False, verbose=False):
-    """Build the target's image with the model baked in, and smoke-test it under QEMU."""
+def build(c, target="rpi4", model=None, dry=False, verbose=False, jobs=2, variant="cpu"):
+    """Build the targets' images with the model baked in, and smoke-test them (QEMU with the board's CPU)."""
     with cli.guard():
-        cli.build(target, model=model, dry=dry, verbose=verbose)
+        cli.build(target, model=model, dry=dry, verbose=verbose, jobs=int(jobs), variant=variant)
 
 
 @task(help={"fix": "install and start what is missing (Debian 12/13, as root)"})
@@ -209,6 +212,7 @@ wheels = Collection("wheels")
 wheels.add_task(wheels_build, "build", default=True)
 wheels.add_task(wheels_preflight, "preflight")
 wheels.add_task(wheels_lock, "lock")
+
 
 @task(help={"target": "target name", "json": "one JSON object instead of the table"})
 def asr_demo_rate(c, target="rpi4", json=False):
