@@ -160,7 +160,7 @@ def _images(runs: Sequence[TargetRun], *, project: Project, runner: Runner, anno
     file = project.build_dir / "bake.json"
     write_json(file, bake.bake_file([job for _, _, job in todo.values()]))
     t0 = time.perf_counter()
-    failures = _bake(list(todo), file=file, runner=runner, announce=announce)
+    failures = run_bake(list(todo), file=file, runner=runner, announce=announce)
     seconds = round(time.perf_counter() - t0, 3)
     for name, (run, step, job) in todo.items():
         if name in failures:
@@ -175,7 +175,9 @@ def _images(runs: Sequence[TargetRun], *, project: Project, runner: Runner, anno
             run.fail(step.name, exc)
 
 
-def _bake(names: list[str], *, file: Path, runner: Runner, announce: Announce) -> dict[str, EdgepackError]:
+def run_bake(
+    names: list[str], *, file: Path, runner: Runner, announce: Announce = lambda target, message: None
+) -> dict[str, EdgepackError]:
     """Bake ``names`` together; after a failure, bake each one alone (bake cancels a failure's siblings)."""
     for name in names:
         announce(name, f"{'image':>8} running: docker buildx bake ({len(names)} targets, {file.name})")
