@@ -551,3 +551,14 @@ def test_the_shipped_pins_load_and_a_misspelled_key_is_rejected(tmp_path: Path) 
     broken.write_text(shipped.read_text().replace("min_version:", "min_verison:"))
     with pytest.raises(ConfigError, match=r"Did you mean 'buildx\.min_version'"):
         load_pins(broken)
+
+
+def test_a_target_whose_platform_has_no_registration_is_named(world: World) -> None:
+    world.ready().kernel.remove("qemu-arm")
+    with pytest.raises(ToolchainError) as caught:
+        require_toolchain(runner=world.runner, platform="linux/arm/v7", target="rpi-zero2w",
+                          host=world.host(), pins=world.pins)  # fmt: skip
+    expected = "target 'rpi-zero2w' (linux/arm/v7): binfmt: no QEMU registered for linux/arm/v7."
+    assert caught.value.message == expected
+    assert caught.value.hint == "Run: invoke doctor --fix"
+    assert world.mutations() == []  # a preflight: the host's registrations stay as they are
