@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from invoke.exceptions import Exit
 from rich.console import Console
@@ -17,7 +18,7 @@ from edgepack.build import Build, plan, publish
 from edgepack.config import Project, Target, load_target, select_targets, target_schema
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
-from edgepack.plan import cached_state, execute
+from edgepack.plan import StepRecord, cached_state, execute
 from edgepack.runner import Runner
 
 console = Console(highlight=False)
@@ -75,7 +76,7 @@ def build(target_spec: str, *, model: str | None, dry: bool, verbose: bool, jobs
     console.print(f"report  {b.out_dir / 'report.json'}")
 
 
-def _finish(b: Build, records: list, *, seconds: float, image_tar: Path) -> dict:  # type: ignore[type-arg]
+def _finish(b: Build, records: list[StepRecord], *, seconds: float, image_tar: Path) -> dict[str, Any]:
     """Publish the model report and write build/<target>/report.json of a build that passed."""
     model_report = next((r for r in records if r.name == "validate"), None)
     if model_report is not None:
@@ -106,7 +107,7 @@ def build_several(names: list[str], *, model: str | None, dry: bool, verbose: bo
 
     runs = multibuild.build_many(names, project=proj, runner=runner(echo=verbose), jobs=jobs, model=model,
                                  announce=announce)  # fmt: skip
-    reports: dict[str, dict] = {}  # type: ignore[type-arg]
+    reports: dict[str, dict[str, Any]] = {}
     for run in runs:
         if run.ok and run.build is not None:
             reports[run.name] = _finish(run.build, run.records, seconds=run.seconds,

@@ -218,7 +218,7 @@ def _render_comparison(project: Project, rows: Sequence[fleet.Row]) -> None:
             shown.add(report["target"])
             for name, res in (
                 ("host", report["smoke"]["host"]),
-                ("QEMU " + report["qemu_cpu"], report["smoke"]["emulated"]),
+                (f"QEMU {report['qemu_cpu']}" if report.get("qemu_cpu") else "image", report["smoke"]["emulated"]),
             ):
                 table.add_row(name, *_cells(res))
         result = row.result.get("board", row.result)
