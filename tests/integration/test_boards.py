@@ -67,10 +67,11 @@ def test_one_bake_file_describes_every_board(run: tuple[Project, int]) -> None:
 
 def test_shared_steps_ran_once(run: tuple[Project, int]) -> None:
     proj, _ = run
-    steps = {t: {s["name"]: s for s in report(proj, t)["steps"]} for t in TARGETS[:2]}
+    arm64 = ["rpi5", "jetson-orin-nano", "rpi5-bad"]
+    steps = {t: {s["name"]: s for s in report(proj, t)["steps"]} for t in arm64}
     for name in ("base", "deps", "model", "export"):
-        assert steps["rpi5"][name]["key"] == steps["jetson-orin-nano"][name]["key"]
-        assert [steps[t][name]["cached"] for t in steps].count(False) == 1, name
+        assert len({steps[t][name]["key"] for t in arm64}) == 1, name
+        assert [steps[t][name]["cached"] for t in arm64].count(False) == 1, name
     # The model stage plans for each board's core: the quantize step is its own.
     assert steps["rpi5"]["quantize"]["key"] != steps["jetson-orin-nano"]["quantize"]["key"]
 
