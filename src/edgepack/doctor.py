@@ -790,3 +790,9 @@ def require_toolchain(
         problem = _inspect_registration(ctx, emulator)[0]
         if problem:
             raise ToolchainError(f"{who}{problem}.", hint=FIX_HINT)
+    listed = _buildx_platforms(ctx) or []
+    if platform not in listed:
+        found = ", ".join(listed) or "none"
+        raise ToolchainError(
+            f"{who}the default buildx builder does not list {platform} (it lists {found}).", hint=FIX_HINT
+        )

@@ -100,6 +100,7 @@ class World:
     daemon_starts: bool = True
     cross: bool = True  # crossbuild-essential-* and patch installed
     ssh: bool = True  # openssh-client and openssh-server installed
+    unlisted: tuple[str, ...] = ()  # platforms the default builder leaves out, binfmt or not
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -242,6 +243,7 @@ class World:
         listed = ["linux/amd64", "linux/386"]
         listed += ["linux/arm64"] * (self.kernel.read("qemu-aarch64") is not None)
         listed += ["linux/arm/v7", "linux/arm/v6"] * (self.kernel.read("qemu-arm") is not None)
+        listed = [p for p in listed if p not in self.unlisted]
         return f"Name:   default\nDriver: docker\n\nNodes:\nName: default\nPlatforms: {', '.join(listed)}\n"
 
     def _apt_install(self, argv: list[str]) -> Result:
@@ -562,3 +564,14 @@ def test_a_target_whose_platform_has_no_registration_is_named(world: World) -> N
     assert caught.value.message == expected
     assert caught.value.hint == "Run: invoke doctor --fix"
     assert world.mutations() == []  # a preflight: the host's registrations stay as they are
+
+
+def test_a_target_whose_platform_the_builder_lacks_is_named(world: World) -> None:
+    world.ready().unlisted = ("linux/arm/v7",)
+    with pytest.raises(ToolchainError) as caught:
+        require_toolchain(runner=world.runner, platform="linux/arm/v7", target="rpi-zero2w",
+                          host=world.host(), pins=world.pins)  # fmt: skip
+    assert caught.value.message.startswith(
+        "target 'rpi-zero2w' (linux/arm/v7): the default buildx builder does not list linux/arm/v7"
+    )
+    assert caught.value.hint == "Run: invoke doctor --fix"
