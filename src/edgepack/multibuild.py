@@ -53,8 +53,14 @@ class TargetRun:
 
     @property
     def reason(self) -> str:
-        """One line: the first line of the error's message."""
-        return "" if self.error is None else self.error.message.strip().splitlines()[0]
+        """One line: the first line of the error's message, and a failed tool's last ERROR line."""
+        if self.error is None:
+            return ""
+        first = self.error.message.strip().splitlines()[0]
+        if isinstance(self.error, CommandError):
+            tool = [line.strip() for line in self.error.output.splitlines() if line.strip().startswith("ERROR")]
+            return f"{first} {tool[-1]}" if tool else first
+        return first
 
     def fail(self, step: str, error: EdgepackError) -> None:
         self.failed_step, self.error = step, error

@@ -344,3 +344,14 @@ def test_a_target_without_a_gpu_section_has_no_gpu_variant(fake_runner: FakeRunn
     with pytest.raises(ConfigError, match="target 'rpi5' has no GPU variant"):
         gpu.require_base(Project(REPO), ["rpi5"], runner=fake_runner)
     assert fake_runner.calls == []
+
+
+def test_a_failed_tool_adds_its_error_line_to_the_reason() -> None:
+    run = multibuild.TargetRun("rpi5-bad")
+    output = '#1 DONE 0.0s\nERROR: invalid tag "edgepack/RPi5-Bad:1": repository name must be lowercase\n'
+    run.fail("image", CommandError("docker buildx bake of rpi5-bad failed.", argv=["docker"], returncode=1,
+                                   output=output))  # fmt: skip
+    assert run.reason == (
+        'docker buildx bake of rpi5-bad failed. ERROR: invalid tag "edgepack/RPi5-Bad:1": '
+        "repository name must be lowercase"
+    )
