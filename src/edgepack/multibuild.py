@@ -58,7 +58,8 @@ class TargetRun:
             return ""
         first = self.error.message.strip().splitlines()[0]
         if isinstance(self.error, CommandError):
-            tool = [line.strip() for line in self.error.output.splitlines() if line.strip().startswith("ERROR")]
+            lines = [line.strip() for line in self.error.output.splitlines()]
+            tool = [line for line in lines if line.startswith("ERROR")]
             return f"{first} {tool[-1]}" if tool else first
         return first
 
