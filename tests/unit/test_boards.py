@@ -355,3 +355,13 @@ def test_a_failed_tool_adds_its_error_line_to_the_reason() -> None:
         'docker buildx bake of rpi5-bad failed. ERROR: invalid tag "edgepack/RPi5-Bad:1": '
         "repository name must be lowercase"
     )
+
+
+def test_the_quantize_note_speaks_of_each_cores_own_int8_path() -> None:
+    from edgepack.modelpipe.quantize import _arm_note
+
+    assert "AVX2" in _arm_note("dynamic", cpu_info("x86-64-v3")) and "NEON" not in _arm_note(
+        "dynamic", cpu_info("x86-64-v3")
+    )
+    assert "has SDOT/UDOT" in _arm_note("dynamic", cpu_info("cortex-a78ae"))
+    assert "widening NEON" in _arm_note("dynamic", cpu_info("cortex-a72"))
