@@ -15,16 +15,15 @@ the others wait for it and find its stamp.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgepack.fsutil import write_json
+from edgepack.fsutil import held, write_json
 
 Outputs = dict[str, Any]
 
@@ -83,22 +82,9 @@ class StepCache:
         if step.cacheable:
             write_json(self.stamp(step), outputs)
 
-    @contextlib.contextmanager
-    def claim(self, step: Step) -> Iterator[None]:
-        """Hold the step's key exclusively, across threads and processes.
-
-        flock locks belong to an open file description: each caller opens the
-        file itself, so two threads of one process exclude each other too. The
-        kernel drops the lock when its holder dies: no stale lock files.
-        """
-        path = self.root / "locks" / f"{step.name}-{step.key[:20]}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def claim(self, step: Step) -> contextlib.AbstractContextManager[None]:
+        """Hold the step's key exclusively, across threads and processes."""
+        return held(self.root / "locks" / f"{step.name}-{step.key[:20]}.lock")
 
     def run(self, step: Step) -> tuple[Outputs, bool]:
         """The step's outputs and whether they came from the cache; runs it at most once per key."""
