@@ -1,6 +1,7 @@
 """edgepack's tasks: a table of contents. The logic lives in src/edgepack/.
 
 invoke build --target rpi4        model + app -> smoke-tested board image
+invoke build --target all         every target, in parallel (docker buildx bake)
 invoke doctor [--fix]             check / install the host toolchain
 invoke targets                    list targets
 invoke lock.base|lock.deps        refresh a target's pinned packages
@@ -24,21 +25,23 @@ from edgepack.wheels import commands as wheels_cli
 @task(
     iterable=["cache_from", "cache_to"],
     help={
-        "target": "target name (targets/NAME.yaml)",
+        "target": "target name (targets/NAME.yaml), a comma-separated list, or all",
         "model": "an .onnx file instead of the target's model",
         "dry": "print the plan and what is cached; run nothing",
         "verbose": "echo every command",
+        "jobs": "targets built at once (host steps, smoke tests) with several targets",
+        "variant": "cpu (default) or gpu (a target's gpu section: its vendor base must be loaded locally)",
         "builder": "buildx builder for the image (default: a native node, else the local engine under QEMU)",
         "cache_from": "buildx layer cache to read, e.g. type=gha,scope=rpi4 (repeatable)",
         "cache_to": "buildx layer cache to write, e.g. type=gha,scope=rpi4,mode=max (repeatable)",
     },
 )
-def build(c, target="rpi4", model=None, dry=False, verbose=False, builder=None, cache_from=None,
-          cache_to=None):  # fmt: skip
-    """Build the target's image with the model baked in, and smoke-test it under QEMU."""
+def build(c, target="rpi4", model=None, dry=False, verbose=False, jobs=2, variant="cpu", builder=None,
+          cache_from=None, cache_to=None):  # fmt: skip
+    """Build the targets' images with the model baked in, and smoke-test them (QEMU with the board's CPU)."""
     with cli.guard():
-        cli.build(target, model=model, dry=dry, verbose=verbose, builder=builder,
-                  cache_from=tuple(cache_from), cache_to=tuple(cache_to))  # fmt: skip
+        cli.build(target, model=model, dry=dry, verbose=verbose, jobs=int(jobs), variant=variant,
+                  builder=builder, cache_from=tuple(cache_from), cache_to=tuple(cache_to))  # fmt: skip
 
 
 @task(help={"fix": "install and start what is missing (Debian 12/13, as root)"})
@@ -219,6 +222,7 @@ wheels.add_task(wheels_build, "build", default=True)
 wheels.add_task(wheels_preflight, "preflight")
 wheels.add_task(wheels_lock, "lock")
 
+
 @task(help={"target": "target name", "json": "one JSON object instead of the table"})
 def asr_demo_rate(c, target="rpi4", json=False):
     """WER of the held-out set: explicit resampling vs the same audio at 44.1 kHz fed as 16 kHz."""
@@ -244,6 +248,7 @@ asr = Collection("asr")
 for _name, _task in (("demo-rate", asr_demo_rate), ("demo-latency", asr_demo_latency),
                      ("demo-blocks", asr_demo_blocks)):  # fmt: skip
     asr.add_task(_task, _name)
+
 
 @task(help={"only": "one target's entry (default: all)"})
 def ci_matrix(c, only="all"):

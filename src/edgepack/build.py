@@ -161,30 +161,32 @@ def _app_step(b: Build, model: Step) -> Step:
     return _with(step, action, lambda o: Path(o["reference"]).is_file())
 
 
+@dataclass(frozen=True)
+class ImageJob:
+    """One image build, ready for buildx: by itself (``buildx build``) or with others (``buildx bake``)."""
+
+    target: str
+    tag: str
+    context: Path
+    dockerfile: Path
+    platform: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    build_args: dict[str, str]
+
+
 def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
     dockerfile = b.project.root / "docker" / "runtime.Dockerfile"
     labels = _labels(b)
     inputs = {"base": base.key, "deps": deps.key, "app": app.key, "dockerfile": sha256_file(dockerfile),
               "labels": json.dumps(labels, sort_keys=True), "platform": b.target.platform}  # fmt: skip
     step = Step("image", f"buildx {b.target.platform} image {b.target.image}", inputs, lambda: {})
-    tag = f"{b.target.image}:{step.key[:12]}"
 
     def action() -> Outputs:
-        context = _assemble_context(b, base=base, deps=deps, app=app)
-        final = _image_labels(b, app)
-        argv = _image_argv(b, context, tags=[tag, f"{b.target.image}:latest"], labels=final,
-                           iidfile=context.parent / "image.iid")  # fmt: skip
-        b.runner.run(argv, what=f"docker buildx build of {tag}")
-        shutil.rmtree(context)
-        info = inspect_image(tag, runner=b.runner)
-        if info is None:
-            raise CommandError(f"buildx reported success but the engine has no image {tag}.",
-                               argv=["docker", "image", "inspect", tag], returncode=1, output="")  # fmt: skip
-        tar = b.cache_dir("image", step.key) / "image.tar"
-        with atomic_path(tar) as tmp:
-            b.runner.run(save_argv(image=tag, output=tmp), what=f"docker save of {tag}")
-        return {"tag": tag, "id": info.id, "bytes": info.size, "architecture": info.architecture,
-                "tar": str(tar), "tar_bytes": tar.stat().st_size, "labels": final}  # fmt: skip
+        job = image_job(b, step)
+        argv = _image_argv(b, job, tags=list(job.tags), iidfile=job.context.parent / "image.iid")
+        b.runner.run(argv, what=f"docker buildx build of {job.tag}")
+        return finish_image(b, job, step)
 
     def valid(o: Outputs) -> bool:
         return Path(o["tar"]).is_file() and inspect_image(o["tag"], runner=b.runner) is not None
@@ -192,11 +194,45 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
     return _with(step, action, valid)
 
 
+def image_job(b: Build, image: Step) -> ImageJob:
+    """Assemble the buildx context of the planned image step (its base, deps and app steps have run)."""
+    stamps = {name: _stamp_by_key(b, name, image.inputs[name]) for name in ("base", "deps", "app")}
+    context = _assemble_context(b, stamps)
+    tag = f"{b.target.image}:{image.key[:12]}"
+    labels = json.loads(image.inputs["labels"])
+    # A spec's model is made by the build: its digest is known once the app step has run.
+    labels["io.edgepack.model.sha256"] = stamps["app"]["model"]["sha256"]
+    return ImageJob(
+        target=b.target.name,
+        tag=tag,
+        context=context,
+        dockerfile=b.project.root / "docker" / "runtime.Dockerfile",
+        platform=b.target.platform,
+        tags=(tag, f"{b.target.image}:latest"),
+        labels=labels,
+        build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
+    )
+
+
+def finish_image(b: Build, job: ImageJob, image: Step) -> Outputs:
+    """After buildx: check the engine has the image, save it as a tar in the cache; the step's outputs."""
+    shutil.rmtree(job.context)
+    info = inspect_image(job.tag, runner=b.runner)
+    if info is None:
+        raise CommandError(f"buildx reported success but the engine has no image {job.tag}.",
+                           argv=["docker", "image", "inspect", job.tag], returncode=1, output="")  # fmt: skip
+    tar = b.cache_dir("image", image.key) / "image.tar"
+    with atomic_path(tar) as tmp:
+        b.runner.run(save_argv(image=job.tag, output=tmp), what=f"docker save of {job.tag}")
+    return {"tag": job.tag, "id": info.id, "bytes": info.size, "architecture": info.architecture,
+            "tar": str(tar), "tar_bytes": tar.stat().st_size, "labels": job.labels}  # fmt: skip
+
+
 def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
     t = b.target
-    inputs = {"image": image.key, "reference": app.key, "qemu_cpu": t.qemu_cpu,
+    inputs = {"image": image.key, "reference": app.key, "runs_on": t.runs_on,
               "tolerance": f"atol={t.smoke.atol} rtol={t.smoke.rtol}"}  # fmt: skip
-    step = Step("smoke", f"smoke inference under QEMU -cpu {t.qemu_cpu}", inputs, lambda: {})
+    step = Step("smoke", f"smoke inference, {t.runs_on}", inputs, lambda: {})
 
     def action() -> Outputs:
         tag = f"{t.image}:{image.key[:12]}"
@@ -205,22 +241,17 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
         checks = smoke.compare(reference, emulated, atol=t.smoke.atol, rtol=t.smoke.rtol)
         smoke.require_match(checks, image=tag)
         return {"ok": True, "checks": smoke.checks_as_dicts(checks), "emulated": _summary(emulated),
-                "host": _summary(reference), "qemu_cpu": t.qemu_cpu}  # fmt: skip
+                "host": _summary(reference), "qemu_cpu": t.qemu_cpu, "runs_on": t.runs_on,
+                "providers": emulated.get("providers", [])}  # fmt: skip
 
     return _with(step, action)
 
 
-def _image_labels(b: Build, app: Step) -> dict[str, str]:
-    # A spec's model is made by the build: its digest is known once the app step has run.
-    return {**_labels(b), "io.edgepack.model.sha256": _stamp(b, app)["model"]["sha256"]}
-
-
-def _image_argv(b: Build, context: Path, *, tags: list[str], labels: dict[str, str], iidfile: Path | None,
+def _image_argv(b: Build, job: ImageJob, *, tags: list[str], iidfile: Path | None,
                 push: Push | None = None) -> list[str]:  # fmt: skip
-    return buildx_argv(context=context, dockerfile=b.project.root / "docker" / "runtime.Dockerfile",
-                       platform=b.target.platform, tags=tags, labels=labels,
-                       build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
-                       iidfile=iidfile, options=b.buildx, push=push)  # fmt: skip
+    return buildx_argv(context=job.context, dockerfile=job.dockerfile, platform=job.platform, tags=tags,
+                       labels=job.labels, build_args=job.build_args, iidfile=iidfile, options=b.buildx,
+                       push=push)  # fmt: skip
 
 
 def push_image(b: Build, steps: list[Step], *, ref: str, metadata_file: Path) -> None:
@@ -234,14 +265,12 @@ def push_image(b: Build, steps: list[Step], *, ref: str, metadata_file: Path) ->
     if missing:
         raise ConfigError(f"cannot push {b.target.name}: {', '.join(missing)} not built (or changed since).",
                           hint=f"Run first: invoke build --target {b.target.name}")  # fmt: skip
-    by_name = {s.name: s for s in steps}
-    context = _assemble_context(b, base=by_name["base"], deps=by_name["deps"], app=by_name["app"])
+    job = image_job(b, next(s for s in steps if s.name == "image"))
     try:
-        argv = _image_argv(b, context, tags=[ref], labels=_image_labels(b, by_name["app"]), iidfile=None,
-                           push=Push(metadata_file=metadata_file))  # fmt: skip
+        argv = _image_argv(b, job, tags=[ref], iidfile=None, push=Push(metadata_file=metadata_file))
         b.runner.run(argv, what=f"docker buildx build --push of {ref}")
     finally:
-        shutil.rmtree(context)
+        shutil.rmtree(job.context)
 
 
 def publish(b: Build, image: Outputs) -> Path:
@@ -254,7 +283,8 @@ def publish(b: Build, image: Outputs) -> Path:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result[k] for k in ("runtime", "load_ms", "latency_ms", "audio_seconds", "rtf") if k in result}
+    keys = ("runtime", "providers", "load_ms", "latency_ms", "audio_seconds", "rtf")
+    return {k: result[k] for k in keys if k in result}
 
 
 def _with(step: Step, action: Any, valid: Any = None) -> Step:
@@ -263,6 +293,10 @@ def _with(step: Step, action: Any, valid: Any = None) -> Step:
 
 def _stamp(b: Build, step: Step) -> Outputs:
     return json.loads(b.cache.stamp(step).read_text())
+
+
+def _stamp_by_key(b: Build, name: str, key: str) -> Outputs:
+    return json.loads(b.cache.stamp_at(name, key).read_text())
 
 
 def _labels(b: Build) -> dict[str, str]:
@@ -276,7 +310,9 @@ def _labels(b: Build) -> dict[str, str]:
         "org.opencontainers.image.version": edgepack.__version__,
         "org.opencontainers.image.revision": git_revision(b.project.root),
         "io.edgepack.target": t.name,
-        "io.edgepack.qemu-cpu": t.qemu_cpu,
+        "io.edgepack.platform": t.platform,
+        "io.edgepack.qemu-cpu": t.qemu_cpu or "",
+        "io.edgepack.cpu": t.cpu_model,
         "io.edgepack.model.source": source,
         "io.edgepack.model.sha256": "" if ref is None else ref.digest,
         "io.edgepack.model.package-sha256": ref.bundled.wheel_sha256 if ref and ref.bundled else "",
@@ -304,14 +340,14 @@ def git_revision(root: Path) -> str:
         return "unknown"
 
 
-def _assemble_context(b: Build, *, base: Step, deps: Step, app: Step) -> Path:
+def _assemble_context(b: Build, stamps: dict[str, Outputs]) -> Path:
     """Hard-link the cached parts into one buildx context (no copies of 100+ MB)."""
     context = b.out_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    os.link(_stamp(b, base)["rootfs"], context / "rootfs.tar")
-    shutil.copytree(_stamp(b, deps)["site_packages"], context / "site-packages", copy_function=os.link)
-    shutil.copytree(_stamp(b, app)["root"], context / "app", copy_function=os.link)
+    os.link(stamps["base"]["rootfs"], context / "rootfs.tar")
+    shutil.copytree(stamps["deps"]["site_packages"], context / "site-packages", copy_function=os.link)
+    shutil.copytree(stamps["app"]["root"], context / "app", copy_function=os.link)
     return context
 
 

@@ -7,18 +7,19 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-from edgepack import builders, debian, doctor, pydeps, report
+from edgepack import builders, debian, doctor, gpu, multibuild, pydeps, report
 from edgepack.build import Build, plan, publish
-from edgepack.config import Project, Target, load_target, target_schema
+from edgepack.config import Project, Target, load_target, select_targets, target_schema
 from edgepack.docker import BuildxOptions
-from edgepack.errors import ConfigError, EdgepackError, ToolchainError
+from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
-from edgepack.plan import cached_state, execute
+from edgepack.plan import StepRecord, cached_state, execute
 from edgepack.runner import Runner
 
 console = Console(highlight=False)
@@ -46,10 +47,22 @@ def runner(*, dry: bool = False, echo: bool = False) -> Runner:
     return Runner(dry_run=dry, echo=echo or dry)
 
 
-def build(target_name: str, *, model: str | None, dry: bool, verbose: bool, builder: str | None = None,
-          cache_from: tuple[str, ...] = (), cache_to: tuple[str, ...] = ()) -> None:  # fmt: skip
+def build(target_spec: str, *, model: str | None, dry: bool, verbose: bool, jobs: int = 2,
+          variant: str = "cpu", builder: str | None = None, cache_from: tuple[str, ...] = (),
+          cache_to: tuple[str, ...] = ()) -> None:  # fmt: skip
     proj = project()
-    target = load_target(proj, target_name)
+    names = select_targets(proj, target_spec)
+    if variant == "gpu":
+        gpu.require_base(proj, names, runner=runner())
+    elif variant != "cpu":
+        raise ConfigError(f"--variant {variant}: expected cpu or gpu.")
+    if len(names) > 1 or target_spec.strip() == "all":
+        if builder or cache_from or cache_to:  # bake runs on the local engine; CI builds one target per job
+            raise ConfigError("--builder, --cache-from and --cache-to take one target, not a list or all.",
+                              hint="Build the targets one at a time (as the CI matrix does).")  # fmt: skip
+        build_several(names, model=model, dry=dry, verbose=verbose, jobs=jobs)
+        return
+    target = load_target(proj, names[0])
     run = runner(echo=verbose)
     chosen = (builder or builders.LOCAL) if dry else _toolchain_and_builder(target, run=run, named=builder)
     b = Build(target=target, project=proj, runner=run, model=model or target.model,
@@ -64,26 +77,62 @@ def build(target_name: str, *, model: str | None, dry: bool, verbose: bool, buil
         console.print(f"[dim]{step.name:>6}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
 
     records = execute(steps, b.cache, on_start=announce)
-    published = publish(b, records[-2].outputs)
+    result = _finish(b, records, seconds=time.perf_counter() - t0, image_tar=publish(b, records[-2].outputs))
+    report.render_summary(result, console)
+    console.print(f"report  {b.out_dir / 'report.json'}")
+
+
+def _finish(b: Build, records: list[StepRecord], *, seconds: float, image_tar: Path) -> dict[str, Any]:
+    """Publish the model report and write build/<target>/report.json of a build that passed."""
     model_report = next((r for r in records if r.name == "validate"), None)
     if model_report is not None:
         from edgepack.modelpipe.pipeline import publish_report
 
         publish_report(Path(model_report.outputs["dir"]), b.out_dir / "model")
-    result = report.build_report(b, records, total_seconds=time.perf_counter() - t0, image_tar=published)
+    result = report.build_report(b, records, total_seconds=seconds, image_tar=image_tar)
     report.write_report(b, result)
-    report.render_summary(result, console)
-    console.print(f"report  {b.out_dir / 'report.json'}")
+    return result
+
+
+def build_several(names: list[str], *, model: str | None, dry: bool, verbose: bool, jobs: int) -> None:
+    """Build the targets in parallel (bounded by ``jobs``); every target gets a row and a report."""
+    proj = project()
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: expected 1 or more.")
+    if dry:
+        for name in names:
+            target = load_target(proj, name)
+            b = Build(target=target, project=proj, runner=runner(), model=model or target.model)
+            steps = plan(b)
+            console.print(report.plan_table(steps, cached_state(steps, b.cache), title=f"{name}: build plan"))
+        return
+    console.print(f"building {len(names)} targets, {jobs} at a time: {', '.join(names)}")
+
+    def announce(target: str, message: str) -> None:
+        console.print(f"[dim]{target:>18}[/] {message}", soft_wrap=True)
+
+    runs = multibuild.build_many(names, project=proj, runner=runner(echo=verbose), jobs=jobs, model=model,
+                                 announce=announce)  # fmt: skip
+    reports: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run.ok and run.build is not None:
+            reports[run.name] = _finish(run.build, run.records, seconds=run.seconds,
+                                        image_tar=multibuild.published(run))  # fmt: skip
+        else:
+            multibuild.write_failure(run, proj)
+    console.print(report.targets_table(multibuild.summary_rows(runs, reports)))
+    failed = [r for r in runs if not r.ok]
+    for run in failed:
+        why = run.error.render() if run.error else ""
+        errors.print(f"[bold red]{run.name}[/] failed at {run.failed_step}: {why}", soft_wrap=True)
+    console.print(f"reports {proj.build_dir}/<target>/report.json")
+    if failed:
+        raise Exit(code=multibuild.exit_code(runs))
 
 
 def _toolchain_and_builder(target: Target, *, run: Runner, named: str | None) -> str:
     """Preflight, then a native node when one builds the platform, else the local engine under QEMU."""
-    try:
-        doctor.require_toolchain(runner=run, platform=target.platform)
-    except ToolchainError as exc:  # e.g. no QEMU for the platform: say which target needs it
-        raise ToolchainError(
-            f"target '{target.name}' ({target.platform}): {exc.message}", hint=exc.hint
-        ) from None
+    doctor.require_toolchain(runner=run, platform=target.platform, target=target.name)
     choice = builders.choose_for(target, runner=run, named=named)
     console.print(f"[dim]builder[/] {choice.describe()}")
     return choice.builder
@@ -97,13 +146,12 @@ def targets(*, schema: bool) -> None:
         console.print(f"wrote {path}")
         return
     table = Table(title="targets", title_justify="left")
-    for col in ("name", "platform", "qemu cpu", "debian", "python", "runtime", "model", "description"):
+    for col in ("name", "platform", "cpu", "smoke runs", "model", "gpu variant", "description"):
         table.add_column(col)
     for name in proj.target_names():
         t: Target = load_target(proj, name)
-        table.add_row(
-            t.name, t.platform, t.qemu_cpu, t.debian.suite, t.python, t.runtime, t.model, t.description
-        )
+        gpu_base = t.gpu.base_image if t.gpu else "-"
+        table.add_row(t.name, t.platform, t.cpu_model, t.runs_on, t.model, gpu_base, t.description)
     console.print(table)
 
 

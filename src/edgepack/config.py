@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Literal
+
+import yaml
 
 from edgepack.errors import ConfigError
 from edgepack.yamlconf import Located, build, json_schema, load_yaml
@@ -42,12 +45,29 @@ class SmokeConfig:
     audio: str = field(metadata={"doc": "smoke input audio, relative to the project root"})
 
 
+ExecutionProvider = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """A GPU variant whose runtime comes from a vendor base image (Jetson: NVIDIA L4T/JetPack).
+
+    That base cannot be pulled here (no registry): building the variant
+    requires it in the local engine (``docker load``).
+    """
+
+    base_image: str = field(metadata={"doc": "vendor base image, e.g. nvcr.io/nvidia/l4t-jetpack:r36.4.0"})
+    providers: tuple[ExecutionProvider, ...] = field(
+        metadata={"doc": "onnxruntime execution providers wanted, in order; the CPU provider is the fallback"}
+    )
+    note: str = field(default="", metadata={"doc": "what the base brings (JetPack, CUDA, TensorRT versions)"})
+
+
 @dataclass(frozen=True)
 class Target:
     name: str = field(metadata={"doc": "target name: the file name without .yaml"})
     description: str = field(metadata={"doc": "the board and OS, for humans"})
     platform: Platform = field(metadata={"doc": "OCI platform of the image"})
-    qemu_cpu: str = field(metadata={"doc": "QEMU_CPU emulating the board's CPU (its real core)"})
     python: Literal["3.11"] = field(metadata={"doc": "Python of the Debian base (bookworm: 3.11)"})
     runtime: Literal["onnxruntime"] = field(metadata={"doc": "inference runtime in the image"})
     threads: int = field(metadata={"doc": "intra-op threads: the board's core count"})
@@ -64,6 +84,17 @@ class Target:
     )
     debian: DebianConfig
     smoke: SmokeConfig
+    qemu_cpu: str | None = field(
+        default=None,
+        metadata={"doc": "QEMU_CPU emulating the board's CPU: required for an emulated platform, "
+                  "absent for a native one (linux/amd64 on an x86-64 host)"},
+    )  # fmt: skip
+    cpu: str | None = field(
+        default=None,
+        metadata={"doc": "the board's core in resources/cpus.yaml when qemu_cpu is not it (QEMU lacks "
+                  "that model) or there is no emulation; default: qemu_cpu"},
+    )  # fmt: skip
+    gpu: GpuConfig | None = field(default=None, metadata={"doc": "the board's GPU variant, if it has one"})
 
     @property
     def arch(self) -> str:
@@ -80,6 +111,16 @@ class Target:
     @property
     def emulated(self) -> bool:
         return self.binfmt != ""
+
+    @property
+    def cpu_model(self) -> str:
+        """The board's core as resources/cpus.yaml names it (what the model stage plans for)."""
+        return self.cpu or self.qemu_cpu or ""
+
+    @property
+    def runs_on(self) -> str:
+        """Where the smoke test runs, for reports: 'QEMU -cpu X' or 'native'."""
+        return f"QEMU -cpu {self.qemu_cpu}" if self.emulated else "native (no emulation)"
 
 
 @dataclass(frozen=True)
@@ -131,7 +172,66 @@ def load_target(project: Project, name: str) -> Target:
         raise ConfigError(
             f"{path}:{merged.lines[('name',)][1]}: name '{target.name}' must match the file name."
         )
+    _check_cpu(target, merged)
     return target
+
+
+def _check_cpu(target: Target, where: Located) -> None:
+    """An emulated platform needs a QEMU CPU model; a native one must not claim one."""
+
+    def line(key: str) -> str:
+        path, number = where.lines.get((key,)) or where.lines.get(("platform",)) or (where.path, 1)
+        return f"{path}:{number}"
+
+    if target.emulated and not target.qemu_cpu:
+        raise ConfigError(
+            f"{line('platform')}: missing required key 'qemu_cpu': {target.platform} runs under QEMU.",
+            hint="Name the board's core as QEMU knows it (qemu-aarch64 -cpu help), e.g. cortex-a72.",
+        )
+    if not target.emulated and target.qemu_cpu:
+        raise ConfigError(
+            f"{line('qemu_cpu')}: 'qemu_cpu' is set, but {target.platform} runs natively (no QEMU).",
+            hint="Remove qemu_cpu; name the board's core in 'cpu' (resources/cpus.yaml).",
+        )
+    if not target.cpu_model:
+        raise ConfigError(
+            f"{line('platform')}: missing required key 'cpu': a native target names its core.",
+            hint=f"One of resources/cpus.yaml: {', '.join(known_cpus())}.",
+        )
+    if target.cpu_model not in known_cpus():
+        key = "cpu" if target.cpu else "qemu_cpu"
+        close = difflib.get_close_matches(target.cpu_model, known_cpus(), n=1)
+        tip = f"Did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"{line(key)}: CPU '{target.cpu_model}' is not in resources/cpus.yaml: its features are unknown.",
+            hint=f"{tip}Add it there, or use one of: {', '.join(known_cpus())}.",
+        )
+
+
+def known_cpus() -> list[str]:
+    table = yaml.safe_load(resources.files("edgepack").joinpath("resources/cpus.yaml").read_text())
+    return sorted(table)
+
+
+def select_targets(project: Project, spec: str) -> list[str]:
+    """``all`` or a comma-separated list of target names, in order, each checked (did-you-mean)."""
+    known = project.target_names()
+    if spec.strip() == "all":
+        if not known:
+            raise ConfigError(f"no targets in {project.targets_dir}.", hint="Add targets/NAME.yaml.")
+        return known
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--target is empty.", hint=f"Give 'all' or names from: {', '.join(known)}.")
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            tip = f"Did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(
+                f"unknown target '{name}' in --target {spec} (no targets/{name}.yaml).",
+                hint=f"{tip}Known targets: {', '.join(known) or 'none'}, or all.",
+            )
+    return list(dict.fromkeys(names))
 
 
 def target_schema() -> dict[str, object]:

@@ -785,9 +785,13 @@ def render_checks(checks: Sequence[Check], console: Console) -> None:
 
 
 def require_toolchain(
-    *, runner: Runner, platform: str, host: Host | None = None, pins: Pins | None = None
+    *, runner: Runner, platform: str, target: str = "", host: Host | None = None, pins: Pins | None = None
 ) -> None:
-    """Fast read-only preflight before a build; raises ToolchainError naming what to do."""
+    """Fast read-only preflight before a build; raises ToolchainError naming what to do.
+
+    With ``target``, a platform problem names the target: in a build of
+    several targets, it says which one cannot be built.
+    """
     host = host or Host()
     ctx = _Ctx(runner, host, pins or load_pins(), fix=False)
     daemon = _daemon_state(ctx)
@@ -797,7 +801,19 @@ def require_toolchain(
     if not version or _vtuple(version) < _vtuple(minimum):
         found = version or "none"
         raise ToolchainError(f"docker buildx >= {minimum} is needed, found {found}.", hint=FIX_HINT)
+    who = f"target '{target}' ({platform}): " if target else ""
+    if platform != NATIVE_PLATFORM.get(host.arch) and platform not in EMULATORS:
+        raise ToolchainError(
+            f"{who}no QEMU emulator is known for {platform}, and this {host.arch} host cannot run it.",
+            hint=f"Build it on a {platform} host, or drop the target. Emulated: {', '.join(EMULATORS)}.",
+        )
     for emulator in _emulators_for([platform], host.arch):
         problem = _inspect_registration(ctx, emulator)[0]
         if problem:
-            raise ToolchainError(f"{problem}.", hint=FIX_HINT)
+            raise ToolchainError(f"{who}{problem}.", hint=FIX_HINT)
+    listed = _buildx_platforms(ctx) or []
+    if platform not in listed:
+        found = ", ".join(listed) or "none"
+        raise ToolchainError(
+            f"{who}the default buildx builder does not list {platform} (it lists {found}).", hint=FIX_HINT
+        )

@@ -7,6 +7,7 @@ folder where a finished one is expected.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +42,23 @@ def atomic_path(final: Path, *, is_dir: bool = False) -> Iterator[Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink()
+
+
+@contextlib.contextmanager
+def held(lock: Path) -> Iterator[None]:
+    """An exclusive lock on ``lock`` (created if missing), across threads and processes.
+
+    flock locks belong to an open file description: each caller opens the
+    file itself, so two threads of one process exclude each other too. The
+    kernel drops the lock when its holder dies: no stale lock to clean up.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _umask() -> int:

@@ -5,10 +5,16 @@ code version and its inputs' digests), so ``--dry`` can print the whole plan
 and say which steps a build would reuse. A finished step writes a stamp
 (JSON) last; a stamp whose outputs are gone, or that fails its check, is a
 miss. Failed or interrupted steps leave no stamp.
+
+Builds of several targets run at once (``invoke build --target all``) and
+share the cache: a step with the same key (rpi4, rpi5 and jetson share the
+base, the wheels and the model source) runs once, under a lock on its key;
+the others wait for it and find its stamp.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgepack.fsutil import write_json
+from edgepack.fsutil import held, write_json
 
 Outputs = dict[str, Any]
 
@@ -57,7 +63,10 @@ class StepCache:
     root: Path
 
     def stamp(self, step: Step) -> Path:
-        return self.root / "steps" / f"{step.name}-{step.key[:20]}.json"
+        return self.stamp_at(step.name, step.key)
+
+    def stamp_at(self, name: str, key: str) -> Path:
+        return self.root / "steps" / f"{name}-{key[:20]}.json"
 
     def lookup(self, step: Step) -> Outputs | None:
         path = self.stamp(step)
@@ -73,6 +82,25 @@ class StepCache:
         if step.cacheable:
             write_json(self.stamp(step), outputs)
 
+    def claim(self, step: Step) -> contextlib.AbstractContextManager[None]:
+        """Hold the step's key exclusively, across threads and processes."""
+        return held(self.root / "locks" / f"{step.name}-{step.key[:20]}.lock")
+
+    def run(self, step: Step) -> tuple[Outputs, bool]:
+        """The step's outputs and whether they came from the cache; runs it at most once per key."""
+        outputs = self.lookup(step)
+        if outputs is not None:
+            return outputs, True
+        if not step.cacheable:
+            return step.action(), False
+        with self.claim(step):
+            outputs = self.lookup(step)  # another build may have made it while this one waited
+            if outputs is not None:
+                return outputs, True
+            outputs = step.action()
+            self.store(step, outputs)
+            return outputs, False
+
 
 def cached_state(steps: list[Step], cache: StepCache) -> dict[str, bool]:
     """Which steps a build would reuse right now (for --dry)."""
@@ -85,11 +113,7 @@ def execute(
     records = []
     for step in steps:
         t0 = time.perf_counter()
-        outputs = cache.lookup(step)
-        hit = outputs is not None
-        on_start(step, hit)
-        if outputs is None:
-            outputs = step.action()
-            cache.store(step, outputs)
+        on_start(step, cache.lookup(step) is not None)
+        outputs, hit = cache.run(step)
         records.append(StepRecord(step.name, step.key, hit, round(time.perf_counter() - t0, 3), outputs))
     return records

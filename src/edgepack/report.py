@@ -15,8 +15,8 @@ from edgepack.fsutil import write_json
 from edgepack.plan import Step, StepRecord
 
 
-def plan_table(steps: list[Step], cached: dict[str, bool]) -> Table:
-    table = Table(title="build plan", title_justify="left")
+def plan_table(steps: list[Step], cached: dict[str, bool], *, title: str = "build plan") -> Table:
+    table = Table(title=title, title_justify="left")
     for col in ("step", "what", "key", "cached"):
         table.add_column(col)
     for s in steps:
@@ -34,8 +34,11 @@ def build_report(
         "edgepack": edgepack.__version__,
         "revision": git_revision(b.project.root),
         "target": b.target.name,
+        "ok": True,
         "platform": b.target.platform,
         "qemu_cpu": b.target.qemu_cpu,
+        "cpu": b.target.cpu_model,
+        "runs_on": b.target.runs_on,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(total_seconds, 3),
         "steps": [{"name": r.name, "key": r.key, "cached": r.cached, "seconds": r.seconds} for r in records],
@@ -69,7 +72,9 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
     worst = max((c["max_abs"] for c in smoke["checks"]), default=0.0)
     console.print(f"image   {img['tag']}  {img['id'][:19]}  {img['bytes'] / 1e6:.1f} MB  -> {img['tar']}")
     console.print(f"model   {report['model']['source']}  sha256 {report['model']['sha256'][:16]}")
-    console.print(f"smoke   [green]passed[/] under QEMU -cpu {smoke['qemu_cpu']}: max abs diff {worst:.2e}")
+    where = smoke.get("runs_on") or f"QEMU -cpu {smoke['qemu_cpu']}"
+    providers = ", ".join(smoke.get("providers") or ["CPUExecutionProvider"])
+    console.print(f"smoke   [green]passed[/], {where}, {providers}: max abs diff {worst:.2e}")
     unit = emu["latency_ms"]["unit"]
     for name, result in (("emulated", emu), ("host", host)):
         lat = result["latency_ms"]
@@ -77,6 +82,18 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
         console.print(
             f"  {name:<9} latency per {unit}: p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms{rtf}"
         )
-    console.print(
-        "  [dim](emulated time is QEMU's, not the board's: measure on hardware for real figures)[/]"
-    )
+    if report.get("qemu_cpu"):
+        console.print(
+            "  [dim](emulated time is QEMU's, not the board's: measure on hardware for real figures)[/]"
+        )
+
+
+def targets_table(rows: list[tuple[str, ...]]) -> Table:
+    """The summary of a multi-target build: one row per target, failed ones with their reason."""
+    table = Table(title="targets", title_justify="left")
+    for col in ("target", "platform", "smoke ran", "result", "seconds", "image / reason"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for row in rows:
+        style = "green" if row[3] == "ok" else "red"
+        table.add_row(*row[:3], f"[{style}]{row[3]}[/]", *row[4:])
+    return table

@@ -31,6 +31,8 @@ def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Pat
     smoke_dir.mkdir(parents=True, exist_ok=True)
     spec: dict[str, Any] = {"kind": meta["kind"], "model": "../model/model.onnx", "runs": target.smoke.runs}
     spec["threads"] = target.threads
+    # The runtime takes the first of these its onnxruntime offers (the CPU provider last) and reports it.
+    spec["providers"] = [*(target.gpu.providers if target.gpu else ()), "CPUExecutionProvider"]
     if meta["kind"] == "vad":
         shutil.copyfile(audio, smoke_dir / "input.wav")
         spec.update(input="input.wav", sample_rate=meta["sample_rate"])
@@ -77,12 +79,12 @@ def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any
         command=["smoke", "--spec", SPEC_IN_IMAGE],
     )
     try:
-        result = runner.run(argv, what=f"smoke inference of {image} under QEMU ({target.qemu_cpu})",
+        result = runner.run(argv, what=f"smoke inference of {image}, {target.runs_on}",
                             timeout=target.smoke.timeout_s)  # fmt: skip
     except CommandError as exc:
         if "Illegal instruction" in exc.output or "signal 4" in exc.output:
             exc.hint = (
-                f"The image uses an instruction the {target.qemu_cpu} lacks: the board would crash too."
+                f"The image uses an instruction the {target.cpu_model} lacks: the board would crash too."
             )
         raise
     if runner.dry_run:

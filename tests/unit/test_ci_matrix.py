@@ -70,7 +70,7 @@ def test_overrides_move_a_target_to_the_arm_runner(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "needles"),
     [
-        ("targets:\n  - name: rpi3\n", [1, "unknown target 'rpi3'", "Did you mean 'rpi4'?"]),
+        ("targets:\n  - name: rpi-4\n", [1, "unknown target 'rpi-4'", "Did you mean 'rpi4'?"]),
         (
             "targets:\n  - name: rpi4\n    runer: x\n",
             [2, "unknown key 'targets.0.runer'", "'targets.0.runner'"],

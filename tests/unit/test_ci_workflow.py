@@ -96,7 +96,9 @@ def test_image_step_argv_carries_builder_and_cache() -> None:
     b = build_module.Build(target=load_target(Project(REPO), "rpi4"), project=Project(REPO), runner=Runner(),
                            model="x.onnx",
                            buildx=BuildxOptions("edgepack", ("type=gha,scope=rpi4",), ()))  # fmt: skip
-    argv = build_module._image_argv(b, Path("/ctx"), tags=["t"], labels={}, iidfile=None)
+    job = build_module.ImageJob(target="rpi4", tag="t", context=Path("/ctx"), dockerfile=Path("/ctx/Dockerfile"),
+                                platform="linux/arm64", tags=("t",), labels={}, build_args={})  # fmt: skip
+    argv = build_module._image_argv(b, job, tags=["t"], iidfile=None)
     assert argv[:7] == ["docker", "buildx", "build", "--builder", "edgepack", "--platform", "linux/arm64"]
     assert argv[argv.index("--cache-from") + 1] == "type=gha,scope=rpi4"
     assert "--load" in argv and "--cache-to" not in argv

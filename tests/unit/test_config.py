@@ -80,8 +80,8 @@ def test_malformed_yaml_has_line(project: Project) -> None:
 
 def test_unknown_target_lists_known(project: Project) -> None:
     with pytest.raises(ConfigError) as err:
-        load_target(project, "rpi")
-    assert "unknown target 'rpi'" in str(err.value)
+        load_target(project, "rpi-4")
+    assert "unknown target 'rpi-4'" in str(err.value)
     assert "Did you mean 'rpi4'?" in err.value.hint and "rpi4" in err.value.hint
 
 

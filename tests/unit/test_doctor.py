@@ -102,6 +102,7 @@ class World:
     cross: bool = True  # crossbuild-essential-* and patch installed
     ssh: bool = True  # openssh-client and openssh-server installed
     shellcheck: bool = True
+    unlisted: tuple[str, ...] = ()  # platforms the default builder leaves out, binfmt or not
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -245,6 +246,7 @@ class World:
         listed = ["linux/amd64", "linux/386"]
         listed += ["linux/arm64"] * (self.kernel.read("qemu-aarch64") is not None)
         listed += ["linux/arm/v7", "linux/arm/v6"] * (self.kernel.read("qemu-arm") is not None)
+        listed = [p for p in listed if p not in self.unlisted]
         return f"Name:   default\nDriver: docker\n\nNodes:\nName: default\nPlatforms: {', '.join(listed)}\n"
 
     def _apt_install(self, argv: list[str]) -> Result:
@@ -535,7 +537,7 @@ def test_require_toolchain_skips_binfmt_for_the_native_platform(world: World) ->
     world.ready()
     (world.kernel.root / "qemu-aarch64").unlink()
     _require(world, "linux/amd64")
-    with pytest.raises(ConfigError, match="no QEMU emulator is known for platform 'linux/riscv64'"):
+    with pytest.raises(ToolchainError, match="no QEMU emulator is known for linux/riscv64"):
         _require(world, "linux/riscv64")
 
 
@@ -561,3 +563,25 @@ def test_the_shipped_pins_load_and_a_misspelled_key_is_rejected(tmp_path: Path) 
     broken.write_text(shipped.read_text().replace("min_version:", "min_verison:"))
     with pytest.raises(ConfigError, match=r"Did you mean 'buildx\.min_version'"):
         load_pins(broken)
+
+
+def test_a_target_whose_platform_has_no_registration_is_named(world: World) -> None:
+    world.ready().kernel.remove("qemu-arm")
+    with pytest.raises(ToolchainError) as caught:
+        require_toolchain(runner=world.runner, platform="linux/arm/v7", target="rpi-zero2w",
+                          host=world.host(), pins=world.pins)  # fmt: skip
+    expected = "target 'rpi-zero2w' (linux/arm/v7): binfmt: no QEMU registered for linux/arm/v7."
+    assert caught.value.message == expected
+    assert caught.value.hint == "Run: invoke doctor --fix"
+    assert world.mutations() == []  # a preflight: the host's registrations stay as they are
+
+
+def test_a_target_whose_platform_the_builder_lacks_is_named(world: World) -> None:
+    world.ready().unlisted = ("linux/arm/v7",)
+    with pytest.raises(ToolchainError) as caught:
+        require_toolchain(runner=world.runner, platform="linux/arm/v7", target="rpi-zero2w",
+                          host=world.host(), pins=world.pins)  # fmt: skip
+    assert caught.value.message.startswith(
+        "target 'rpi-zero2w' (linux/arm/v7): the default buildx builder does not list linux/arm/v7"
+    )
+    assert caught.value.hint == "Run: invoke doctor --fix"

@@ -20,13 +20,26 @@ from edgepack_runtime.arrays import encode
 from edgepack_runtime.audio import read_wav, require_rate
 from edgepack_runtime.vad import SileroVAD
 
+CPU = "CPUExecutionProvider"
 
-def session(model: Path, *, threads: int) -> ort.InferenceSession:
+
+def choose_providers(wanted: list[str], available: list[str]) -> list[str]:
+    """The wanted execution providers this onnxruntime build offers, in order; the CPU one last.
+
+    A Jetson image on NVIDIA's base offers TensorRT and CUDA; the CPU-path image
+    (and the host) offers only the CPU provider, which is always the fallback.
+    """
+    chosen = [p for p in wanted if p in available and p != CPU]
+    return [*chosen, CPU]
+
+
+def session(model: Path, *, threads: int, providers: list[str] | None = None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    chosen = choose_providers(providers or [CPU], ort.get_available_providers())
+    return ort.InferenceSession(str(model), options, providers=chosen)
 
 
 def run_smoke(
@@ -41,7 +54,9 @@ def run_smoke(
     base = spec_path.parent
     runs = runs or int(spec["runs"])
     t0 = time.perf_counter()
-    sess = session(base / spec["model"], threads=threads or int(spec["threads"]))
+    sess = session(
+        base / spec["model"], threads=threads or int(spec["threads"]), providers=spec.get("providers")
+    )
     load_ms = (time.perf_counter() - t0) * 1e3
     extra: dict[str, Any] = {}
     if spec["kind"] == "vad":
@@ -57,6 +72,7 @@ def run_smoke(
         chunk_seconds.extend(calls)
     return {
         "runtime": _platform(),
+        "providers": sess.get_providers(),  # what ran: the session drops providers it could not use
         "outputs": {name: encode(value) for name, value in outputs.items()},
         "load_ms": round(load_ms, 3),
         "latency_ms": {"unit": unit, **_stats(calls)},

@@ -216,10 +216,8 @@ def _render_comparison(project: Project, rows: Sequence[fleet.Row]) -> None:
         report = _report_for(project, row.result.get("image_id", ""))
         if report and report["target"] not in shown:
             shown.add(report["target"])
-            for name, res in (
-                ("host", report["smoke"]["host"]),
-                ("QEMU " + report["qemu_cpu"], report["smoke"]["emulated"]),
-            ):
+            image_row = f"QEMU {report['qemu_cpu']}" if report.get("qemu_cpu") else "image (native)"
+            for name, res in (("host", report["smoke"]["host"]), (image_row, report["smoke"]["emulated"])):
                 table.add_row(name, *_cells(res))
         result = row.result.get("board", row.result)
         thermal = row.result.get("thermal", {}).get("after", {})

@@ -12,6 +12,7 @@ node that produces it.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,9 +41,15 @@ def _activations(
         modify_model_output_intermediate_tensors,
     )
 
-    augmented = tmp / f"{model.stem}.augmented.onnx"
+    # onnxruntime's shape inference writes "<model>-inferred.onnx" beside its input and deletes it:
+    # beside the shared export, two targets' validations (run in parallel by --target all) would
+    # delete each other's file. A private copy keeps it in this step's own temporary folder.
+    tmp.mkdir()
+    private = tmp / "model.onnx"  # exports carry no external data: the .onnx is the whole model
+    shutil.copyfile(model, private)
+    augmented = tmp / "model.augmented.onnx"
     with _quiet():
-        modify_model_output_intermediate_tensors(str(model), str(augmented))
+        modify_model_output_intermediate_tensors(str(private), str(augmented))
         return collect_activations(str(augmented), FeedReader(feeds, names))
 
 
@@ -55,8 +62,8 @@ def compare_layers(
     from onnxruntime.quantization.qdq_loss_debug import create_activation_matching
 
     with tempfile.TemporaryDirectory(prefix="edgepack-layers-") as tmp:
-        f_acts = _activations(fp32, feeds, input_names, Path(tmp))
-        q_acts = _activations(quant, feeds, input_names, Path(tmp))
+        f_acts = _activations(fp32, feeds, input_names, Path(tmp) / "fp32")
+        q_acts = _activations(quant, feeds, input_names, Path(tmp) / "quant")
     if qdq:
         matched = create_activation_matching(q_acts, f_acts)
         pairs = {

@@ -47,15 +47,16 @@ class CpuInfo:
     note: str
 
 
-def cpu_info(qemu_cpu: str) -> CpuInfo:
+def cpu_info(cpu: str) -> CpuInfo:
+    """What the board's core (a target's cpu, else its qemu_cpu) offers the model stage."""
     table = yaml.safe_load(resources.files("edgepack").joinpath("resources/cpus.yaml").read_text())
-    row = table.get(qemu_cpu)
+    row = table.get(cpu)
     if row is None:
         raise ConfigError(
-            f"CPU '{qemu_cpu}' is not in resources/cpus.yaml: its features are unknown.",
+            f"CPU '{cpu}' is not in resources/cpus.yaml: its features are unknown.",
             hint=f"Known CPUs: {', '.join(sorted(table))}.",
         )
-    return CpuInfo(name=qemu_cpu, **row)
+    return CpuInfo(name=cpu, **row)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,11 @@ def _fp16(spec: ModelSpec, fp32: Path, out: Path, *, cpu: CpuInfo) -> QuantResul
 
 
 def _arm_note(mode: str, cpu: CpuInfo) -> str:
+    if cpu.arch.startswith("x86"):
+        return (
+            f"{cpu.name} ({cpu.arch}): int8 GEMMs run on AVX2 (u8 x s8 with 16-bit saturation where there "
+            f"is no VNNI); {mode} int8 saves size and bandwidth."
+        )
     if cpu.dotprod:
         return f"{cpu.name} ({cpu.arch}) has SDOT/UDOT: onnxruntime's int8 GEMMs use the dot-product kernels."
     return (

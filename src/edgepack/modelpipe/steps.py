@@ -45,7 +45,7 @@ def context(b: Any) -> pipeline.Context:
         cache=b.project.build_dir / "cache" / "model-src",
         runner=b.runner,
         runtime=export.locked_onnxruntime(lock),
-        cpu=quantize.cpu_info(b.target.qemu_cpu),
+        cpu=quantize.cpu_info(b.target.cpu_model),
         spec_file=b.model,
         report_dir=b.out_dir / "model",
     )

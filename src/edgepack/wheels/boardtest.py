@@ -77,7 +77,7 @@ def run_tests(image: str, target: Target, recipes: Sequence[Recipe], *, runner: 
         result = runner.run(
             python_argv(image, target, recipe.test),
             timeout=TEST_TIMEOUT_S,
-            what=f"the {recipe.name} test on {target.qemu_cpu} (QEMU)",
+            what=f"the {recipe.name} test, {target.runs_on}",
             hint=f"The test is in {recipe.line('test')}.",
         )
         results.append(TestResult(recipe.name, True, result.stdout.strip()))

@@ -161,7 +161,8 @@ class EmulatedStrategy:
     def toolchain_id(self) -> str:
         lock = trees.lock_path(self.project, self.target, "builder")
         lock_text = lock.read_text() if lock.is_file() else "missing"
-        return digest(lock_text, f"cibuildwheel {dist_version('cibuildwheel')}", self.target.qemu_cpu)
+        cpu = self.target.qemu_cpu or "native"  # a native target's wheels are tested on the host's CPU
+        return digest(lock_text, f"cibuildwheel {dist_version('cibuildwheel')}", cpu)
 
     def prepare(self, recipes: Sequence[Recipe]) -> None:
         """The builder image, built once per builder lock (reused while the engine has it)."""

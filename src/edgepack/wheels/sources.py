@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from edgepack.errors import CommandError, ConfigError, InputError
-from edgepack.fsutil import atomic_path, sha256_file
+from edgepack.fsutil import atomic_path, held, sha256_file
 from edgepack.plan import digest
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import Recipe
@@ -48,11 +48,15 @@ def deps_argv(recipe: Recipe, dest: Path) -> list[str]:
 
 
 def fetch(recipe: Recipe, *, cache: Path, runner: Runner) -> Sources:
-    """The recipe's source (patched, when it has patches) and build requirements, cached and checked."""
-    source = _source(recipe, cache=cache, runner=runner)
-    if recipe.patches:
-        source = _patched(recipe, source, cache=cache, runner=runner)
-    return Sources(source=source, deps=_deps(recipe, cache=cache, runner=runner))
+    """The recipe's source (patched, when it has patches) and build requirements, cached and checked.
+
+    Builds for two architectures fetch the same sources at once (--target all): one at a time.
+    """
+    with held(cache / "locks" / f"{recipe.name}.lock"):
+        source = _source(recipe, cache=cache, runner=runner)
+        if recipe.patches:
+            source = _patched(recipe, source, cache=cache, runner=runner)
+        return Sources(source=source, deps=_deps(recipe, cache=cache, runner=runner))
 
 
 def patch_argv(patch: Path, folder: Path) -> list[str]:
