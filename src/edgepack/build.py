@@ -66,12 +66,13 @@ def code_digest(*modules: ModuleType) -> str:
 
 
 def plan(b: Build) -> list[Step]:
+    """deps: debian has no deps step: numpy and onnxruntime are Debian packages of the base."""
     base = _base_step(b)
-    deps = _deps_step(b)
+    deps = _deps_step(b) if b.target.deps == "wheels" else None
     model_steps = _model_steps(b)
     app = _app_step(b, model_steps[-1])
     image = _image_step(b, base=base, deps=deps, app=app)
-    return [base, deps, *model_steps, app, image, _smoke_step(b, image=image, app=app)]
+    return [base, *([deps] if deps else []), *model_steps, app, image, _smoke_step(b, image=image, app=app)]
 
 
 def _model_steps(b: Build) -> list[Step]:
@@ -159,11 +160,14 @@ def _app_step(b: Build, model: Step) -> Step:
     return _with(step, action, lambda o: Path(o["reference"]).is_file())
 
 
-def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
+def _image_step(b: Build, *, base: Step, deps: Step | None, app: Step) -> Step:
     dockerfile = b.project.root / "docker" / "runtime.Dockerfile"
     labels = _labels(b)
-    inputs = {"base": base.key, "deps": deps.key, "app": app.key, "dockerfile": sha256_file(dockerfile),
-              "labels": json.dumps(labels, sort_keys=True), "platform": b.target.platform}  # fmt: skip
+    build_args = {"PYTHON": b.target.python, "THREADS": str(b.target.threads), "BASE": _bytecode_stage(b)}
+    inputs = {"base": base.key, "deps": deps.key if deps else "debian", "app": app.key,
+              "dockerfile": sha256_file(dockerfile), "labels": json.dumps(labels, sort_keys=True),
+              "platform": b.target.platform,
+              "build_args": json.dumps(build_args, sort_keys=True)}  # fmt: skip
     step = Step("image", f"buildx {b.target.platform} image {b.target.image}", inputs, lambda: {})
     tag = f"{b.target.image}:{step.key[:12]}"
 
@@ -174,8 +178,7 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
         final = {**labels, "io.edgepack.model.sha256": _stamp(b, app)["model"]["sha256"]}
         b.runner.run(buildx_argv(context=context, dockerfile=dockerfile, platform=b.target.platform,
                                  tags=[tag, f"{b.target.image}:latest"], labels=final,
-                                 build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
-                                 iidfile=iid),
+                                 build_args=build_args, iidfile=iid),
                      what=f"docker buildx build of {tag}")  # fmt: skip
         shutil.rmtree(context)
         info = inspect_image(tag, runner=b.runner)
@@ -197,7 +200,8 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
 def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
     t = b.target
     inputs = {"image": image.key, "reference": app.key, "qemu_cpu": t.qemu_cpu,
-              "tolerance": f"atol={t.smoke.atol} rtol={t.smoke.rtol}"}  # fmt: skip
+              "tolerance": f"atol={t.smoke.atol} rtol={t.smoke.rtol}",
+              "memory_mb": str(t.memory_mb)}  # fmt: skip
     step = Step("smoke", f"smoke inference under QEMU -cpu {t.qemu_cpu}", inputs, lambda: {})
 
     def action() -> Outputs:
@@ -207,7 +211,7 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
         checks = smoke.compare(reference, emulated, atol=t.smoke.atol, rtol=t.smoke.rtol)
         smoke.require_match(checks, image=tag)
         return {"ok": True, "checks": smoke.checks_as_dicts(checks), "emulated": _summary(emulated),
-                "host": _summary(reference), "qemu_cpu": t.qemu_cpu}  # fmt: skip
+                "host": _summary(reference), "qemu_cpu": t.qemu_cpu, "memory_mb": t.memory_mb}  # fmt: skip
 
     return _with(step, action)
 
@@ -222,7 +226,8 @@ def publish(b: Build, image: Outputs) -> Path:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result[k] for k in ("runtime", "load_ms", "latency_ms", "audio_seconds", "rtf") if k in result}
+    keys = ("runtime", "load_ms", "latency_ms", "audio_seconds", "rtf", "start_ms", "peak_rss_mb")
+    return {k: result[k] for k in keys if k in result}
 
 
 def _with(step: Step, action: Any, valid: Any = None) -> Step:
@@ -272,15 +277,27 @@ def git_revision(root: Path) -> str:
         return "unknown"
 
 
-def _assemble_context(b: Build, *, base: Step, deps: Step, app: Step) -> Path:
+def _assemble_context(b: Build, *, base: Step, deps: Step | None, app: Step) -> Path:
     """Hard-link the cached parts into one buildx context (no copies of 100+ MB)."""
     context = b.out_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
     os.link(_stamp(b, base)["rootfs"], context / "rootfs.tar")
-    shutil.copytree(_stamp(b, deps)["site_packages"], context / "site-packages", copy_function=os.link)
+    if deps is None:  # deps: debian; the Dockerfile's COPY still needs the folder
+        (context / "site-packages").mkdir()
+    else:
+        shutil.copytree(_stamp(b, deps)["site_packages"], context / "site-packages", copy_function=os.link)
     shutil.copytree(_stamp(b, app)["root"], context / "app", copy_function=os.link)
     return context
+
+
+def _host_compiles(b: Build) -> bool:
+    return f"{sys.version_info.major}.{sys.version_info.minor}" == b.target.python
+
+
+def _bytecode_stage(b: Build) -> str:
+    """The Dockerfile's stage under the app: bytecode made on the host, or by the image's own Python."""
+    return "base" if _host_compiles(b) else "base-compiled"
 
 
 def _precompile(tree: Path, b: Build) -> None:
@@ -288,9 +305,10 @@ def _precompile(tree: Path, b: Build) -> None:
 
     Under QEMU, compiling numpy's and onnxruntime's modules at each start would
     cost seconds; .pyc files are architecture-independent. unchecked-hash keeps
-    them valid whatever the files' mtimes become.
+    them valid whatever the files' mtimes become. With another Python than
+    the target's, the image build compiles instead (stage base-compiled).
     """
-    if f"{sys.version_info.major}.{sys.version_info.minor}" != b.target.python:
+    if not _host_compiles(b):
         return
     b.runner.run([sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
                   str(tree)], what=f"precompiling {tree.name}")  # fmt: skip

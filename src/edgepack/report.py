@@ -80,3 +80,7 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
     console.print(
         "  [dim](emulated time is QEMU's, not the board's: measure on hardware for real figures)[/]"
     )
+    if smoke.get("memory_mb") and "peak_rss_mb" in emu:  # QEMU's own memory is in the figure too
+        console.print(
+            f"  memory    peak RSS {emu['peak_rss_mb']:.1f} MB within the board's {smoke['memory_mb']} MB"
+        )
