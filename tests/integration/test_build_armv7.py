@@ -90,7 +90,7 @@ def test_bytecode_was_compiled_in_the_image(built) -> None:
     _, first, _ = built
     code = (
         "import os, json, numpy, onnxruntime, edgepack_runtime.smoke as s;"
-        "print(json.dumps([os.path.exists(m.__cached__) for m in (numpy, onnxruntime, s, os)]))"
+        "print(json.dumps([os.path.exists(m.__cached__) for m in (numpy, onnxruntime, s, json)]))"
     )
     r = python_in(step(first, "image").outputs["tag"], code)
     assert r.returncode == 0, r.stderr
