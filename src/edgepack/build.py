@@ -20,6 +20,7 @@ from typing import Any
 import edgepack
 from edgepack import debian, models, pydeps, smoke, wheels
 from edgepack.config import Project, Target
+from edgepack.debian.rootfs import DROP as ROOTFS_DROP
 from edgepack.docker import buildx_argv, inspect_image, save_argv
 from edgepack.errors import CommandError
 from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
@@ -28,6 +29,7 @@ from edgepack.plan import Outputs, Step, StepCache, digest
 from edgepack.runner import Runner
 
 RUNTIME_SRC = Path(__file__).resolve().parents[2] / "runtime" / "src" / "edgepack_runtime"
+DEBIAN_SITE = "usr/lib/python3/dist-packages"  # where Debian's python3-* packages put their modules
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ def _base_step(b: Build) -> Step:
     lock_path = b.project.lock_path(b.target, "debian")
     lock = debian.read_lock(lock_path, target=b.target.name)
     inputs = {"debian.lock": lock.digest(), "code": code_digest(debian), "python": b.target.python}
+    drop = ROOTFS_DROP
+    if b.target.deps == "debian":  # the target's prune applies to Debian's Python modules instead of wheels
+        drop += tuple(f"{DEBIAN_SITE}/{pattern}" for pattern in b.target.prune)
+        inputs["prune"] = " ".join(b.target.prune)
     step = Step("base", f"rootfs from {len(lock.packages)} {lock.arch} Debian packages", inputs, lambda: {})
     out = b.cache_dir("base", step.key) / "rootfs.tar"
 
@@ -96,7 +102,7 @@ def _base_step(b: Build) -> Step:
         workdir = cache / "apt" / f"{lock.suite}-{lock.arch}"
         debs = debian.fetch_debs(lock, sources=b.target.debian.sources, runner=b.runner,
                                  cache_dir=cache / "debs", workdir=workdir, target=b.target.name)  # fmt: skip
-        debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python)
+        debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python, drop=drop)
         return {"rootfs": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out)}
 
     return _with(step, action, lambda o: Path(o["rootfs"]).is_file())
