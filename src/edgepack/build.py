@@ -232,7 +232,7 @@ def publish(b: Build, image: Outputs) -> Path:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("runtime", "load_ms", "latency_ms", "audio_seconds", "rtf", "start_ms", "peak_rss_mb")
+    keys = ("runtime", "load_ms", "latency_ms", "audio_seconds", "rtf", "peak_rss_mb")
     return {k: result[k] for k in keys if k in result}
 
 
