@@ -20,6 +20,7 @@ from typing import Any
 import edgepack
 from edgepack import debian, models, pydeps, smoke, wheels
 from edgepack.config import Project, Target
+from edgepack.debian.rootfs import DROP as ROOTFS_DROP
 from edgepack.docker import BuildxOptions, Push, buildx_argv, inspect_image, save_argv
 from edgepack.errors import CommandError, ConfigError
 from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
@@ -28,6 +29,7 @@ from edgepack.plan import Outputs, Step, StepCache, digest
 from edgepack.runner import Runner
 
 RUNTIME_SRC = Path(__file__).resolve().parents[2] / "runtime" / "src" / "edgepack_runtime"
+DEBIAN_SITE = "usr/lib/python3/dist-packages"  # where Debian's python3-* packages put their modules
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,13 @@ def code_digest(*modules: ModuleType) -> str:
 
 
 def plan(b: Build) -> list[Step]:
+    """deps: debian has no deps step: numpy and onnxruntime are Debian packages of the base."""
     base = _base_step(b)
-    deps = _deps_step(b)
+    deps = _deps_step(b) if b.target.deps == "wheels" else None
     model_steps = _model_steps(b)
     app = _app_step(b, model_steps[-1])
     image = _image_step(b, base=base, deps=deps, app=app)
-    return [base, deps, *model_steps, app, image, _smoke_step(b, image=image, app=app)]
+    return [base, *([deps] if deps else []), *model_steps, app, image, _smoke_step(b, image=image, app=app)]
 
 
 def _model_steps(b: Build) -> list[Step]:
@@ -89,6 +92,10 @@ def _base_step(b: Build) -> Step:
     lock_path = b.project.lock_path(b.target, "debian")
     lock = debian.read_lock(lock_path, target=b.target.name)
     inputs = {"debian.lock": lock.digest(), "code": code_digest(debian), "python": b.target.python}
+    drop = ROOTFS_DROP
+    if b.target.deps == "debian":  # the target's prune applies to Debian's Python modules instead of wheels
+        drop += tuple(f"{DEBIAN_SITE}/{pattern}" for pattern in b.target.prune)
+        inputs["prune"] = " ".join(b.target.prune)
     step = Step("base", f"rootfs from {len(lock.packages)} {lock.arch} Debian packages", inputs, lambda: {})
     out = b.cache_dir("base", step.key) / "rootfs.tar"
 
@@ -97,7 +104,7 @@ def _base_step(b: Build) -> Step:
         workdir = cache / "apt" / f"{lock.suite}-{lock.arch}"
         debs = debian.fetch_debs(lock, sources=b.target.debian.sources, runner=b.runner,
                                  cache_dir=cache / "debs", workdir=workdir, target=b.target.name)  # fmt: skip
-        debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python)
+        debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python, drop=drop)
         return {"rootfs": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out)}
 
     return _with(step, action, lambda o: Path(o["rootfs"]).is_file())
@@ -175,11 +182,14 @@ class ImageJob:
     build_args: dict[str, str]
 
 
-def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
+def _image_step(b: Build, *, base: Step, deps: Step | None, app: Step) -> Step:
     dockerfile = b.project.root / "docker" / "runtime.Dockerfile"
     labels = _labels(b)
-    inputs = {"base": base.key, "deps": deps.key, "app": app.key, "dockerfile": sha256_file(dockerfile),
-              "labels": json.dumps(labels, sort_keys=True), "platform": b.target.platform}  # fmt: skip
+    build_args = {"PYTHON": b.target.python, "THREADS": str(b.target.threads), "BASE": _bytecode_stage(b)}
+    inputs = {"base": base.key, "deps": deps.key if deps else "debian", "app": app.key,
+              "dockerfile": sha256_file(dockerfile), "labels": json.dumps(labels, sort_keys=True),
+              "platform": b.target.platform,
+              "build_args": json.dumps(build_args, sort_keys=True)}  # fmt: skip
     step = Step("image", f"buildx {b.target.platform} image {b.target.image}", inputs, lambda: {})
 
     def action() -> Outputs:
@@ -196,7 +206,13 @@ def _image_step(b: Build, *, base: Step, deps: Step, app: Step) -> Step:
 
 def image_job(b: Build, image: Step) -> ImageJob:
     """Assemble the buildx context of the planned image step (its base, deps and app steps have run)."""
-    stamps = {name: _stamp_by_key(b, name, image.inputs[name]) for name in ("base", "deps", "app")}
+    stamps: dict[str, Outputs | None] = {
+        name: _stamp_by_key(b, name, image.inputs[name]) for name in ("base", "app")
+    }
+    # deps: debian has no deps step (the Debian packages are in the base)
+    stamps["deps"] = (
+        None if image.inputs["deps"] == "debian" else _stamp_by_key(b, "deps", image.inputs["deps"])
+    )
     context = _assemble_context(b, stamps)
     tag = f"{b.target.image}:{image.key[:12]}"
     labels = json.loads(image.inputs["labels"])
@@ -210,7 +226,7 @@ def image_job(b: Build, image: Step) -> ImageJob:
         platform=b.target.platform,
         tags=(tag, f"{b.target.image}:latest"),
         labels=labels,
-        build_args={"PYTHON": b.target.python, "THREADS": str(b.target.threads)},
+        build_args=json.loads(image.inputs["build_args"]),
     )
 
 
@@ -230,7 +246,7 @@ def finish_image(b: Build, job: ImageJob, image: Step) -> Outputs:
 
 def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
     t = b.target
-    inputs = {"image": image.key, "reference": app.key, "runs_on": t.runs_on,
+    inputs = {"image": image.key, "reference": app.key, "runs_on": t.runs_on, "memory_mb": str(t.memory_mb),
               "tolerance": f"atol={t.smoke.atol} rtol={t.smoke.rtol}"}  # fmt: skip
     step = Step("smoke", f"smoke inference, {t.runs_on}", inputs, lambda: {})
 
@@ -242,7 +258,7 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
         smoke.require_match(checks, image=tag)
         return {"ok": True, "checks": smoke.checks_as_dicts(checks), "emulated": _summary(emulated),
                 "host": _summary(reference), "qemu_cpu": t.qemu_cpu, "runs_on": t.runs_on,
-                "providers": emulated.get("providers", [])}  # fmt: skip
+                "providers": emulated.get("providers", []), "memory_mb": t.memory_mb}  # fmt: skip
 
     return _with(step, action)
 
@@ -283,7 +299,7 @@ def publish(b: Build, image: Outputs) -> Path:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("runtime", "providers", "load_ms", "latency_ms", "audio_seconds", "rtf")
+    keys = ("runtime", "providers", "load_ms", "latency_ms", "audio_seconds", "rtf", "peak_rss_mb")
     return {k: result[k] for k in keys if k in result}
 
 
@@ -340,15 +356,27 @@ def git_revision(root: Path) -> str:
         return "unknown"
 
 
-def _assemble_context(b: Build, stamps: dict[str, Outputs]) -> Path:
+def _assemble_context(b: Build, stamps: dict[str, Outputs | None]) -> Path:
     """Hard-link the cached parts into one buildx context (no copies of 100+ MB)."""
     context = b.out_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
     os.link(stamps["base"]["rootfs"], context / "rootfs.tar")
-    shutil.copytree(stamps["deps"]["site_packages"], context / "site-packages", copy_function=os.link)
+    if stamps["deps"] is None:  # deps: debian; the Dockerfile's COPY still needs the folder
+        (context / "site-packages").mkdir()
+    else:
+        shutil.copytree(stamps["deps"]["site_packages"], context / "site-packages", copy_function=os.link)
     shutil.copytree(stamps["app"]["root"], context / "app", copy_function=os.link)
     return context
+
+
+def _host_compiles(b: Build) -> bool:
+    return f"{sys.version_info.major}.{sys.version_info.minor}" == b.target.python
+
+
+def _bytecode_stage(b: Build) -> str:
+    """The Dockerfile's stage under the app: bytecode made on the host, or by the image's own Python."""
+    return "base" if _host_compiles(b) else "base-compiled"
 
 
 def _precompile(tree: Path, b: Build) -> None:
@@ -356,9 +384,10 @@ def _precompile(tree: Path, b: Build) -> None:
 
     Under QEMU, compiling numpy's and onnxruntime's modules at each start would
     cost seconds; .pyc files are architecture-independent. unchecked-hash keeps
-    them valid whatever the files' mtimes become.
+    them valid whatever the files' mtimes become. With another Python than
+    the target's, the image build compiles instead (stage base-compiled).
     """
-    if f"{sys.version_info.major}.{sys.version_info.minor}" != b.target.python:
+    if not _host_compiles(b):
         return
     b.runner.run([sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
                   str(tree)], what=f"precompiling {tree.name}")  # fmt: skip

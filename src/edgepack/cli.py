@@ -21,6 +21,7 @@ from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
 from edgepack.plan import StepRecord, cached_state, execute
 from edgepack.runner import Runner
+from edgepack.wheels import preflight
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -67,6 +68,9 @@ def build(target_spec: str, *, model: str | None, dry: bool, verbose: bool, jobs
     chosen = (builder or builders.LOCAL) if dry else _toolchain_and_builder(target, run=run, named=builder)
     b = Build(target=target, project=proj, runner=run, model=model or target.model,
               buildx=BuildxOptions(chosen, cache_from, cache_to))  # fmt: skip
+    if not dry and target.deps == "wheels" and not proj.lock_path(target, "requirements").is_file():
+        # Before anything runs: name what PyPI lacks for the board (an armv7 onnxruntime).
+        preflight.require_wheels(target, project=proj, runner=run)
     steps = plan(b)
     if dry:
         console.print(report.plan_table(steps, cached_state(steps, b.cache)))
@@ -176,7 +180,14 @@ def lock_base(target_name: str) -> None:
 
 def lock_deps(target_name: str) -> None:
     proj = project()
-    path = pydeps.lock(load_target(proj, target_name), project=proj, runner=runner())
+    target = load_target(proj, target_name)
+    if target.deps == "debian":
+        raise ConfigError(
+            f"targets/{target.name}.yaml: deps: debian locks its packages in the Debian lock.",
+            hint=f"Run: invoke lock.base --target {target.name}",
+        )
+    preflight.require_wheels(target, project=proj, runner=runner())
+    path = pydeps.lock(target, project=proj, runner=runner())
     console.print(f"wrote {path}")
 
 

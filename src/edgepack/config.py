@@ -7,10 +7,11 @@ wrong types and missing fields are rejected with file:line and a suggestion.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 import yaml
 
@@ -18,6 +19,10 @@ from edgepack.errors import ConfigError
 from edgepack.yamlconf import Located, build, json_schema, load_yaml
 
 Platform = Literal["linux/arm64", "linux/arm/v7", "linux/amd64"]
+# Where the runtime's Python packages come from: locked PyPI wheels, or the
+# board's Debian release (for boards PyPI has no wheels for: 32-bit ARM).
+DepsSource = Literal["wheels", "debian"]
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 # docker platform -> (Debian architecture, wheel platform tag suffix, binfmt name)
 PLATFORM_ARCH: dict[str, tuple[str, str, str]] = {
@@ -68,7 +73,9 @@ class Target:
     name: str = field(metadata={"doc": "target name: the file name without .yaml"})
     description: str = field(metadata={"doc": "the board and OS, for humans"})
     platform: Platform = field(metadata={"doc": "OCI platform of the image"})
-    python: Literal["3.11"] = field(metadata={"doc": "Python of the Debian base (bookworm: 3.11)"})
+    python: Literal["3.11", "3.13"] = field(
+        metadata={"doc": "Python of the Debian base (bookworm: 3.11, trixie: 3.13)"}
+    )
     runtime: Literal["onnxruntime"] = field(metadata={"doc": "inference runtime in the image"})
     threads: int = field(metadata={"doc": "intra-op threads: the board's core count"})
     image: str = field(metadata={"doc": "local image name (no registry)"})
@@ -76,11 +83,20 @@ class Target:
         metadata={"doc": "bundled model name (silero-vad), an .onnx file, or a model spec (models/NAME.yaml)"}
     )
     requirements: str = field(metadata={"doc": "runtime requirements file, relative to the project root"})
+    deps: DepsSource = field(
+        metadata={
+            "doc": "where the requirements come from: 'wheels' (PyPI, hash-locked in targets/locks/"
+            "requirements-*.txt) or 'debian' (python3-<name> packages listed in debian.packages)"
+        }
+    )
     prune: tuple[str, ...] = field(
         metadata={"doc": "globs under site-packages left out of the image (tests, build-time tools)"}
     )
     wheels: tuple[str, ...] = field(
         metadata={"doc": "packages built for the board from wheels/<name>.yaml recipes (invoke wheels)"}
+    )
+    memory_mb: int | None = field(
+        metadata={"doc": "the board's RAM: the smoke container's memory limit (null: no limit)"}
     )
     debian: DebianConfig
     smoke: SmokeConfig
@@ -173,6 +189,7 @@ def load_target(project: Project, name: str) -> Target:
             f"{path}:{merged.lines[('name',)][1]}: name '{target.name}' must match the file name."
         )
     _check_cpu(target, merged)
+    _check_deps(target, project=project, where=merged)
     return target
 
 
@@ -232,6 +249,49 @@ def select_targets(project: Project, spec: str) -> list[str]:
                 hint=f"{tip}Known targets: {', '.join(known) or 'none'}, or all.",
             )
     return list(dict.fromkeys(names))
+
+
+def debian_package_for(requirement: str) -> str:
+    """Debian's name for a Python distribution: python3-<lowercase name, '_' and '.' as '-'>."""
+    return "python3-" + re.sub(r"[._]+", "-", requirement.lower())
+
+
+def requirement_names(path: Path) -> list[str]:
+    """The distribution names of a requirements file (versions, markers and comments dropped)."""
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = _REQUIREMENT.match(line.split("#", 1)[0])
+        if match:
+            names.append(match[1])
+    return names
+
+
+def _check_deps(target: Target, *, project: Project, where: Located) -> None:
+    """deps: debian takes every requirement from a python3-<name> package, and builds no wheels."""
+    if target.memory_mb is not None and target.memory_mb < 64:
+        _fail_at(where, ("memory_mb",), f"memory_mb {target.memory_mb} is below what Linux boots in (64).")
+    if target.deps != "debian":
+        return
+    if target.wheels:
+        _fail_at(where, ("wheels",), "deps: debian installs no PyPI wheels, so 'wheels' must be [].",
+                 hint="List the Debian package (python3-<name>) in debian.packages instead.")  # fmt: skip
+    requirements = project.root / target.requirements
+    if not requirements.is_file():
+        _fail_at(where, ("requirements",), f"{requirements}: requirements file not found.")
+    missing = [debian_package_for(n) for n in requirement_names(requirements)
+               if debian_package_for(n) not in target.debian.packages]  # fmt: skip
+    if missing:
+        close = difflib.get_close_matches(missing[0], target.debian.packages, n=1)
+        tip = f"Did you mean '{close[0]}'? " if close else ""
+        _fail_at(where, ("debian", "packages"),
+                 f"deps: debian, but debian.packages lacks {', '.join(missing)} "
+                 f"(required by {target.requirements}).",
+                 hint=f"{tip}Add them, then: invoke lock.base --target {target.name}")  # fmt: skip
+
+
+def _fail_at(where: Located, at: tuple[str, ...], message: str, *, hint: str = "") -> NoReturn:
+    path, line = where.lines.get(at) or where.lines.get(at[:-1]) or (where.path, 1)
+    raise ConfigError(f"{path}:{line}: {message}", hint=hint)
 
 
 def target_schema() -> dict[str, object]:

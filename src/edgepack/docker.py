@@ -89,10 +89,18 @@ def run_argv(
     qemu_cpu: str | None,
     command: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    memory_mb: int | None = None,
 ) -> list[str]:
-    """A locked-down, throw-away container: no network, read-only, no capabilities."""
+    """A locked-down, throw-away container: no network, read-only, no capabilities.
+
+    ``memory_mb``: the board's RAM, as a hard limit with no swap on top
+    (--memory-swap equal to --memory). Under QEMU the emulator's own memory
+    counts too, so the container is held tighter than the board.
+    """
     argv = ["docker", "run", "--rm", "--network", "none", "--platform", platform, "--pull=never"]
     argv += ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+    if memory_mb is not None:
+        argv += ["--memory", f"{memory_mb}m", "--memory-swap", f"{memory_mb}m"]
     if qemu_cpu:
         # The binfmt F flag makes the kernel start QEMU for the container's
         # binaries; QEMU reads QEMU_CPU from their environment.

@@ -87,6 +87,11 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
             "  [dim](emulated time is QEMU's, not the board's: measure on hardware for real figures)[/]"
         )
 
+    if smoke.get("memory_mb") and "peak_rss_mb" in emu:  # QEMU's own memory is in the figure too
+        console.print(
+            f"  memory    peak RSS {emu['peak_rss_mb']:.1f} MB within the board's {smoke['memory_mb']} MB"
+        )
+
 
 def targets_table(rows: list[tuple[str, ...]]) -> Table:
     """The summary of a multi-target build: one row per target, failed ones with their reason."""

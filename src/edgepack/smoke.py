@@ -77,6 +77,7 @@ def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any
         platform=target.platform,
         qemu_cpu=target.qemu_cpu if target.emulated else None,
         command=["smoke", "--spec", SPEC_IN_IMAGE],
+        memory_mb=target.memory_mb,
     )
     try:
         result = runner.run(argv, what=f"smoke inference of {image}, {target.runs_on}",
@@ -86,6 +87,8 @@ def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any
             exc.hint = (
                 f"The image uses an instruction the {target.cpu_model} lacks: the board would crash too."
             )
+        elif exc.returncode == 137 and target.memory_mb is not None:  # SIGKILL: the cgroup's OOM killer
+            exc.hint = f"Killed at the target's memory_mb ({target.memory_mb} MB): the board lacks the RAM."
         raise
     if runner.dry_run:
         return {}

@@ -39,7 +39,8 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *nee
 
 def test_unknown_target_lists_the_known_ones(project: Path) -> None:
     r = invoke(project, "build", "--target", "rpi3", "--dry")
-    assert_clean_error(r, 2, "unknown target 'rpi3'", "Known targets: jetson-orin-nano, rpi4, rpi5, x86-box")
+    assert_clean_error(r, 2, "unknown target 'rpi3'",
+                       "Known targets: jetson-orin-nano, rpi-zero2w, rpi4, rpi5, x86-box")  # fmt: skip
 
 
 def test_malformed_yaml_names_file_and_line(project: Path) -> None:
@@ -77,3 +78,22 @@ def test_docker_engine_not_running(project: Path) -> None:
     r = invoke(project, "build", "--target", "rpi4", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert_clean_error(r, 3, "docker")
     assert not (project / "build" / "rpi4" / "image.tar").exists()
+
+
+def armv7_wheels_target(project: Path) -> None:
+    """The 32-bit board asking for PyPI wheels: PyPI has no armv7 onnxruntime (nor numpy 2.x, soxr)."""
+    (project / "runtime").mkdir(exist_ok=True)
+    shutil.copy(REPO / "runtime/requirements.in", project / "runtime/requirements.in")
+    text = (project / "targets/rpi-zero2w.yaml").read_text().replace("deps: debian", "deps: wheels")
+    (project / "targets/armv7-wheels.yaml").write_text(text)
+
+
+@pytest.mark.parametrize("task", ["build", "lock.deps"])
+def test_armv7_requirements_without_wheels_point_to_debian(project: Path, task: str) -> None:
+    """Asks PyPI (reachable here, as pip is): a dry-run resolution per requirement, nothing downloaded."""
+    armv7_wheels_target(project)
+    r = invoke(project, task, "--target", "armv7-wheels")
+    assert_clean_error(r, 2, "targets/armv7-wheels.yaml: PyPI has no cp313 armv7l wheel for",
+                       "onnxruntime==", "set 'deps: debian' and list", "python3-onnxruntime")  # fmt: skip
+    assert not (project / "build/armv7-wheels").exists()
+    assert not list((project / "targets/locks").glob("requirements-py313-*"))

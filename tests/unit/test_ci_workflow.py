@@ -96,7 +96,7 @@ def test_image_step_argv_carries_builder_and_cache() -> None:
     b = build_module.Build(target=load_target(Project(REPO), "rpi4"), project=Project(REPO), runner=Runner(),
                            model="x.onnx",
                            buildx=BuildxOptions("edgepack", ("type=gha,scope=rpi4",), ()))  # fmt: skip
-    job = build_module.ImageJob(target="rpi4", tag="t", context=Path("/ctx"), dockerfile=Path("/ctx/Dockerfile"),
+    job = build_module.ImageJob(target="rpi4", tag="t", context=Path("/ctx"), dockerfile=Path("/ctx/D"),
                                 platform="linux/arm64", tags=("t",), labels={}, build_args={})  # fmt: skip
     argv = build_module._image_argv(b, job, tags=["t"], iidfile=None)
     assert argv[:7] == ["docker", "buildx", "build", "--builder", "edgepack", "--platform", "linux/arm64"]

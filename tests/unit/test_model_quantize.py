@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import wave
 from pathlib import Path
@@ -116,3 +117,26 @@ def test_unknown_node_to_exclude_is_named(tmp_path: Path) -> None:
     spec = spec_from(tmp_path, CTC + "quantize: {mode: dynamic, exclude_nodes: [/no/such/Node]}\n")
     with pytest.raises(ConfigError, match=r"exclude_nodes names no node: /no/such/Node"):
         run_all(spec, ctx(tmp_path), tmp_path)
+
+
+@pytest.mark.parametrize(("runtime", "conv_int8"), [("1.21.0", False), ("1.32.0", True)])
+def test_dynamic_int8_keeps_conv_fp32_for_a_runtime_without_int8_conv_integer(
+    tmp_path: Path, runtime: str, conv_int8: bool
+) -> None:
+    """Debian trixie's onnxruntime 1.21 (the armv7 target) has ConvInteger for uint8 weights only."""
+    import onnx
+    import onnxruntime as ort
+
+    spec = spec_from(tmp_path, CTC + "quantize: {mode: dynamic}\n")
+    c = dataclasses.replace(ctx(tmp_path), runtime=runtime)
+    pipeline.source_stage(spec, c, tmp_path / "src")
+    pipeline.export_stage(spec, c, tmp_path / "src", tmp_path / "exp")
+    pipeline.quantize_stage(spec, c, tmp_path / "exp", tmp_path / "q")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q/model.onnx")).graph.node}
+    assert ("ConvInteger" in ops) is conv_int8 and ("Conv" in ops) is not conv_int8
+    assert "MatMulInteger" in ops  # the rest stays int8
+    record = json.loads((tmp_path / "q/quantize.json").read_text())
+    noted = any("Conv kept fp32: onnxruntime 1.21.0 has ConvInteger for uint8 weights only" in n
+                for n in record["notes"])  # fmt: skip
+    assert noted is not conv_int8
+    ort.InferenceSession(str(tmp_path / "q/model.onnx"), providers=["CPUExecutionProvider"])

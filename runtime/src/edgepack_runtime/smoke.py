@@ -18,6 +18,7 @@ import onnxruntime as ort
 from edgepack_runtime import __version__
 from edgepack_runtime.arrays import encode
 from edgepack_runtime.audio import read_wav, require_rate
+from edgepack_runtime.metrics import process_stats
 from edgepack_runtime.vad import SileroVAD
 
 CPU = "CPUExecutionProvider"
@@ -79,6 +80,8 @@ def run_smoke(
         "pass_ms": _stats(passes),
         "audio_seconds": seconds,
         "rtf": float(np.median(passes) / seconds) if seconds else None,
+        # This process's peak (VmHWM); under QEMU user mode, the emulator's own memory included.
+        "peak_rss_mb": round(process_stats()["peak_rss_bytes"] / 1e6, 1),
         **extra,
     }
 

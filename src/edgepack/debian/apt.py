@@ -27,6 +27,9 @@ from edgepack.runner import Runner
 
 _SOURCE = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)(?:\s+\S+)*$")
 _ARCH = re.compile(r"^[a-z0-9]+$")
+# Debian's moving names for a release; a source may use one (dists/stable),
+# and then the Codename of what it serves must be the target's suite.
+_ALIASES = frozenset({"stable", "oldstable", "oldoldstable", "testing"})
 _NETWORK_HINT = "apt-get needs the network on the host: check the sources, and http_proxy if one is needed."
 
 
@@ -87,7 +90,8 @@ def prepare_state(workdir: Path, *, arch: str, suite: str, sources: Sequence[str
     """Create apt's private directories and write its sources list."""
     if not _ARCH.match(arch):
         raise ConfigError(f"{arch!r} is not a Debian architecture name (e.g. arm64, armhf).")
-    if suite not in source_suites(sources):
+    suites = source_suites(sources)
+    if suite not in suites and not any(s.split("-")[0] in _ALIASES for s in suites):
         raise ConfigError(
             f"no Debian source is for suite {suite!r}.",
             hint=f"Add a line such as: deb http://deb.debian.org/debian {suite} main",
@@ -114,6 +118,24 @@ def update_index(state: AptState, *, runner: Runner) -> None:
     runner.run(
         state.argv("update"), what="downloading the Debian package index", env=state.env(), hint=_NETWORK_HINT
     )
+
+
+def check_codenames(state: AptState, *, suite: str) -> None:
+    """Every source serves the target's release: ``trixie``, ``trixie-updates``, ``trixie-security``.
+
+    A source may name an alias (``stable``) when a mirror serves the release's
+    own name out of step with its signed InRelease; once the alias moves on to
+    the next release, refreshing the lock stops here instead of jumping to it.
+    """
+    for release in sorted(state.lists.glob("*_InRelease")):
+        # Clear-signed: the PGP armour header is a stanza of its own.
+        text = release.read_text(encoding="utf-8", errors="replace")
+        codename = next((f["Codename"] for f in parse_stanzas(text) if "Codename" in f), "")
+        if codename.split("-")[0] != suite:
+            raise ConfigError(
+                f"the Debian source behind {release.name} serves '{codename}', not the target's '{suite}'.",
+                hint=f"Name {suite} (or a source that still serves it) in the target's debian.sources.",
+            )
 
 
 def load_index(state: AptState) -> PackageIndex:
@@ -152,6 +174,7 @@ def resolve_lock(
     update_index(state, runner=runner)
     packages: tuple[DebPackage, ...] = ()
     if not runner.dry_run:
+        check_codenames(state, suite=suite)
         closure = resolve_closure(load_index(state), roots=roots, exclude=exclude)
         packages = tuple(DebPackage(c.name, c.version, c.arch, c.sha256, c.filename, c.size) for c in closure)
     return DebianLock(

@@ -39,6 +39,13 @@ DROP = (
     "usr/lib/*-linux-*/gconv",
 )
 KEEP = ("usr/share/doc/*/copyright",)
+# Links that Debian's maintainer scripts make with update-alternatives, which
+# never run here: (the file a package ships, the name the loader looks for),
+# from libblas3's and liblapack3's postinst. numpy links libblas.so.3.
+ALTERNATIVES = (
+    ("usr/lib/*-linux-*/blas/libblas.so.3", "libblas.so.3"),
+    ("usr/lib/*-linux-*/lapack/liblapack.so.3", "liblapack.so.3"),
+)
 # 1980-01-01, the oldest date a zip file can hold; used when SOURCE_DATE_EPOCH is unset.
 DEFAULT_EPOCH = 315532800
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -97,6 +104,7 @@ def build_rootfs_tar(
         for package, deb in zip(lock.packages, debs, strict=True):
             _unpack(package, deb, root=root, paths=paths)
         _merge_usr(root)
+        _link_alternatives(root)
         _write_accounts(root, account)
         _link_python(root, python)
         _compile_bytecode(root, python, runner=runner or Runner(echo=False))
@@ -147,6 +155,15 @@ def _merge_usr(root: Path) -> None:
             make_folders(root / "usr" / name)
         if always or (root / "usr" / name).is_dir():
             (root / name).symlink_to(f"usr/{name}")
+
+
+def _link_alternatives(root: Path) -> None:
+    """What update-alternatives would do: multiarch/libblas.so.3 -> blas/libblas.so.3."""
+    for pattern, name in ALTERNATIVES:
+        for shipped in sorted(root.glob(pattern)):
+            link = shipped.parent.parent / name
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(shipped.relative_to(link.parent))
 
 
 def _write_accounts(root: Path, account: Account) -> None:

@@ -83,8 +83,23 @@ def choose_opset(spec: ModelSpec, exporter: Exporter, *, runtime: str) -> int:
     return spec.export.opset
 
 
+def debian_onnxruntime(lock: Path) -> str:
+    """The upstream onnxruntime version of a Debian lock's python3-onnxruntime (1:1.21.0+dfsg-1 -> 1.21.0)."""
+    from edgepack.debian import read_lock
+
+    for package in read_lock(lock).packages:
+        if package.name == "python3-onnxruntime":
+            m = re.match(r"^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)", package.version)
+            if m:
+                return m.group(1)
+    raise ConfigError(f"{lock}: no python3-onnxruntime package; the target's runtime version is unknown.")
+
+
 def locked_onnxruntime(lock: Path) -> str:
     """The onnxruntime version pinned in a target's requirements lock."""
+    if not lock.is_file():
+        raise ConfigError(f"{lock}: no requirements lock, so the target's onnxruntime version is unknown.",
+                          hint="Create it: invoke lock.deps --target NAME")  # fmt: skip
     for line in lock.read_text().splitlines():
         m = re.match(r"^onnxruntime==([\w.]+)", line.strip())
         if m:

@@ -110,7 +110,8 @@ def quantize_stage(spec: ModelSpec, ctx: Context, export_dir: Path, out: Path) -
     fp32 = export_dir / "model.onnx"
     with atomic_path(out, is_dir=True) as tmp:
         calibration = _calibration(spec, ctx, fp32) if spec.quantize.mode == "static" else []
-        result = quantize.quantize(spec, fp32, tmp / "model.onnx", calibration=calibration, cpu=ctx.cpu)
+        result = quantize.quantize(spec, fp32, tmp / "model.onnx", calibration=calibration, cpu=ctx.cpu,
+                                   runtime=ctx.runtime)  # fmt: skip
         metadata.stamp(tmp / "model.onnx", metadata.read(fp32))  # onnxruntime's quantizer drops them
         record = {
             **asdict(result),

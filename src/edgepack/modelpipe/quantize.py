@@ -142,8 +142,34 @@ def excluded_nodes(model_path: Path, spec: ModelSpec) -> list[str]:
     return sorted({*q.exclude_nodes, *by_type})
 
 
+def missing_int8_kernels(model_path: Path, spec: ModelSpec, *, runtime: str) -> tuple[list[str], list[str]]:
+    """Nodes dynamic int8 would turn into a kernel the target's onnxruntime lacks; and a note why.
+
+    resources/onnx_opsets.yaml (int8_weight_kernels) says from which release an
+    integer kernel takes int8 weights: ConvInteger only since 1.24, so Debian
+    trixie's onnxruntime 1.21 refuses the model at load ("Could not find an
+    implementation for ConvInteger(10)"). Those nodes stay fp32.
+    """
+    import onnx
+
+    q = spec.quantize
+    if q.mode != "dynamic" or q.weight_type != "int8":
+        return [], []
+    from edgepack.modelpipe.export import opset_table
+
+    version = tuple(int(p) for p in runtime.split(".")[:2])
+    late = {op: row for op, row in opset_table()["int8_weight_kernels"].items()
+            if version < tuple(int(p) for p in row["since"].split("."))}  # fmt: skip
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    nodes = [n.name for n in graph.node if n.op_type in late and (not q.op_types or n.op_type in q.op_types)]
+    notes = [f"{op} kept fp32: onnxruntime {runtime} has {row['kernel']} for uint8 weights only "
+             f"(int8 since {row['since']}, {row['ref']})" for op, row in sorted(late.items())
+             if any(n.op_type == op for n in graph.node)]  # fmt: skip
+    return nodes, notes
+
+
 def quantize(
-    spec: ModelSpec, fp32: Path, out: Path, *, calibration: Sequence[Feeds], cpu: CpuInfo
+    spec: ModelSpec, fp32: Path, out: Path, *, calibration: Sequence[Feeds], cpu: CpuInfo, runtime: str
 ) -> QuantResult:
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -163,7 +189,9 @@ def quantize(
         return _fp16(spec, fp32, out, cpu=cpu)
     pre = out.with_name("preprocessed.onnx")
     notes = [f"pre-processing: {preprocess(fp32, pre)}"]
-    excluded = excluded_nodes(pre, spec)
+    gaps, why = missing_int8_kernels(pre, spec, runtime=runtime)
+    excluded = sorted({*excluded_nodes(pre, spec), *gaps})
+    notes += why
     common: dict[str, Any] = {
         "per_channel": q.per_channel,
         "reduce_range": q.reduce_range,

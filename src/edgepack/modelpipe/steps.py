@@ -38,13 +38,19 @@ def _code(*modules: Any) -> str:
     return digest(*(inspect.getsource(m) for m in modules))
 
 
+def target_onnxruntime(b: Any) -> str:
+    """The onnxruntime the board runs: its wheel's lock, or its Debian lock (deps: debian)."""
+    if b.target.deps == "debian":
+        return export.debian_onnxruntime(b.project.lock_path(b.target, "debian"))
+    return export.locked_onnxruntime(b.project.lock_path(b.target, "requirements"))
+
+
 def context(b: Any) -> pipeline.Context:
-    lock = b.project.lock_path(b.target, "requirements")
     return pipeline.Context(
         root=b.project.root,
         cache=b.project.build_dir / "cache" / "model-src",
         runner=b.runner,
-        runtime=export.locked_onnxruntime(lock),
+        runtime=target_onnxruntime(b),
         cpu=quantize.cpu_info(b.target.cpu_model),
         spec_file=b.model,
         report_dir=b.out_dir / "model",

@@ -19,7 +19,8 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from edgepack.config import Project, Target
+from edgepack import debian
+from edgepack.config import Project, Target, debian_package_for
 from edgepack.errors import CommandError, ConfigError
 from edgepack.pydeps import pip_argv, platform_args
 from edgepack.runner import Runner
@@ -86,6 +87,8 @@ def binary_wheel(target: Target, requirement: str, *, runner: Runner) -> str:
 
 
 def preflight(target: Target, *, project: Project, runner: Runner) -> list[Row]:
+    if target.deps == "debian":
+        return debian_rows(target, project=project)
     known = {name.lower(): name for name in recipe_names(recipes_dir(project.root))}
     rows = []
     for req in requirements(target, project):
@@ -96,17 +99,58 @@ def preflight(target: Target, *, project: Project, runner: Runner) -> list[Row]:
             action = "PyPI wheel" + (" (recipe not needed)" if recipe else "")
         elif recipe:
             action = "build from the recipe (invoke wheels)"
+        elif target.arch == "armhf":
+            action = f"no armv7 wheel on PyPI: deps: debian ({debian_package_for(name)})"
         else:
             action = f"needs a recipe: wheels/{name.lower()}.yaml"
         rows.append(Row(req, wheel, recipe, action))
     return rows
 
 
+def debian_rows(target: Target, *, project: Project) -> list[Row]:
+    """deps: debian: each requirement is the locked python3-<name> package of the base."""
+    lock_path = project.lock_path(target, "debian")
+    locked = {p.name: p for p in debian.read_lock(lock_path, target=target.name).packages}
+    rows = []
+    for req in requirements(target, project):
+        package = locked.get(debian_package_for(req.split("==")[0]))
+        if package is None:
+            rows.append(Row(req, "", "", f"not in {lock_path.name}: invoke lock.base --target {target.name}"))
+        else:
+            rows.append(Row(req, f"{package.name} {package.version}", "", "Debian package (deps: debian)"))
+    return rows
+
+
+def require_wheels(target: Target, *, project: Project, runner: Runner) -> None:
+    """Refuse, naming them, requirements with neither a wheel for the board nor a recipe."""
+    missing = [r for r in preflight(target, project=project, runner=runner) if not r.wheel and not r.recipe]
+    if not missing:
+        return
+    names = ", ".join(r.requirement for r in missing)
+    py = "cp" + target.python.replace(".", "")
+    where = f"targets/{target.name}.yaml"
+    if target.arch == "armhf":
+        packages = ", ".join(debian_package_for(r.requirement.split("==")[0]) for r in missing)
+        raise ConfigError(
+            f"{where}: PyPI has no {py} {target.wheel_arch} wheel for {names}.",
+            hint=f"Take them from Debian: set 'deps: debian' and list {packages} in debian.packages "
+            "(as targets/rpi-zero2w.yaml does). Details: invoke wheels.preflight --target " + target.name,
+        )
+    raise ConfigError(
+        f"{where}: PyPI has no {py} {target.wheel_arch} wheel for {names}.",
+        hint="Write a recipe for each in wheels/<name>.yaml (invoke wheels.preflight --target "
+        f"{target.name} shows the table).",
+    )
+
+
 def render(rows: Sequence[Row], target: Target) -> Table:
     py = "cp" + target.python.replace(".", "")
+    source = f"binary wheel for {py} {target.wheel_arch} (glibc {target.debian.glibc})"
+    if target.deps == "debian":
+        source = f"Debian {target.debian.suite} {target.arch} package"
     table = Table(
         "requirement",
-        f"binary wheel for {py} {target.wheel_arch} (glibc {target.debian.glibc})",
+        source,
         "recipe",
         "action",
         box=box.SIMPLE_HEAD,
@@ -114,6 +158,7 @@ def render(rows: Sequence[Row], target: Target) -> Table:
         title_justify="left",
     )
     for row in rows:
-        wheel = row.wheel or "[red]none (sdist only)[/]"
+        none = "[red]not locked[/]" if target.deps == "debian" else "[red]none[/]"
+        wheel = row.wheel or none
         table.add_row(row.requirement, wheel, row.recipe or "-", row.action)
     return table

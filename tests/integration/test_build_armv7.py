@@ -1,0 +1,105 @@
+"""The 32-bit board for real: rpi-zero2w (armhf, Debian trixie, onnxruntime from Debian) built by
+buildx and smoke-tested under qemu-arm emulating a Cortex-A7, in 512 MB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgepack.build import Build, plan
+from edgepack.config import load_target
+from edgepack.plan import execute
+from edgepack.runner import Runner
+from tests.integration.test_build import copy_project, docker, step
+
+
+@pytest.fixture(scope="module", autouse=True)
+def qemu_arm() -> None:
+    if Path("/proc/sys/fs/binfmt_misc/qemu-arm").exists():
+        return
+    problem = "QEMU not registered for arm (armhf) in binfmt_misc (run: invoke doctor --fix)"
+    if os.environ.get("CI"):
+        pytest.fail(problem)
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, list, list]:
+    proj = copy_project(tmp_path_factory.mktemp("proj"))
+    target = load_target(proj, "rpi-zero2w")
+    b = Build(target=target, project=proj, runner=Runner(echo=False), model=target.model)
+    first = execute(plan(b), b.cache)
+    second = execute(plan(b), b.cache)
+    return b, first, second
+
+
+def python_in(image: str, code: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """The image's own Python, under QEMU cortex-a7, as the smoke test runs it."""
+    return docker("run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "--pull=never",
+                  "--read-only", "--env", "QEMU_CPU=cortex-a7", *extra, "--entrypoint", "/usr/bin/python3",
+                  image, "-I", "-c", code)  # fmt: skip
+
+
+def test_cold_build_has_no_wheel_step_and_rebuild_reuses_all(built) -> None:
+    _, first, second = built
+    assert [r.name for r in first] == [
+        "base",
+        "model",
+        "export",
+        "quantize",
+        "validate",
+        "app",
+        "image",
+        "smoke",
+    ]
+    assert not any(r.cached for r in first) and all(r.cached for r in second)
+
+
+def test_smoke_matched_the_host_under_cortex_a7_in_512_mb(built) -> None:
+    _, first, _ = built
+    smoke = step(first, "smoke").outputs
+    assert smoke["ok"] and (smoke["qemu_cpu"], smoke["memory_mb"]) == ("cortex-a7", 512)
+    checks = {c["name"]: c for c in smoke["checks"]}
+    assert checks["text"]["ok"] and checks["log_probs"]["ok"], checks
+    runtime = smoke["emulated"]["runtime"]
+    assert runtime["machine"] == "armv7l" and runtime["onnxruntime"].startswith("1.21"), runtime
+    assert runtime["python"].startswith("3.13") and runtime["numpy"].startswith("2.2")
+    assert 0 < smoke["emulated"]["peak_rss_mb"] < 512
+
+
+def test_image_is_armv7_distroless_non_root(built) -> None:
+    _, first, _ = built
+    image = step(first, "image").outputs
+    assert image["architecture"] == "arm"
+    inspect = json.loads(docker("image", "inspect", image["tag"]).stdout)[0]
+    assert inspect["Variant"] == "v7" and inspect["Config"]["User"] == "1000:1000"
+    assert (
+        docker(
+            "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image["tag"], "-c", "true"
+        ).returncode
+        != 0
+    )
+
+
+def test_bytecode_was_compiled_in_the_image(built) -> None:
+    """Host Python 3.11, board 3.13: the image build compiled numpy's, onnxruntime's and the stdlib's."""
+    _, first, _ = built
+    code = (
+        "import os, json, numpy, onnxruntime, edgepack_runtime.smoke as s;"
+        "print(json.dumps([os.path.exists(m.__cached__) for m in (numpy, onnxruntime, s, json)]))"
+    )
+    r = python_in(step(first, "image").outputs["tag"], code)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [True, True, True, True]
+
+
+def test_the_memory_limit_is_enforced(built) -> None:
+    """The smoke container has the board's 512 MB and no swap: touching 700 MB gets it killed."""
+    _, first, _ = built
+    touch = "b = bytearray(700 << 20); b[::4096] = bytes([1]) * len(b[::4096])"
+    r = python_in(step(first, "image").outputs["tag"], touch, "--memory", "512m", "--memory-swap", "512m")
+    assert r.returncode == 137, (r.returncode, r.stderr[-500:])
