@@ -10,9 +10,11 @@ Two facts of buildx 0.13 shape this module (both verified here):
 * bake has no network setting: ``"network": "none"`` is dropped from the
   file and ``--set *.network=none`` fails with "unknown key: network". A
   RUN instruction would then need the engine's bridge, which dockerd here
-  runs without ("network bridge not found"). edgepack's runtime Dockerfile
-  has no RUN: ADD and COPY of a context assembled on the host. Bake refuses a
-  Dockerfile with RUN rather than build it with a network.
+  runs without ("network bridge not found"). So only images whose stages
+  have no RUN go through bake (ADD and COPY of a context assembled on the
+  host); an image that runs something while it builds (a 32-bit board's
+  bytecode, compiled by the image's own Python) is built by itself with
+  ``buildx build --network none``, alongside the bake (``run_lines``).
 * one failing target cancels its siblings (they are not loaded), so a
   failed bake is followed by one bake per target not loaded, from the same
   file: each then fails or succeeds on its own (layers already built are
@@ -22,15 +24,17 @@ Two facts of buildx 0.13 shape this module (both verified here):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from edgepack.build import ImageJob
-from edgepack.errors import ConfigError
 
 GROUP = "all"
 _RUN = re.compile(r"^\s*RUN\b", re.IGNORECASE)
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
+_ARG = re.compile(r"^\s*ARG\s+(\w+)(?:=(\S*))?", re.IGNORECASE)
+_COPY_FROM = re.compile(r"^\s*COPY\s+.*--from=(\S+)", re.IGNORECASE)
 
 
 def bake_name(target: str) -> str:
@@ -61,12 +65,36 @@ def bake_argv(*, file: Path, targets: Sequence[str], metadata: Path) -> list[str
     return [*argv, *(bake_name(t) for t in targets)]
 
 
-def require_no_run(dockerfile: Path) -> None:
-    """Refuse a Dockerfile that would need a network in bake (buildx 0.13 cannot say none)."""
+def run_lines(dockerfile: Path, build_args: Mapping[str, str]) -> list[int]:
+    """Line numbers of the RUN instructions that building ``dockerfile`` with ``build_args`` executes.
+
+    Only the stages the last one needs count (``FROM <stage>`` and
+    ``COPY --from=<stage>``, with ARG values substituted): BuildKit skips the
+    others, so a RUN in an unused stage needs no network.
+    """
+    stages: list[tuple[str, list[str], list[int]]] = []  # (name, stages it needs, RUN lines)
+    defaults: dict[str, str] = {}
+
+    def expand(text: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: build_args.get(m[1], defaults.get(m[1], "")), text)
+
     for number, line in enumerate(dockerfile.read_text().splitlines(), start=1):
-        if _RUN.match(line):
-            raise ConfigError(
-                f"{dockerfile}:{number}: RUN in a Dockerfile built by buildx bake, which (0.13) cannot "
-                "set --network none.",
-                hint="Do the work on the host (edgepack's steps) and ADD/COPY the result.",
-            )
+        if match := _FROM.match(line):
+            stages.append(((match[2] or "").lower(), [expand(match[1]).lower()], []))
+        elif not stages and (match := _ARG.match(line)):
+            defaults[match[1]] = match[2] or ""
+        elif stages and (match := _COPY_FROM.search(line)):
+            stages[-1][1].append(expand(match[1]).lower())
+        elif stages and _RUN.match(line):
+            stages[-1][2].append(number)
+    by_name = {name: i for i, (name, _, _) in enumerate(stages) if name}
+    lines: list[int] = []
+    todo, seen = [len(stages) - 1], set()
+    while todo:
+        i = todo.pop()
+        if i in seen or i < 0:
+            continue
+        seen.add(i)
+        lines += stages[i][2]
+        todo += [by_name[n] for n in stages[i][1] if n in by_name]
+    return sorted(lines)

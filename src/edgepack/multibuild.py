@@ -15,6 +15,7 @@ renders one summary row per target.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -148,7 +149,10 @@ def _smoke(run: TargetRun, say: Announce) -> None:
 
 
 def _images(runs: Sequence[TargetRun], *, project: Project, runner: Runner, announce: Announce) -> None:
+    """One bake for the images it can build; those that RUN something are built alone, at the same time."""
     todo: dict[str, tuple[TargetRun, Step, ImageJob]] = {}
+    alone: list[TargetRun] = []
+    dockerfile = project.root / "docker" / "runtime.Dockerfile"
     for run in (r for r in runs if r.ok):
         assert run.build is not None
         step = run.steps[HOST_STEPS_END]
@@ -156,14 +160,22 @@ def _images(runs: Sequence[TargetRun], *, project: Project, runner: Runner, anno
         if cached is not None:
             announce(run.name, f"{step.name:>8} cached: {step.summary}")
             run.records.append(StepRecord(step.name, step.key, True, 0.0, cached))
-            continue
-        try:
-            bake.require_no_run(project.root / "docker" / "runtime.Dockerfile")
-            todo[run.name] = (run, step, image_job(run.build, step))
-        except EdgepackError as exc:
-            run.fail(step.name, exc)
-    if not todo:
-        return
+        elif bake.run_lines(dockerfile, json.loads(step.inputs["build_args"])):
+            alone.append(run)  # bake (buildx 0.13) cannot give a RUN --network none: buildx build can
+        else:
+            try:
+                todo[run.name] = (run, step, image_job(run.build, step))
+            except EdgepackError as exc:
+                run.fail(step.name, exc)
+    with ThreadPoolExecutor(max_workers=1 + len(alone), thread_name_prefix="edgepack-image") as pool:
+        for run in alone:
+            pool.submit(_timed, run, lambda r: _execute(r, r.steps[HOST_STEPS_END:-1], announce))
+        if todo:
+            pool.submit(_bake_images, todo, project=project, runner=runner, announce=announce).result()
+
+
+def _bake_images(todo: dict[str, tuple[TargetRun, Step, ImageJob]], *, project: Project, runner: Runner,
+                 announce: Announce) -> None:  # fmt: skip
     file = project.build_dir / "bake.json"
     write_json(file, bake.bake_file([job for _, _, job in todo.values()]))
     t0 = time.perf_counter()

@@ -19,6 +19,8 @@ def project(tmp_path: Path) -> Path:
     for part in ("targets", "docker", "assets", "models", "wheels"):
         shutil.copytree(REPO / part, tmp_path / part)
     shutil.copy(REPO / "tasks.py", tmp_path)
+    (tmp_path / "runtime").mkdir()  # a deps: debian target checks its requirements at load
+    shutil.copy(REPO / "runtime" / "requirements.in", tmp_path / "runtime")
     return tmp_path
 
 

@@ -15,7 +15,7 @@ def test_an_unknown_name_in_a_target_list_suggests(project: Path) -> None:  # no
 def test_all_plans_every_target(project: Path) -> None:  # noqa: F811
     r = invoke(project, "build", "--target", "all", "--dry", env={"COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
-    for name in ("jetson-orin-nano", "rpi4", "rpi5", "x86-box"):
+    for name in ("jetson-orin-nano", "rpi-zero2w", "rpi4", "rpi5", "x86-box"):
         assert f"{name}: build plan" in r.stdout
     assert "smoke inference, native (no emulation)" in r.stdout
     assert "smoke inference, QEMU -cpu cortex-a76" in r.stdout

@@ -17,6 +17,9 @@ def project(tmp_path: Path) -> Path:
     for part in ("targets", "docker", "assets", "models", "wheels", ".github"):
         shutil.copytree(REPO / part, tmp_path / part)
     shutil.copy(REPO / "tasks.py", tmp_path)
+    for path in (tmp_path / "targets").glob("*.yaml"):  # rpi4 the only board
+        if path.stem not in ("defaults", "rpi4"):
+            path.unlink()
     return tmp_path
 
 

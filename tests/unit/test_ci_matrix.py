@@ -15,17 +15,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_project(tmp: Path, *, extra: dict[str, str] | None = None, overrides: str | None = None) -> Project:
-    """targets/, .github/, models/ copied, plus targets derived from rpi4 (``name: 'key: value' lines``)."""
+    """targets/ (rpi4 the only board), .github/, models/ copied, plus ``extra`` targets.
+
+    An extra's value is a repository target to copy (``@rpi5``) or ``key: value`` lines changed in rpi4.
+    """
     shutil.copytree(REPO / "targets", tmp / "targets")
+    for path in (tmp / "targets").glob("*.yaml"):
+        if path.stem not in ("defaults", "rpi4"):
+            path.unlink()
     shutil.copytree(REPO / ".github", tmp / ".github")
     shutil.copytree(REPO / "models", tmp / "models")
-    rpi4 = (REPO / "targets" / "rpi4.yaml").read_text()
+    shutil.copytree(REPO / "runtime", tmp / "runtime", ignore=shutil.ignore_patterns("src", "tests"))
     for name, changes in (extra or {}).items():
-        text = rpi4
-        for line in changes.splitlines():
+        source = changes[1:] if changes.startswith("@") else "rpi4"
+        text = (REPO / "targets" / f"{source}.yaml").read_text()
+        for line in changes.splitlines() if source == "rpi4" else []:
             key = line.split(":", 1)[0]
             text = "\n".join(line if old.startswith(f"{key}:") else old for old in text.splitlines()) + "\n"
-        (tmp / "targets" / f"{name}.yaml").write_text(text.replace("edgepack/rpi4", f"edgepack/{name}"))
+        (tmp / "targets" / f"{name}.yaml").write_text(text.replace(f"edgepack/{source}", f"edgepack/{name}"))
     if overrides is not None:
         text = (tmp / ".github" / "matrix.yaml").read_text().replace("targets: []\n", overrides)
         (tmp / ".github" / "matrix.yaml").write_text(text)
@@ -38,8 +45,8 @@ TARGETS_LINE = next(
     if line.startswith("targets:")
 )
 BOARDS = {
-    "x86-box": "platform: linux/amd64\nqemu_cpu: max",
-    "armv7-board": "platform: linux/arm/v7\nqemu_cpu: cortex-a7",
+    "x86-box": "@x86-box",
+    "armv7-board": "@rpi-zero2w",
     "rpi5": "platform: linux/arm64\nqemu_cpu: cortex-a76",
 }
 
