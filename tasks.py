@@ -9,6 +9,7 @@ invoke device.deploy|smoke|bench|metrics|regress   real boards over SSH (invento
 invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
 invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels for the board
 invoke asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
+invoke flash.image|boot|write|lock   flashable SD-card image, booted under QEMU; written to a card safely
 """
 
 from invoke import Collection, task
@@ -210,6 +211,7 @@ wheels.add_task(wheels_build, "build", default=True)
 wheels.add_task(wheels_preflight, "preflight")
 wheels.add_task(wheels_lock, "lock")
 
+
 @task(help={"target": "target name", "json": "one JSON object instead of the table"})
 def asr_demo_rate(c, target="rpi4", json=False):
     """WER of the held-out set: explicit resampling vs the same audio at 44.1 kHz fed as 16 kHz."""
@@ -236,7 +238,50 @@ for _name, _task in (("demo-rate", asr_demo_rate), ("demo-latency", asr_demo_lat
                      ("demo-blocks", asr_demo_blocks)):  # fmt: skip
     asr.add_task(_task, _name)
 
+
+@task(help={"target": "target name (with an sdcard: section)", "dry": "print the plan and what is cached",
+            "verbose": "echo every command"})  # fmt: skip
+def flash_image(c, target="rpi4", dry=False, verbose=False):
+    """Build the target's SD-card image: .img, .img.xz, sha256, rpi-imager entry (build/<target>/sdcard/)."""
+    with cli.guard():
+        cli.flash_image(target, dry=dry, verbose=verbose)
+
+
+@task(
+    help={"target": "target name", "image": "an .img (default: the target's last build)", "verbose": "echo"}
+)
+def flash_boot(c, target="rpi4", image=None, verbose=False):
+    """Boot the card image under qemu-system-aarch64 (virt, the board's CPU) until its smoke test reports."""
+    with cli.guard():
+        cli.flash_boot(target, image=image, verbose=verbose)
+
+
+@task(help={"image": "the .img to write", "device": "the card's disk, e.g. /dev/sdb",
+            "force": "allow a non-removable disk", "yes": "do not ask for confirmation",
+            "dry": "check and show, write nothing"})  # fmt: skip
+def flash_write(c, image, device, force=False, yes=False, dry=False):
+    """Write an image to a card: refuses system, mounted, small or fixed disks; verifies by reading back."""
+    with cli.guard():
+        cli.flash_write(image=image, device=device, force=force, yes=yes, dry=dry)
+
+
+@task(help={"target": "target name"})
+def flash_lock(c, target="rpi4"):
+    """Re-resolve the card's Debian packages into targets/locks/sdcard-<target>-*.json."""
+    with cli.guard():
+        cli.flash_lock(target)
+
+
+flash = Collection("flash")
+for _name, _task in (
+    ("image", flash_image),
+    ("boot", flash_boot),
+    ("write", flash_write),
+    ("lock", flash_lock),
+):
+    flash.add_task(_task, _name)
+
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr)
+ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr, flash)
