@@ -234,23 +234,28 @@ def flash_image(target_name: str, *, dry: bool, verbose: bool) -> Path:
 
 
 def flash_boot(target_name: str, *, image: str | None, verbose: bool) -> None:
-    """Boot the built card image under QEMU until its smoke service reports."""
+    """Boot the built card image under QEMU; its smoke outputs must match the host reference."""
     from edgepack.flash import layout, qemu
+    from edgepack.flash import steps as flash_steps
 
     proj = project()
     target = load_target(proj, target_name)
     card = layout.require_sdcard(target, proj)
     path = Path(image) if image else proj.build_dir / target.name / "sdcard" / f"{card.image_name}.img"
-    if not path.is_file():
-        raise ConfigError(
-            f"no card image at {path}.", hint=f"Build it: invoke flash.image --target {target.name}"
-        )
+    b = Build(target=target, project=proj, runner=runner(echo=verbose), model=target.model)
+    reference = flash_steps.reference(b)
+    if not path.is_file() or reference is None:
+        raise ConfigError(f"no card image at {path}, or its app step is not built.",
+                          hint=f"Build it: invoke flash.image --target {target.name}")  # fmt: skip
     result = qemu.boot(path, workdir=proj.build_dir / target.name / "sdcard-boot", cpu=target.qemu_cpu,
-                       timeout_s=card.boot_timeout_s, runner=runner(echo=verbose))  # fmt: skip
-    qemu.require_ok(result)
-    console.print(f"booted  {path.name} under QEMU -M virt -cpu {target.qemu_cpu} in {result.seconds:.0f} s: "
-                  f"host {result.host}, smoke {result.status}")  # fmt: skip
-    console.print(f"result  {result.result}")
+                       timeout_s=card.boot_timeout_s, runner=b.runner)  # fmt: skip
+    checks = qemu.check_against(result, reference, atol=target.smoke.atol, rtol=target.smoke.rtol)
+    console.print(f"booted  {path.name} under QEMU -M virt -cpu {target.qemu_cpu} in {result.seconds:.0f} s "
+                  f"(hostname {result.host})")  # fmt: skip
+    for check in checks:
+        console.print(
+            f"  {check.name}: ok" + (f" (max abs {check.max_abs:.3g})" if check.dtype != "str" else "")
+        )
     console.print(f"console {result.log}")
 
 

@@ -53,6 +53,7 @@ ROWS = [
     "buildx platforms",
     "wheel toolchain",
     "openssh (device tasks)",
+    "sd-card tools (flash)",
 ]
 MUTATING = ("apt-get", "dpkg-deb", "mount")
 
@@ -100,6 +101,7 @@ class World:
     daemon_starts: bool = True
     cross: bool = True  # crossbuild-essential-* and patch installed
     ssh: bool = True  # openssh-client and openssh-server installed
+    sdcard: bool = True  # dosfstools, mtools, e2fsprogs, kmod, qemu-system-arm installed
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -149,7 +151,7 @@ class World:
 
     def bare(self) -> World:
         self.dockerd, self.daemon, self.buildx, self.cross = False, False, "", False
-        self.ssh = False
+        self.ssh, self.sdcard = False, False
         return self
 
     def trixie_files(self) -> dict[Path, str]:
@@ -193,6 +195,8 @@ class World:
 
     def _handlers(self) -> None:
         on = self.runner.on
+        # Before the qemu-user handler: qemu-system-aarch64 --version is a probe of the SD-card tools.
+        on(lambda a: tuple(a) in self.pins.sdcard.probes, lambda a: self._tool(self.sdcard, ""))
         on(lambda a: a[1:] == ["--version"] and "qemu" in a[0], self._qemu_version)
         on(
             lambda a: a == ["dockerd", "--version"],
@@ -247,6 +251,9 @@ class World:
     def _apt_install(self, argv: list[str]) -> Result:
         if "crossbuild-essential-arm64" in argv:
             self.cross = True
+        if "qemu-system-arm" in argv:
+            assert "--no-install-recommends" in argv
+            self.sdcard = True
         if "docker.io" in argv:
             self.dockerd = True
         if "openssh-server" in argv:

@@ -10,6 +10,7 @@ cmdline.txt plus QEMU's serial console. The disk is the image itself,
 
 from __future__ import annotations
 
+import json
 import re
 import selectors
 import shlex
@@ -17,10 +18,13 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from edgepack import smoke
 from edgepack.errors import CommandError, SmokeTestError
 from edgepack.flash import layout
 from edgepack.runner import Runner
+from edgepack.smoke import OutputCheck
 
 RESULT = re.compile(r"EDGEPACK-SMOKE status=(?P<status>\w+) host=(?P<host>\S+) result=(?P<result>.*)")
 # Lines after which waiting longer is pointless: the boot cannot reach the smoke test.
@@ -104,9 +108,19 @@ def _watch(argv: list[str], *, log: Path, timeout_s: float) -> BootResult:
     )  # fmt: skip
 
 
-def require_ok(result: BootResult) -> None:
-    if result.status != "ok":
+def check_against(
+    result: BootResult, reference: dict[str, Any], *, atol: float, rtol: float
+) -> list[OutputCheck]:
+    """The booted card's smoke outputs against the host reference, as the container's smoke is checked."""
+    try:
+        emulated = json.loads(result.result)
+    except json.JSONDecodeError:
+        emulated = None
+    if result.status != "ok" or not isinstance(emulated, dict) or "outputs" not in emulated:
         raise SmokeTestError(
             f"the smoke test on the booted image failed: {result.result[:300]} (console log: {result.log}).",
             hint="The same runtime passed in the container: compare the kernel/CPU, and the console log.",
         )
+    checks = smoke.compare(reference, emulated, atol=atol, rtol=rtol)
+    smoke.require_match(checks, image=f"the card image booted under QEMU (console log: {result.log})")
+    return checks

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edgepack import debian, flash
 from edgepack.build import Build, _app_step, _deps_step, _model_steps, _stamp, _with, code_digest
@@ -139,6 +140,13 @@ def _boot_files(staged: Path, folder: Path, *, card: SdcardConfig, ids: layout.I
         (folder / name).write_text(text, encoding="utf-8")
     disk.clamp_mtimes(folder, mtime=epoch)
     return sorted(folder.iterdir())
+
+
+def reference(b: Build) -> dict[str, Any] | None:
+    """The host's smoke reference of the app step the card holds; None while it is not built."""
+    app = plan(b)[-3]
+    stamp = b.cache.lookup(app)
+    return None if stamp is None else json.loads(Path(stamp["reference"]).read_text())
 
 
 def publish_outputs(b: Build, image: Outputs) -> Path:
