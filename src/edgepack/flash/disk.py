@@ -5,7 +5,8 @@
 * root: ``mkfs.ext4 -d`` from the assembled tree with a fixed UUID, hash
   seed and feature set (our mke2fs.conf), E2FSPROGS_FAKE_TIME for the
   superblock. e2fsprogs 1.47.0 copies each file's ctime from the host, which
-  no one can set, so debugfs then sets every created inode's ctime;
+  no one can set, and its atime, which mkfs's own reading of a folder moves
+  (relatime), so debugfs then sets both in every created inode;
 * disk: our MBR, then both partitions at their offsets (sparse file).
 """
 
@@ -68,13 +69,15 @@ def make_ext4(out: Path, tree: Path, *, size: int, ids: layout.Ids, mtime: int, 
     runner.run(argv, what="mkfs.ext4 of the root filesystem", env=env)
     used = _used_inodes(out, runner=runner)
     inodes = range(FIRST_CREATED_INODE, used + 1)
-    script = "".join(f"set_inode_field <{i}> ctime @{mtime}\n" for i in inodes)
+    script = "".join(
+        f"set_inode_field <{i}> {field} @{mtime}\n" for i in inodes for field in ("ctime", "atime")
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".debugfs", dir=out.parent) as cmds:
         cmds.write(script)
         cmds.flush()
         runner.run(
             [tool(runner, "debugfs", package="e2fsprogs"), "-w", "-f", cmds.name, str(out)],
-            what="fixing the inodes' ctime (debugfs)",
+            what="fixing the inodes' ctime and atime (debugfs)",
             env=env,
         )
 

@@ -96,7 +96,7 @@ def cpio_newc(items: Sequence[Entry], *, mtime: int) -> bytes:
 
 
 def build(rootfs: Path, out: Path, *, kernel: str, modules: Sequence[str], mtime: int) -> list[str]:
-    """Write the gzip-compressed initramfs to ``out``; return the modules it loads, in order."""
+    """Write the gzip-compressed initramfs to ``out``; return the module files it holds."""
     items = entries(rootfs, kernel=kernel, modules=modules)
     # mtime=0 in the gzip header and no file name: the bytes depend on the content only.
     out.write_bytes(gzip.compress(cpio_newc(items, mtime=mtime), compresslevel=9, mtime=0))

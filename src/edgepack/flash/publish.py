@@ -45,7 +45,8 @@ def manifest_entry(*, name: str, description: str, image: Path, xz: Path, image_
         "image_download_sha256": xz_sha,
         "release_date": datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d"),
         "devices": ["pi4-64bit"],
-        "init_format": "none",  # rpi-imager's own customisation does not apply: edgepack.conf does
+        # No "init_format": rpi-imager's own customisation (cloud-init, firstrun.sh) does not
+        # apply to this image; edgepack.conf on the boot partition does that job.
     }
 
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from edgepack import debian, flash
+
+# The container build's own step factories: the card must hold the very deps and app
+# (runtime, model, smoke spec) whose smoke test passed, under the same cache keys.
 from edgepack.build import Build, _app_step, _deps_step, _model_steps, _stamp, _with, code_digest
 from edgepack.config import SdcardConfig
 from edgepack.debian.rootfs import source_date_epoch
@@ -86,19 +89,18 @@ def _image_step(b: Build, card: SdcardConfig, *, tree: Step) -> Step:
 def make_image(tree: Path, out: Path, *, b: Build, card: SdcardConfig, kernel: str, epoch: int) -> Outputs:
     """Everything of the card from the assembled tree, into the folder ``out`` (atomically).
 
-    The tree is copied first (hard links: no 600 MB copy), so that the cached
-    tree is never changed by clamping its mtimes.
+    The cached tree is read in place: mkfs.ext4 -d copies it, and the only
+    change made to it, its files' times set to ``epoch``, is the same at
+    every build (the host's ctime is never taken: see disk.make_ext4).
     """
     ids = layout.Ids.of(b.target)
     with atomic_path(out, is_dir=True) as tmp, tempfile.TemporaryDirectory(dir=out.parent) as work:
-        staged = Path(work) / "root"
-        shutil.copytree(tree, staged, symlinks=True, copy_function=_copy_or_link)
-        boot_files = _boot_files(staged, Path(work) / "boot", card=card, ids=ids, kernel=kernel, epoch=epoch)
-        geo = layout.geometry(card, root_content_bytes=_tree_bytes(staged), target=b.target.name)
+        boot_files = _boot_files(tree, Path(work) / "boot", card=card, ids=ids, kernel=kernel, epoch=epoch)
+        geo = layout.geometry(card, root_content_bytes=_tree_bytes(tree), target=b.target.name)
         boot_img, root_img = Path(work) / "boot.vfat", Path(work) / "root.ext4"
         disk.make_fat(boot_img, boot_files, size=geo.boot_bytes, volume_id=ids.fat_volume_id, label="BOOT",
                       runner=b.runner)  # fmt: skip
-        disk.make_ext4(root_img, staged, size=geo.root_bytes, ids=ids, mtime=epoch, runner=b.runner)
+        disk.make_ext4(root_img, tree, size=geo.root_bytes, ids=ids, mtime=epoch, runner=b.runner)
         image = tmp / f"{card.image_name}.img"
         disk.assemble_disk(image, geo=geo, ids=ids, boot=boot_img, root=root_img)
         entry = publish.publish_all(image, name=f"edgepack {b.target.name}", description=b.target.description,
@@ -109,27 +111,20 @@ def make_image(tree: Path, out: Path, *, b: Build, card: SdcardConfig, kernel: s
             "xz_bytes": entry["image_download_size"]}  # fmt: skip
 
 
-def _copy_or_link(src: str, dst: str) -> None:
-    # Hard links: no 600 MB copy. They share the cached tree's inodes, whose times
-    # clamp_mtimes sets to the very values the tree step already gave them (only the
-    # host's ctime moves, and disk.make_ext4 never takes it from the host).
-    os.link(src, dst)
-
-
 def _tree_bytes(root: Path) -> int:
     return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(root) for f in files)
 
 
-def _boot_files(staged: Path, folder: Path, *, card: SdcardConfig, ids: layout.Ids, kernel: str,
+def _boot_files(tree: Path, folder: Path, *, card: SdcardConfig, ids: layout.Ids, kernel: str,
                 epoch: int) -> list[Path]:  # fmt: skip
     """What the Pi's firmware reads: its blobs, kernel, initramfs, device trees, config.txt, cmdline.txt."""
     folder.mkdir()
-    firmware = sorted((staged / "usr/lib/raspi-firmware").iterdir())
-    dtb_dir = staged / f"usr/lib/linux-image-{kernel}"
-    files = [*firmware, staged / f"boot/vmlinuz-{kernel}", *(dtb_dir / d for d in card.device_trees)]
+    firmware = sorted((tree / "usr/lib/raspi-firmware").iterdir())
+    dtb_dir = tree / f"usr/lib/linux-image-{kernel}"
+    files = [*firmware, tree / f"boot/vmlinuz-{kernel}", *(dtb_dir / d for d in card.device_trees)]
     for src in files:
         shutil.copyfile(src, folder / ("vmlinuz" if src.name.startswith("vmlinuz-") else src.name))
-    initramfs.build(staged, folder / "initrd.img", kernel=kernel, modules=card.initramfs_modules, mtime=epoch)
+    initramfs.build(tree, folder / "initrd.img", kernel=kernel, modules=card.initramfs_modules, mtime=epoch)
     settings = (RESOURCES / SETTINGS).read_text().replace("@HOSTNAME@", card.hostname)
     texts = {
         "config.txt": layout.config_txt(card),
