@@ -36,7 +36,6 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "runtime" / "src")]
 
 from edgepack.build import Build  # noqa: E402
 from edgepack.config import Project, load_target  # noqa: E402
-from edgepack.debian.rootfs import source_date_epoch  # noqa: E402
 from edgepack.flash import layout, qemu  # noqa: E402
 from edgepack.flash import steps as flash_steps  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
@@ -73,7 +72,12 @@ def main() -> None:
         again = Path(tmp) / "again"
         _, second = timed(
             lambda: flash_steps.make_image(
-                Path(tree["tree"]), again, b=b, card=card, kernel=tree["kernel"], epoch=source_date_epoch()
+                Path(tree["tree"]),
+                again,
+                b=b,
+                card=card,
+                kernel=tree["kernel"],
+                epoch=flash_steps.source_epoch(b),
             )
         )
         names = sorted(p.name for p in Path(image["image"]).parent.iterdir())

@@ -23,7 +23,6 @@ import pytest
 
 from edgepack.build import Build
 from edgepack.config import Project, SdcardConfig, load_target
-from edgepack.debian.rootfs import source_date_epoch
 from edgepack.flash import layout, qemu, write
 from edgepack.flash import steps as flash_steps
 from edgepack.plan import execute
@@ -58,7 +57,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, SdcardConfig
     out = tmp_path_factory.mktemp("card")
     for name in ("one", "two"):
         flash_steps.make_image(Path(tree["tree"]), out / name, b=b, card=card, kernel=tree["kernel"],
-                               epoch=source_date_epoch())  # fmt: skip
+                               epoch=flash_steps.source_epoch(b))  # fmt: skip
     return b, card, out
 
 

@@ -22,6 +22,7 @@ from edgepack import debian, flash
 from edgepack.build import Build, _app_step, _deps_step, _model_steps, _stamp, _with, code_digest
 from edgepack.config import SdcardConfig
 from edgepack.debian.rootfs import source_date_epoch
+from edgepack.errors import ToolchainError
 from edgepack.flash import disk, initramfs, layout, publish, rootfs
 from edgepack.fsutil import atomic_path, sha256_tree
 from edgepack.plan import Outputs, Step
@@ -71,9 +72,24 @@ def _rootfs_step(b: Build, card: SdcardConfig, *, deps: Step, app: Step) -> Step
     return _with(step, action, lambda o: Path(o["tree"]).is_dir())
 
 
+def source_epoch(b: Build) -> int:
+    """SOURCE_DATE_EPOCH when set; else the time of the checkout's HEAD commit (the image's
+    release date in the rpi-imager entry); else debian.rootfs's fixed default (no git).
+    """
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        return source_date_epoch()
+    try:
+        result = b.runner.run(["git", "log", "-1", "--format=%ct"], cwd=b.project.root, check=False,
+                              mutates=False, what="reading the commit time")  # fmt: skip
+    except ToolchainError:  # no git on this host
+        return source_date_epoch()
+    text = result.stdout.strip()
+    return int(text) if result.returncode == 0 and text.isdigit() else source_date_epoch()
+
+
 def _image_step(b: Build, card: SdcardConfig, *, tree: Step) -> Step:
-    epoch = source_date_epoch()
-    inputs = {"sdrootfs": tree.key, "card": _card_json(card), "epoch": str(epoch),
+    sde = source_epoch(b)
+    inputs = {"sdrootfs": tree.key, "card": _card_json(card), "epoch": str(sde),
               "code": code_digest(flash), "resources": sha256_tree(RESOURCES)}  # fmt: skip
     step = Step("sdimage", f"{card.image_name}.img: MBR, FAT boot, ext4 root; .xz, sha256, manifest", inputs,
                 lambda: {})  # fmt: skip
@@ -81,7 +97,7 @@ def _image_step(b: Build, card: SdcardConfig, *, tree: Step) -> Step:
 
     def action() -> Outputs:
         stamp = _stamp(b, tree)
-        return make_image(Path(stamp["tree"]), out, b=b, card=card, kernel=stamp["kernel"], epoch=epoch)
+        return make_image(Path(stamp["tree"]), out, b=b, card=card, kernel=stamp["kernel"], epoch=sde)
 
     return _with(step, action, lambda o: Path(o["image"]).is_file() and Path(o["xz"]).is_file())
 
