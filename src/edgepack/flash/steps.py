@@ -46,11 +46,10 @@ def _card_json(card: SdcardConfig) -> str:
 
 def _rootfs_step(b: Build, card: SdcardConfig, *, deps: Step, app: Step) -> Step:
     lock = debian.read_lock(b.project.lock_path(b.target, "sdcard"), target=b.target.name)
-    tree_card = json.dumps(
-        {"drop": card.drop, "hostname": card.hostname}, sort_keys=True
-    )  # what the tree depends on
+    # Of the sdcard section, only these shape the tree (the rest is the image step's).
+    tree_card = json.dumps({"drop": card.drop, "hostname": card.hostname}, sort_keys=True)
     inputs = {"sdcard.lock": lock.digest(), "deps": deps.key, "app": app.key, "card": tree_card,
-              "code": code_digest(debian, rootfs), "resources": sha256_tree(RESOURCES)}  # fmt: skip
+              "code": code_digest(debian, rootfs, layout), "resources": sha256_tree(RESOURCES)}  # fmt: skip
     step = Step(
         "sdrootfs", f"card rootfs from {len(lock.packages)} Debian packages + the app", inputs, lambda: {}
     )
