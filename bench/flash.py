@@ -9,7 +9,9 @@ cold    the card's own steps from scratch: sdrootfs (unpack the locked
         developer who has run `invoke build`; they are not timed here.
 cached  the same plan again: every step a cache hit.
 image   a second assembly of the image from the cached tree (what the
-        reproducibility test does), and whether its bytes are the same.
+        reproducibility test does), with the first one's SOURCE_DATE_EPOCH
+        (from the plan: a commit made meanwhile moves the default), and
+        whether its bytes are the same.
 boot    with --boot: the QEMU boot to the smoke result (flash.boot's path).
 
 The machine is shared (2 cores, other work running): one run each, the load
@@ -77,7 +79,7 @@ def main() -> None:
                 b=b,
                 card=card,
                 kernel=tree["kernel"],
-                epoch=flash_steps.source_epoch(b),
+                epoch=int(steps[-1].inputs["epoch"]),
             )
         )
         names = sorted(p.name for p in Path(image["image"]).parent.iterdir())
