@@ -55,9 +55,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, SdcardConfig
     records = execute(flash_steps.plan(b)[:-1], b.cache)
     tree = records[-1].outputs
     out = tmp_path_factory.mktemp("card")
+    epoch = flash_steps.source_epoch(b)  # once: a commit between the two builds would move the default
     for name in ("one", "two"):
-        flash_steps.make_image(Path(tree["tree"]), out / name, b=b, card=card, kernel=tree["kernel"],
-                               epoch=flash_steps.source_epoch(b))  # fmt: skip
+        flash_steps.make_image(
+            Path(tree["tree"]), out / name, b=b, card=card, kernel=tree["kernel"], epoch=epoch
+        )
     return b, card, out
 
 
