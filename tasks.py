@@ -12,6 +12,7 @@ invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels
 invoke asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
 invoke ci.matrix|ci.workflow [--check]|ci.push   GitHub Actions, generated from targets/ (docs/ci.md)
 invoke builders.add|builders.ls   native buildx nodes (arm64 over SSH) instead of QEMU
+invoke flash.image|boot|write|lock   flashable SD-card image, booted under QEMU; written to a card safely
 """
 
 from invoke import Collection, task
@@ -304,7 +305,50 @@ builders = Collection("builders")
 builders.add_task(builders_add, "add")
 builders.add_task(builders_ls, "ls")
 
+
+@task(help={"target": "target name (with an sdcard: section)", "dry": "print the plan and what is cached",
+            "verbose": "echo every command"})  # fmt: skip
+def flash_image(c, target="rpi4", dry=False, verbose=False):
+    """Build the target's SD-card image: .img, .img.xz, sha256, rpi-imager entry (build/<target>/sdcard/)."""
+    with cli.guard():
+        cli.flash_image(target, dry=dry, verbose=verbose)
+
+
+@task(
+    help={"target": "target name", "image": "an .img (default: the target's last build)", "verbose": "echo"}
+)
+def flash_boot(c, target="rpi4", image=None, verbose=False):
+    """Boot the card image under qemu-system-aarch64 (virt, the board's CPU) until its smoke test reports."""
+    with cli.guard():
+        cli.flash_boot(target, image=image, verbose=verbose)
+
+
+@task(help={"image": "the .img to write", "device": "the card's disk, e.g. /dev/sdb",
+            "force": "allow a non-removable disk", "yes": "do not ask for confirmation",
+            "dry": "check and show, write nothing"})  # fmt: skip
+def flash_write(c, image, device, force=False, yes=False, dry=False):
+    """Write an image to a card: refuses system, mounted, small or fixed disks; verifies by reading back."""
+    with cli.guard():
+        cli.flash_write(image=image, device=device, force=force, yes=yes, dry=dry)
+
+
+@task(help={"target": "target name"})
+def flash_lock(c, target="rpi4"):
+    """Re-resolve the card's Debian packages into targets/locks/sdcard-<target>-*.json."""
+    with cli.guard():
+        cli.flash_lock(target)
+
+
+flash = Collection("flash")
+for _name, _task in (
+    ("image", flash_image),
+    ("boot", flash_boot),
+    ("write", flash_write),
+    ("lock", flash_lock),
+):
+    flash.add_task(_task, _name)
+
 lock = Collection("lock")
 lock.add_task(lock_base, "base")
 lock.add_task(lock_deps, "deps")
-ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr, ci, builders)
+ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr, ci, builders, flash)

@@ -266,3 +266,84 @@ def asr_demo(which: str, *, target_name: str, as_json: bool) -> None:
     for key, value in (result.get("wer") or result.get("blocks") or result).items():
         table.add_row(str(key), json.dumps(value) if isinstance(value, dict | list) else str(value))
     console.print(table)
+
+
+def flash_lock(target_name: str) -> None:
+    proj = project()
+    target = load_target(proj, target_name)
+    from edgepack.flash import layout
+
+    card = layout.require_sdcard(target, proj)
+    workdir = proj.build_dir / "cache" / "apt" / f"sdcard-{target.debian.suite}-{target.arch}"
+    lock = debian.resolve_lock(suite=target.debian.suite, arch=target.arch, roots=card.packages,
+                               exclude=card.exclude, sources=card.sources, runner=runner(),
+                               workdir=workdir)  # fmt: skip
+    path = proj.lock_path(target, "sdcard")
+    debian.write_lock(path, lock)
+    console.print(f"wrote {path}: {len(lock.packages)} packages, digest {lock.digest()[:16]}")
+
+
+def flash_image(target_name: str, *, dry: bool, verbose: bool) -> Path:
+    """Plan and run the card image's steps; publish to build/<target>/sdcard/."""
+    from edgepack.flash import steps as flash_steps
+
+    proj = project()
+    target = load_target(proj, target_name)
+    b = Build(target=target, project=proj, runner=runner(echo=verbose), model=target.model)
+    steps = flash_steps.plan(b)
+    if dry:
+        console.print(report.plan_table(steps, cached_state(steps, b.cache)))
+        return b.out_dir / "sdcard"
+
+    def announce(step, hit):  # type: ignore[no-untyped-def]
+        console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+
+    records = execute(steps, b.cache, on_start=announce)
+    out = flash_steps.publish_outputs(b, records[-1].outputs)
+    entry, name = records[-1].outputs["manifest"], Path(records[-1].outputs["image"]).name
+    mib, xz_mib = entry["extract_size"] >> 20, entry["image_download_size"] >> 20
+    console.print(
+        f"image   {out / name} ({mib} MiB, xz {xz_mib} MiB, sha256 {entry['extract_sha256'][:16]}…)"
+    )
+    return out
+
+
+def flash_boot(target_name: str, *, image: str | None, verbose: bool) -> None:
+    """Boot the built card image under QEMU; its smoke outputs must match the host reference."""
+    from edgepack.flash import layout, qemu
+    from edgepack.flash import steps as flash_steps
+
+    proj = project()
+    target = load_target(proj, target_name)
+    card = layout.require_sdcard(target, proj)
+    path = Path(image) if image else proj.build_dir / target.name / "sdcard" / f"{card.image_name}.img"
+    b = Build(target=target, project=proj, runner=runner(echo=verbose), model=target.model)
+    reference = flash_steps.reference(b)
+    if not path.is_file() or reference is None:
+        raise ConfigError(f"no card image at {path}, or its app step is not built.",
+                          hint=f"Build it: invoke flash.image --target {target.name}")  # fmt: skip
+    result = qemu.boot(path, workdir=proj.build_dir / target.name / "sdcard-boot", cpu=target.qemu_cpu,
+                       timeout_s=card.boot_timeout_s, runner=b.runner)  # fmt: skip
+    checks = qemu.check_against(result, reference, atol=target.smoke.atol, rtol=target.smoke.rtol)
+    console.print(f"booted  {path.name} under QEMU -M virt -cpu {target.qemu_cpu} in {result.seconds:.0f} s "
+                  f"(hostname {result.host})")  # fmt: skip
+    for check in checks:
+        console.print(
+            f"  {check.name}: ok" + (f" (max abs {check.max_abs:.3g})" if check.dtype != "str" else "")
+        )
+    console.print(f"console {result.log}")
+
+
+def flash_write(*, image: str, device: str, force: bool, yes: bool, dry: bool) -> None:
+    """Write an image to a card with the safety checks of edgepack.flash.write."""
+    from rich.prompt import Confirm
+
+    from edgepack.flash import write
+
+    def confirm(question: str) -> bool:
+        console.print(question)
+        return yes or Confirm.ask("Continue?", default=False, console=console)
+
+    digest = write.write_image(Path(image), device, runner=runner(dry=dry), force=force, confirm=confirm)
+    if digest:
+        console.print(f"wrote   {image} to {device}; read back and verified, sha256 {digest}")

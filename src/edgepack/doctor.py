@@ -112,6 +112,12 @@ class SshPins:
 
 
 @dataclass(frozen=True)
+class SdcardToolPins:
+    packages: tuple[str, ...]
+    probes: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class Pins:
     docker: DockerPins
     buildx: BuildxPins
@@ -120,6 +126,7 @@ class Pins:
     wheels: WheelToolPins
     ci: CiToolPins
     ssh: SshPins
+    sdcard: SdcardToolPins
 
 
 def load_pins(path: Path = TOOLCHAIN_YAML) -> Pins:
@@ -709,6 +716,7 @@ def run_doctor(
     checks.append(_check_wheel_tools(ctx))
     checks.append(_check_ci_tools(ctx))
     checks.append(_check_ssh(ctx))
+    checks.append(_check_sdcard_tools(ctx))
     return checks
 
 
@@ -766,6 +774,23 @@ def _check_ssh(ctx: _Ctx) -> Check:
                 policy.unlink()
 
     return _resolve(ctx, "openssh (device tasks)", probe, apply)
+
+
+def _check_sdcard_tools(ctx: _Ctx) -> Check:
+    """`invoke flash.*`: mkfs.vfat, mtools, mkfs.ext4/debugfs, depmod, qemu-system-aarch64."""
+    pins = ctx.pins.sdcard
+
+    def probe() -> _State:
+        missing = [a[0] for a in pins.probes if (r := ctx.probe(list(a))) is None or r.returncode != 0]
+        found = f"missing: {', '.join(missing)}" if missing else f"{len(pins.probes)} tools"
+        todo = f"apt-get install -y --no-install-recommends {' '.join(pins.packages)}"
+        return _State(not missing, found, todo)
+
+    def apply() -> None:
+        # Without recommends: qemu-system-arm would bring a desktop's worth (GTK, SDL, audio).
+        ctx.apt_install("--no-install-recommends", *pins.packages, what="install the SD-card tools")
+
+    return _resolve(ctx, "sd-card tools (flash)", probe, apply)
 
 
 def render_checks(checks: Sequence[Check], console: Console) -> None:

@@ -99,3 +99,26 @@ def test_armv7_requirements_without_wheels_point_to_debian(project: Path, task: 
                        "onnxruntime==", "set 'deps: debian' and list", "python3-onnxruntime")  # fmt: skip
     assert not (project / "build/armv7-wheels").exists()
     assert not list((project / "targets/locks").glob("requirements-py313-*"))
+
+
+def test_sdcard_image_of_a_target_without_sdcard_section(project: Path) -> None:
+    text = (project / "targets/rpi4.yaml").read_text().split("\nsdcard:")[0]
+    (project / "targets/plain.yaml").write_text(text)
+    r = invoke(project, "flash.image", "--target", "plain", "--dry")
+    assert_clean_error(r, 2, "targets/plain.yaml", "missing key 'sdcard'")
+
+
+def test_flash_write_refuses_what_is_not_a_block_device(project: Path) -> None:
+    (project / "card.img").write_bytes(bytes(4096))
+    (project / "not-a-disk").write_bytes(bytes(8192))
+    r = invoke(project, "flash.write", "--image", "card.img", "--device", "not-a-disk", "--yes")
+    assert_clean_error(r, 6, "not-a-disk refused: it is not a block device")
+    assert (project / "not-a-disk").read_bytes() == bytes(8192)
+
+
+def test_flash_write_names_a_missing_image_or_device(project: Path) -> None:
+    r = invoke(project, "flash.write", "--image", "nope.img", "--device", "/dev/null", "--yes")
+    assert_clean_error(r, 2, "the image nope.img does not exist", "invoke flash.image")
+    (project / "card.img").write_bytes(bytes(4096))
+    r = invoke(project, "flash.write", "--image", "card.img", "--device", "/dev/edgepack-nothing", "--yes")
+    assert_clean_error(r, 2, "/dev/edgepack-nothing does not exist")

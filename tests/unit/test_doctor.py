@@ -54,6 +54,7 @@ ROWS = [
     "wheel toolchain",
     "shellcheck (workflow lint)",
     "openssh (device tasks)",
+    "sd-card tools (flash)",
 ]
 MUTATING = ("apt-get", "dpkg-deb", "mount")
 
@@ -103,6 +104,7 @@ class World:
     ssh: bool = True  # openssh-client and openssh-server installed
     shellcheck: bool = True
     unlisted: tuple[str, ...] = ()  # platforms the default builder leaves out, binfmt or not
+    sdcard: bool = True  # dosfstools, mtools, e2fsprogs, kmod, qemu-system-arm installed
     spawned: list[list[str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
 
@@ -153,6 +155,7 @@ class World:
     def bare(self) -> World:
         self.dockerd, self.daemon, self.buildx, self.cross = False, False, "", False
         self.ssh, self.shellcheck = False, False
+        self.ssh, self.sdcard = False, False
         return self
 
     def trixie_files(self) -> dict[Path, str]:
@@ -196,6 +199,8 @@ class World:
 
     def _handlers(self) -> None:
         on = self.runner.on
+        # Before the qemu-user handler: qemu-system-aarch64 --version is a probe of the SD-card tools.
+        on(lambda a: tuple(a) in self.pins.sdcard.probes, lambda a: self._tool(self.sdcard, ""))
         on(lambda a: a[1:] == ["--version"] and "qemu" in a[0], self._qemu_version)
         on(
             lambda a: a == ["dockerd", "--version"],
@@ -254,6 +259,9 @@ class World:
             self.cross = True
         if "shellcheck" in argv:
             self.shellcheck = True
+        if "qemu-system-arm" in argv:
+            assert "--no-install-recommends" in argv
+            self.sdcard = True
         if "docker.io" in argv:
             self.dockerd = True
         if "openssh-server" in argv:
