@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -19,21 +18,10 @@ from edgepack.modelpipe.quantize import cpu_info
 from edgepack.plan import Step, StepCache, execute
 from edgepack_runtime.smoke import choose_providers
 from tests.conftest import FakeRunner, ok
+from tests.unit.conftest import write_target
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    shutil.copytree(REPO / "targets", tmp_path / "targets")
-    return Project(tmp_path)
-
-
-def write_target(project: Project, name: str, text: str) -> Path:
-    path = project.targets_dir / f"{name}.yaml"
-    path.write_text(text)
-    return path
 
 
 # -- the targets ---------------------------------------------------------------------------------

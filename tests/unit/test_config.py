@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import jsonschema
@@ -11,20 +10,9 @@ import yaml
 from edgepack.config import Project, load_target, target_schema
 from edgepack.errors import ConfigError
 from edgepack.yamlconf import load_yaml, merge
+from tests.unit.conftest import write_target
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    shutil.copytree(REPO / "targets", tmp_path / "targets")
-    return Project(tmp_path)
-
-
-def write_target(project: Project, name: str, text: str) -> Path:
-    path = project.targets_dir / f"{name}.yaml"
-    path.write_text(text)
-    return path
 
 
 def test_rpi4_loads_with_defaults(project: Project) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import uuid
 from pathlib import Path
 
@@ -14,12 +13,6 @@ from edgepack.errors import ConfigError, InputError
 from edgepack.flash import layout
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    shutil.copytree(REPO / "targets", tmp_path / "targets")
-    return Project(tmp_path)
 
 
 def test_ids_are_fixed_per_target_and_differ_between_targets(project: Project) -> None:
