@@ -72,14 +72,14 @@ def code_digest(*modules: ModuleType) -> str:
 def plan(b: Build) -> list[Step]:
     """deps: debian has no deps step: numpy and onnxruntime are Debian packages of the base."""
     base = _base_step(b)
-    deps = _deps_step(b) if b.target.deps == "wheels" else None
-    model_steps = _model_steps(b)
-    app = _app_step(b, model_steps[-1])
+    deps = deps_step(b) if b.target.deps == "wheels" else None
+    model_steps = model_steps_of(b)
+    app = app_step(b, model_steps[-1])
     image = _image_step(b, base=base, deps=deps, app=app)
     return [base, *([deps] if deps else []), *model_steps, app, image, _smoke_step(b, image=image, app=app)]
 
 
-def _model_steps(b: Build) -> list[Step]:
+def model_steps_of(b: Build) -> list[Step]:
     """A model file is one step; a model spec (models/NAME.yaml) is model, export, quantize, validate."""
     if is_spec_path(b.model):
         from edgepack.modelpipe.steps import plan_model
@@ -107,10 +107,10 @@ def _base_step(b: Build) -> Step:
         debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python, drop=drop)
         return {"rootfs": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out)}
 
-    return _with(step, action, lambda o: Path(o["rootfs"]).is_file())
+    return with_action(step, action, lambda o: Path(o["rootfs"]).is_file())
 
 
-def _deps_step(b: Build) -> Step:
+def deps_step(b: Build) -> Step:
     lock_path = b.project.lock_path(b.target, "requirements")
     lock_digest = sha256_file(lock_path) if lock_path.is_file() else "missing"
     inputs = {"requirements.lock": lock_digest, "platform": " ".join(pydeps.platform_args(b.target)),
@@ -126,7 +126,7 @@ def _deps_step(b: Build) -> Step:
         _precompile(out, b)
         return {"site_packages": str(out)}
 
-    return _with(step, action, lambda o: Path(o["site_packages"]).is_dir())
+    return with_action(step, action, lambda o: Path(o["site_packages"]).is_dir())
 
 
 def _model_step(b: Build) -> Step:
@@ -139,10 +139,10 @@ def _model_step(b: Build) -> Step:
         meta = models.materialize(ref, out_dir=out, runner=b.runner)
         return {"dir": str(out), "meta": meta}
 
-    return _with(step, action, lambda o: (Path(o["dir"]) / "model.onnx").is_file())
+    return with_action(step, action, lambda o: (Path(o["dir"]) / "model.onnx").is_file())
 
 
-def _app_step(b: Build, model: Step) -> Step:
+def app_step(b: Build, model: Step) -> Step:
     audio = b.project.root / b.target.smoke.audio
     smoke_cfg = json.dumps([b.target.smoke.runs, b.target.threads])
     inputs = {"model": model.key, "runtime": sha256_tree(RUNTIME_SRC), "audio": sha256_file(audio),
@@ -165,7 +165,7 @@ def _app_step(b: Build, model: Step) -> Step:
             _precompile(site, b)
         return {"root": str(out / "root"), "reference": str(out / "reference.json"), "model": meta}
 
-    return _with(step, action, lambda o: Path(o["reference"]).is_file())
+    return with_action(step, action, lambda o: Path(o["reference"]).is_file())
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def _image_step(b: Build, *, base: Step, deps: Step | None, app: Step) -> Step:
     def valid(o: Outputs) -> bool:
         return Path(o["tar"]).is_file() and inspect_image(o["tag"], runner=b.runner) is not None
 
-    return _with(step, action, valid)
+    return with_action(step, action, valid)
 
 
 def image_job(b: Build, image: Step) -> ImageJob:
@@ -252,7 +252,7 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
 
     def action() -> Outputs:
         tag = f"{t.image}:{image.key[:12]}"
-        reference = json.loads(Path(_stamp(b, app)["reference"]).read_text())
+        reference = json.loads(Path(stamp_of(b, app)["reference"]).read_text())
         emulated = smoke.run_in_image(tag, t, runner=b.runner)
         checks = smoke.compare(reference, emulated, atol=t.smoke.atol, rtol=t.smoke.rtol)
         smoke.require_match(checks, image=tag)
@@ -260,7 +260,7 @@ def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
                 "host": _summary(reference), "qemu_cpu": t.qemu_cpu, "runs_on": t.runs_on,
                 "providers": emulated.get("providers", []), "memory_mb": t.memory_mb}  # fmt: skip
 
-    return _with(step, action)
+    return with_action(step, action)
 
 
 def _image_argv(b: Build, job: ImageJob, *, tags: list[str], iidfile: Path | None,
@@ -303,11 +303,11 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in keys if k in result}
 
 
-def _with(step: Step, action: Any, valid: Any = None) -> Step:
+def with_action(step: Step, action: Any, valid: Any = None) -> Step:
     return Step(step.name, step.summary, step.inputs, action, valid or (lambda _: True), step.cacheable)
 
 
-def _stamp(b: Build, step: Step) -> Outputs:
+def stamp_of(b: Build, step: Step) -> Outputs:
     return json.loads(b.cache.stamp(step).read_text())
 
 

@@ -102,12 +102,12 @@ def build_rootfs_tar(
         root = Path(tmp)
         root.chmod(0o755)
         for package, deb in zip(lock.packages, debs, strict=True):
-            _unpack(package, deb, root=root, paths=paths)
-        _merge_usr(root)
+            unpack_deb(package, deb, root=root, paths=paths)
+        merge_usr(root)
         _link_alternatives(root)
         _write_accounts(root, account)
         _link_python(root, python)
-        _compile_bytecode(root, python, runner=runner or Runner(echo=False))
+        compile_bytecode(root, python, runner=runner or Runner(echo=False))
         with atomic_path(out) as tmp_out:
             write_tar(root, tmp_out, mtime=source_date_epoch(), account=account)
             tmp_out.chmod(0o644)  # mkstemp made it private; it is a build output
@@ -128,7 +128,7 @@ def source_date_epoch() -> int:
     return int(value)
 
 
-def _unpack(package: DebPackage, deb: Path, *, root: Path, paths: PathFilter) -> None:
+def unpack_deb(package: DebPackage, deb: Path, *, root: Path, paths: PathFilter) -> None:
     """Unpack one .deb after checking it is the package the lock names."""
     debfile = read_deb(deb)
     control = debfile.control()
@@ -147,7 +147,7 @@ def _unpack(package: DebPackage, deb: Path, *, root: Path, paths: PathFilter) ->
     status.chmod(0o644)
 
 
-def _merge_usr(root: Path) -> None:
+def merge_usr(root: Path) -> None:
     """/bin, /sbin, /lib -> usr/...: the arm64 loader is /lib/ld-linux-aarch64.so.1."""
     for name in USRMERGE_DIRS:
         always = name in ("bin", "sbin", "lib")
@@ -197,7 +197,7 @@ def _link_python(root: Path, python: str) -> None:
         link.symlink_to(f"python{python}")
 
 
-def _compile_bytecode(root: Path, python: str, *, runner: Runner) -> None:
+def compile_bytecode(root: Path, python: str, *, runner: Runner) -> None:
     """Precompile the stdlib with the host Python, when its bytecode matches the target's."""
     stdlib = root / f"usr/lib/python{python}"
     if f"{sys.version_info.major}.{sys.version_info.minor}" != python or not stdlib.is_dir():

@@ -23,7 +23,7 @@ from edgepack.debian.lock import DebianLock
 
 # Reused as they are, so that the card's packages are unpacked and finished
 # exactly like the container's base (same checks, same merged /usr).
-from edgepack.debian.rootfs import DROP, KEEP, _compile_bytecode, _merge_usr, _unpack
+from edgepack.debian.rootfs import DROP, KEEP, compile_bytecode, merge_usr, unpack_deb
 from edgepack.errors import InputError
 from edgepack.flash import disk, layout
 from edgepack.runner import Runner
@@ -73,15 +73,15 @@ def assemble(
     """Fill the empty folder ``root`` with the card's root filesystem."""
     paths = PathFilter(drop=(*DROP, *card.drop), keep=KEEP)
     for package, deb in zip(lock.packages, debs, strict=True):
-        _unpack(package, deb, root=root, paths=paths)
-    _merge_usr(root)
+        unpack_deb(package, deb, root=root, paths=paths)
+    merge_usr(root)
     _write_system(root, target=target, card=card)
     _install_units(root, threads=target.threads)
     dist = root / f"usr/local/lib/python{target.python}/dist-packages"
     shutil.copytree(site_packages, dist, symlinks=True, dirs_exist_ok=True)
     shutil.copytree(app_root, root, symlinks=True, dirs_exist_ok=True)
     _link(root / "usr/bin/python3", f"python{target.python}")
-    _compile_bytecode(root, target.python, runner=runner)
+    compile_bytecode(root, target.python, runner=runner)
     depmod(root, runner=runner)
     os.chown(root / "home/edge", UID, UID)
 

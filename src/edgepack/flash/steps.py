@@ -19,7 +19,7 @@ from edgepack import debian, flash
 
 # The container build's own step factories: the card must hold the very deps and app
 # (runtime, model, smoke spec) whose smoke test passed, under the same cache keys.
-from edgepack.build import Build, _app_step, _deps_step, _model_steps, _stamp, _with, code_digest
+from edgepack.build import Build, app_step, code_digest, deps_step, model_steps_of, stamp_of, with_action
 from edgepack.config import SdcardConfig
 from edgepack.debian.rootfs import source_date_epoch
 from edgepack.errors import ToolchainError
@@ -33,9 +33,9 @@ SETTINGS = "edgepack.conf"
 
 def plan(b: Build) -> list[Step]:
     card = layout.require_sdcard(b.target, b.project)
-    deps = _deps_step(b)
-    model_steps = _model_steps(b)
-    app = _app_step(b, model_steps[-1])
+    deps = deps_step(b)
+    model_steps = model_steps_of(b)
+    app = app_step(b, model_steps[-1])
     tree = _rootfs_step(b, card, deps=deps, app=app)
     return [deps, *model_steps, app, tree, _image_step(b, card, tree=tree)]
 
@@ -63,12 +63,12 @@ def _rootfs_step(b: Build, card: SdcardConfig, *, deps: Step, app: Step) -> Step
         with atomic_path(out, is_dir=True) as tmp:
             tree = tmp / "tree"
             tree.mkdir(mode=0o755)
-            site, app_root = Path(_stamp(b, deps)["site_packages"]), Path(_stamp(b, app)["root"])
+            site, app_root = Path(stamp_of(b, deps)["site_packages"]), Path(stamp_of(b, app)["root"])
             rootfs.assemble(tree, lock=lock, debs=debs, site_packages=site, app_root=app_root,
                             target=b.target, card=card, runner=b.runner)  # fmt: skip
         return {"tree": str(out / "tree"), "kernel": rootfs.kernel_version(out / "tree")}
 
-    return _with(step, action, lambda o: Path(o["tree"]).is_dir())
+    return with_action(step, action, lambda o: Path(o["tree"]).is_dir())
 
 
 def source_epoch(b: Build) -> int:
@@ -95,10 +95,10 @@ def _image_step(b: Build, card: SdcardConfig, *, tree: Step) -> Step:
     out = b.cache_dir("sdimage", step.key)
 
     def action() -> Outputs:
-        stamp = _stamp(b, tree)
+        stamp = stamp_of(b, tree)
         return make_image(Path(stamp["tree"]), out, b=b, card=card, kernel=stamp["kernel"], epoch=sde)
 
-    return _with(step, action, lambda o: Path(o["image"]).is_file() and Path(o["xz"]).is_file())
+    return with_action(step, action, lambda o: Path(o["image"]).is_file() and Path(o["xz"]).is_file())
 
 
 def make_image(tree: Path, out: Path, *, b: Build, card: SdcardConfig, kernel: str, epoch: int) -> Outputs:
