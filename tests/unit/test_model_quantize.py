@@ -140,3 +140,39 @@ def test_dynamic_int8_keeps_conv_fp32_for_a_runtime_without_int8_conv_integer(
                 for n in record["notes"])  # fmt: skip
     assert noted is not conv_int8
     ort.InferenceSession(str(tmp_path / "q/model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_preprocess_on_threads_leaves_stdout_and_cwd_as_they_were(tmp_path: Path) -> None:
+    """--target all runs model stages on threads; preprocess chdirs and redirects stdout (process-wide).
+
+    Unserialised, one thread restored another's scratch folder as the cwd (then deleted it) and stdout
+    stayed a StringIO for the rest of the run.
+    """
+    import sys
+    import threading
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [8, 8], np.eye(8, dtype=np.float32).ravel().tolist())
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", 8]) for n in ("x", "y"))
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [w])
+    src = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    stdout, cwd, errors = sys.stdout, Path.cwd(), []
+
+    def work(i: int) -> None:
+        try:
+            for round_ in range(3):
+                quantize.preprocess(src, tmp_path / f"out-{i}-{round_}.onnx")
+        except Exception as exc:  # reported below, with the thread's number
+            errors.append(f"{i}: {exc!r}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sys.stdout is stdout and Path.cwd() == cwd
+    assert len(list(tmp_path.glob("out-*.onnx"))) == 12

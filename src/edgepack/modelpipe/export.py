@@ -32,6 +32,7 @@ import yaml
 from edgepack.errors import ConfigError, InputError, ModelCheckError
 from edgepack.modelpipe.compare import check_outputs
 from edgepack.modelpipe.inputs import InputSet
+from edgepack.modelpipe.serial import PROCESS_STATE
 from edgepack.modelpipe.spec import ModelSpec
 
 Exporter = Literal["torchscript", "dynamo"]
@@ -115,20 +116,24 @@ def pick_exporter(spec: ModelSpec) -> Exporter:
 
 @contextlib.contextmanager
 def _quiet(log: list[str]) -> Iterator[None]:
-    """torch.onnx prints progress and warns about its own deprecations: keep them for the report."""
+    """torch.onnx prints progress and warns about its own deprecations: keep them for the report.
+
+    Process-wide changes: one thread at a time (serial.PROCESS_STATE).
+    """
     out = io.StringIO()
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(record=True) as seen, contextlib.redirect_stdout(out):
-            warnings.simplefilter("always")
-            yield
-        log.extend(sorted({str(w.message).splitlines()[0][:160] for w in seen}))
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+    with PROCESS_STATE:
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(record=True) as seen, contextlib.redirect_stdout(out):
+                warnings.simplefilter("always")
+                yield
+            log.extend(sorted({str(w.message).splitlines()[0][:160] for w in seen}))
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def export(

@@ -35,6 +35,7 @@ import yaml
 
 from edgepack.errors import ConfigError, InputError, ModelCheckError
 from edgepack.modelpipe.inputs import Feeds
+from edgepack.modelpipe.serial import PROCESS_STATE
 from edgepack.modelpipe.spec import ModelSpec
 
 
@@ -95,15 +96,19 @@ class FeedReader:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """onnxruntime.quantization logs progress with print() and logging: keep the terminal clean."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
+    """onnxruntime.quantization logs progress with print() and logging: keep the terminal clean.
+
+    Process-wide changes: one thread at a time (serial.PROCESS_STATE).
+    """
+    with PROCESS_STATE:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            root.setLevel(level)
 
 
 def preprocess(src: Path, dst: Path) -> str:
@@ -112,7 +117,8 @@ def preprocess(src: Path, dst: Path) -> str:
 
     # When symbolic inference gives up, onnxruntime saves sym_shape_infer_temp.onnx
     # and a multi-MB external-data file into the current directory: run it in a
-    # scratch one, so nothing lands in the user's project.
+    # scratch one, so nothing lands in the user's project. chdir is process-wide:
+    # _quiet() comes first, so its lock is held until the old cwd is back.
     with (
         _quiet(),
         tempfile.TemporaryDirectory(prefix="edgepack-preprocess-") as scratch,

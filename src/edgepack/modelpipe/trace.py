@@ -22,6 +22,7 @@ import numpy as np
 from edgepack.errors import InputError, ModelCheckError
 from edgepack.modelpipe.compare import OutputCheck, check_outputs
 from edgepack.modelpipe.inputs import Feeds, InputSet, check_sets, example
+from edgepack.modelpipe.serial import PROCESS_STATE
 from edgepack.modelpipe.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def capture(module: torch.nn.Module, spec: ModelSpec, *, method: str = "auto") -
     args = tuple(torch.from_numpy(ex.feeds[t.name]) for t in spec.inputs)
     rejected, caught = "", ()
     if method in ("auto", "trace"):
-        with warnings.catch_warnings(record=True) as seen:
+        with PROCESS_STATE, warnings.catch_warnings(record=True) as seen:  # warnings' state is process-wide
             warnings.simplefilter("always")
             traced = torch.jit.trace(module, args, check_trace=False)
         caught = tuple(
@@ -114,7 +115,7 @@ def capture(module: torch.nn.Module, spec: ModelSpec, *, method: str = "auto") -
                 hint="The trace froze a branch or a size. Use export.method: script (or auto).",
             )
     try:
-        with warnings.catch_warnings():
+        with PROCESS_STATE, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scripted = torch.jit.script(module)
     except Exception as exc:  # torch.jit.frontend raises many types for unsupported Python
