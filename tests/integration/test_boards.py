@@ -1,8 +1,8 @@
-"""rpi5, jetson-orin-nano (CPU path) and x86-box for real, in one ``--target`` list run in parallel.
+"""rpi5, jetson-orin-nano (CPU path), x86-box and rpi-zero2w for real, in one ``--target`` list in parallel.
 
 The run also holds a target that cannot be built (its image name is not a
 valid reference: bake fails on it and cancels the others' builds): the other
-three must still build, pass their smoke tests and get their reports, the
+four must still build, pass their smoke tests and get their reports, the
 broken one a report with its reason, and the command a non-zero exit code.
 One cold multi-target build in a copy of the project; every test reads it.
 """
@@ -20,7 +20,8 @@ from edgepack import cli
 from edgepack.config import Project
 from tests.integration.test_build import copy_project
 
-TARGETS = ["rpi5", "jetson-orin-nano", "x86-box", "rpi5-bad"]
+TARGETS = ["rpi5", "jetson-orin-nano", "x86-box", "rpi-zero2w", "rpi5-bad"]
+BAKED = [t for t in TARGETS if t != "rpi-zero2w"]  # its image RUNs (bytecode): buildx build, beside the bake
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,14 @@ def test_the_broken_target_fails_alone_with_its_reason(run: tuple[Project, int])
     assert bad["reason"].startswith("docker buildx bake of rpi5-bad failed. ERROR: invalid tag")
     assert "repository name must be lowercase" in bad["reason"], bad["error"]
     assert [s["name"] for s in bad["steps"]][-1] == "app"  # its host steps ran (shared with rpi5)
-    for name in TARGETS[:3]:
+    for name in TARGETS[:4]:
         assert report(proj, name)["ok"] is True, name
 
 
 def test_one_bake_file_describes_every_board(run: tuple[Project, int]) -> None:
     proj, _ = run
     bake = json.loads((proj.build_dir / "bake.json").read_text())
-    assert bake["group"]["all"]["targets"] == TARGETS
+    assert bake["group"]["all"]["targets"] == BAKED
     assert bake["target"]["x86-box"]["platforms"] == ["linux/amd64"]
     assert bake["target"]["jetson-orin-nano"]["args"]["THREADS"] == "6"
 
@@ -115,3 +116,14 @@ def test_x86_box_is_an_amd64_image_smoke_tested_natively(run: tuple[Project, int
     site = docker("run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/python3", rep["image"]["tag"],
                   "-c", code)  # fmt: skip
     assert "PortAudio" in site.stdout, site.stderr
+
+
+def test_an_image_that_runs_while_building_is_built_beside_the_bake(run: tuple[Project, int]) -> None:
+    """buildx 0.13's bake cannot give a RUN --network none: rpi-zero2w's image is built alone, and passes."""
+    proj, _ = run
+    zero = report(proj, "rpi-zero2w")
+    assert zero["ok"] is True
+    platform = "{{.Os}}/{{.Architecture}}/{{.Variant}}"
+    image = docker("image", "inspect", "--format", platform, zero["image"]["tag"])
+    assert image.stdout.strip() == "linux/arm/v7", image.stderr
+    assert zero["smoke"]["qemu_cpu"] == "cortex-a7"
