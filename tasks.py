@@ -4,15 +4,15 @@ invoke build --target rpi4        model + app -> smoke-tested board image
 invoke build --target all         every target, in parallel (docker buildx bake)
 invoke doctor [--fix]             check / install the host toolchain
 invoke targets                    list targets
-invoke lock.base|lock.deps        refresh a target's pinned packages
+invoke lock [--target T|--all]    refresh every lock a target uses (Debian, PyPI, sysroot, card)
 invoke test                       unit and integration tests
 invoke device.deploy|smoke|bench|metrics|regress   real boards over SSH (inventory: boards.yaml)
 invoke model.export|quantize|validate|report|schema   the model stages of a spec, alone
-invoke wheels [--strategy emulated]|wheels.preflight|wheels.lock   native wheels for the board
+invoke wheels [--strategy emulated]|wheels.preflight   native wheels for the board
 invoke asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
 invoke ci.matrix|ci.workflow [--check]|ci.push   GitHub Actions, generated from targets/ (docs/ci.md)
 invoke builders.add|builders.ls   native buildx nodes (arm64 over SSH) instead of QEMU
-invoke flash.image|boot|write|lock   flashable SD-card image, booted under QEMU; written to a card safely
+invoke flash.image|boot|write   flashable SD-card image, booted under QEMU; written to a card safely
 """
 
 from invoke import Collection, task
@@ -35,14 +35,16 @@ from edgepack.wheels import commands as wheels_cli
         "builder": "buildx builder for the image (default: a native node, else the local engine under QEMU)",
         "cache_from": "buildx layer cache to read, e.g. type=gha,scope=rpi4 (repeatable)",
         "cache_to": "buildx layer cache to write, e.g. type=gha,scope=rpi4,mode=max (repeatable)",
+        "locked": "refuse to build when a locked package can no longer be fetched (release builds)",
     },
 )
 def build(c, target="rpi4", model=None, dry=False, verbose=False, jobs=2, variant="cpu", builder=None,
-          cache_from=None, cache_to=None):  # fmt: skip
+          cache_from=None, cache_to=None, locked=False):  # fmt: skip
     """Build the targets' images with the model baked in, and smoke-test them (QEMU with the board's CPU)."""
     with cli.guard():
         cli.build(target, model=model, dry=dry, verbose=verbose, jobs=int(jobs), variant=variant,
-                  builder=builder, cache_from=tuple(cache_from), cache_to=tuple(cache_to))  # fmt: skip
+                  builder=builder, cache_from=tuple(cache_from), cache_to=tuple(cache_to),
+                  locked=locked)  # fmt: skip
 
 
 @task(help={"fix": "install and start what is missing (Debian 12/13, as root)"})
@@ -59,18 +61,13 @@ def targets(c, schema=False):
         cli.targets(schema=schema)
 
 
-@task(help={"target": "target name"})
-def lock_base(c, target="rpi4"):
-    """Re-resolve the target's Debian base packages into targets/locks/debian-*.json."""
+@task(help={"target": "target name, a comma-separated list, or all", "all": "every target in targets/",
+            "only": "only these kinds: base,requirements,sysroot,builder,sdcard",
+            "dry": "echo the commands; write nothing"})  # fmt: skip
+def lock(c, target="rpi4", all=False, only="", dry=False):
+    """Re-resolve every lock the target uses (Debian base, PyPI wheels, wheel sysroot/builder, SD card)."""
     with cli.guard():
-        cli.lock_base(target)
-
-
-@task(help={"target": "target name"})
-def lock_deps(c, target="rpi4"):
-    """Re-resolve the target's Python wheels (with hashes) into targets/locks/requirements-*.txt."""
-    with cli.guard():
-        cli.lock_deps(target)
+        cli.lock(target, all_targets=all, only=only, dry=dry)
 
 
 @task(help={"unit": "unit tests only (no docker)", "k": "pytest -k expression"})
@@ -211,17 +208,9 @@ def wheels_preflight(c, target="rpi4", verbose=False):
         wheels_cli.preflight(target, verbose=verbose)
 
 
-@task(help={"target": "target name"})
-def wheels_lock(c, target="rpi4"):
-    """Re-resolve the Debian packages of the wheel sysroot and builder image (wheels/locks/)."""
-    with cli.guard():
-        wheels_cli.lock(target)
-
-
 wheels = Collection("wheels")
 wheels.add_task(wheels_build, "build", default=True)
 wheels.add_task(wheels_preflight, "preflight")
-wheels.add_task(wheels_lock, "lock")
 
 
 @task(help={"target": "target name", "json": "one JSON object instead of the table"})
@@ -332,23 +321,12 @@ def flash_write(c, image, device, force=False, yes=False, dry=False):
         cli.flash_write(image=image, device=device, force=force, yes=yes, dry=dry)
 
 
-@task(help={"target": "target name"})
-def flash_lock(c, target="rpi4"):
-    """Re-resolve the card's Debian packages into targets/locks/sdcard-<target>-*.json."""
-    with cli.guard():
-        cli.flash_lock(target)
-
-
 flash = Collection("flash")
 for _name, _task in (
     ("image", flash_image),
     ("boot", flash_boot),
     ("write", flash_write),
-    ("lock", flash_lock),
 ):
     flash.add_task(_task, _name)
 
-lock = Collection("lock")
-lock.add_task(lock_base, "base")
-lock.add_task(lock_deps, "deps")
 ns = Collection(build, doctor, targets, test, lock, model, device, wheels, asr, ci, builders, flash)

@@ -24,6 +24,9 @@ def _no_subprocess_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: py
         raise AssertionError(f"unit test started a subprocess: {args[0] if args else kwargs}")
 
     monkeypatch.setattr(subprocess, "Popen", _refuse)
+    # The package store is the machine's (~/.cache/edgepack/store): a unit test gets its own, empty.
+    monkeypatch.setenv("EDGEPACK_STORE", str(request.getfixturevalue("tmp_path") / "package-store"))
+    monkeypatch.setenv("EDGEPACK_DEBIAN_SNAPSHOT", "none")
 
 
 @dataclass

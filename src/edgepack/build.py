@@ -24,6 +24,7 @@ from edgepack.debian.rootfs import DROP as ROOTFS_DROP
 from edgepack.docker import BuildxOptions, Push, buildx_argv, inspect_image, save_argv
 from edgepack.errors import CommandError, ConfigError
 from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
+from edgepack.locks.drift import Drift, drift_labels
 from edgepack.modelpipe.spec import is_spec_path
 from edgepack.plan import Outputs, Step, StepCache, digest
 from edgepack.runner import Runner
@@ -40,6 +41,8 @@ class Build:
     model: str  # bundled name or path; the target's unless overridden
     # Where the image step runs and which layer cache it shares (CI, native nodes): not in any key.
     buildx: BuildxOptions = field(default_factory=BuildxOptions)
+    # Lock entries re-resolved before this build because no source served them (edgepack.locks.drift).
+    drift: tuple[Drift, ...] = ()
 
     @property
     def cache(self) -> StepCache:
@@ -100,10 +103,7 @@ def _base_step(b: Build) -> Step:
     out = b.cache_dir("base", step.key) / "rootfs.tar"
 
     def action() -> Outputs:
-        cache = b.project.build_dir / "cache"
-        workdir = cache / "apt" / f"{lock.suite}-{lock.arch}"
-        debs = debian.fetch_debs(lock, sources=b.target.debian.sources, runner=b.runner,
-                                 cache_dir=cache / "debs", workdir=workdir, target=b.target.name)  # fmt: skip
+        debs = debian.fetch_debs(lock, sources=b.target.debian.sources, runner=b.runner, target=b.target.name)
         debian.build_rootfs_tar(lock, debs, out=out, python=b.target.python, drop=drop)
         return {"rootfs": str(out), "bytes": out.stat().st_size, "sha256": sha256_file(out)}
 
@@ -334,6 +334,7 @@ def _labels(b: Build) -> dict[str, str]:
         "io.edgepack.model.package-sha256": ref.bundled.wheel_sha256 if ref and ref.bundled else "",
         "io.edgepack.base.lock-sha256": debian.read_lock(b.project.lock_path(t, "debian")).digest(),
         "io.edgepack.deps.lock-sha256": sha256_file(req_lock) if req_lock.is_file() else "",
+        **({"io.edgepack.lock-drift": drift_labels(b.drift)} if b.drift else {}),
     }
 
 

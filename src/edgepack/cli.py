@@ -13,12 +13,14 @@ from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-from edgepack import builders, debian, doctor, gpu, multibuild, pydeps, report
+from edgepack import builders, doctor, gpu, multibuild, report
 from edgepack.build import Build, plan, publish
 from edgepack.config import Project, Target, load_target, select_targets, target_schema
 from edgepack.docker import BuildxOptions
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
+from edgepack.locks import catalog as lock_catalog
+from edgepack.locks.drift import Drift
 from edgepack.plan import StepRecord, cached_state, execute
 from edgepack.runner import Runner
 from edgepack.wheels import preflight
@@ -50,9 +52,10 @@ def runner(*, dry: bool = False, echo: bool = False) -> Runner:
 
 def build(target_spec: str, *, model: str | None, dry: bool, verbose: bool, jobs: int = 2,
           variant: str = "cpu", builder: str | None = None, cache_from: tuple[str, ...] = (),
-          cache_to: tuple[str, ...] = ()) -> None:  # fmt: skip
+          cache_to: tuple[str, ...] = (), locked: bool = False) -> None:  # fmt: skip
     proj = project()
     names = select_targets(proj, target_spec)
+    drift = {} if dry else sync_locks(proj, names, runner=runner(echo=verbose), locked=locked)
     if variant == "gpu":
         gpu.require_base(proj, names, runner=runner())
     elif variant != "cpu":
@@ -61,13 +64,14 @@ def build(target_spec: str, *, model: str | None, dry: bool, verbose: bool, jobs
         if builder or cache_from or cache_to:  # bake runs on the local engine; CI builds one target per job
             raise ConfigError("--builder, --cache-from and --cache-to take one target, not a list or all.",
                               hint="Build the targets one at a time (as the CI matrix does).")  # fmt: skip
-        build_several(names, model=model, dry=dry, verbose=verbose, jobs=jobs)
+        build_several(names, model=model, dry=dry, verbose=verbose, jobs=jobs, drift=drift)
         return
     target = load_target(proj, names[0])
     run = runner(echo=verbose)
     chosen = (builder or builders.LOCAL) if dry else _toolchain_and_builder(target, run=run, named=builder)
     b = Build(target=target, project=proj, runner=run, model=model or target.model,
-              buildx=BuildxOptions(chosen, cache_from, cache_to))  # fmt: skip
+              buildx=BuildxOptions(chosen, cache_from, cache_to),
+              drift=drift.get(target.name, ()))  # fmt: skip
     if not dry and target.deps == "wheels" and not proj.lock_path(target, "requirements").is_file():
         # Before anything runs: name what PyPI lacks for the board (an armv7 onnxruntime).
         preflight.require_wheels(target, project=proj, runner=run)
@@ -98,7 +102,48 @@ def _finish(b: Build, records: list[StepRecord], *, seconds: float, image_tar: P
     return result
 
 
-def build_several(names: list[str], *, model: str | None, dry: bool, verbose: bool, jobs: int) -> None:
+def sync_locks(
+    proj: Project, names: list[str], *, runner: Runner, locked: bool
+) -> dict[str, tuple[Drift, ...]]:
+    """Before any plan: every lock of each target fetchable, re-resolved, or refused (``locked``)."""
+
+    def say(line: str) -> None:
+        errors.print(line, soft_wrap=True)
+
+    drift: dict[str, tuple[Drift, ...]] = {}
+    for name in names:
+        try:
+            target = load_target(proj, name)
+            drift[name] = tuple(lock_catalog.sync(proj, target, runner=runner, locked=locked, say=say))
+        except EdgepackError:
+            if len(names) == 1:
+                raise
+            continue  # with several targets, this one fails at its own step and the others go on
+        if drift[name]:
+            console.print(report.drift_table(drift[name]))
+    return drift
+
+
+def lock(target_spec: str, *, all_targets: bool, only: str, dry: bool) -> None:
+    """Re-resolve every lock the targets use (each shared lock once) from today's indexes."""
+    proj = project()
+    kinds = lock_catalog.check_kinds(only)
+    names = proj.target_names() if all_targets else select_targets(proj, target_spec)
+    done: set[Path] = set()
+    for name in names:
+        target = load_target(proj, name)
+        todo = [f for f in lock_catalog.locks_of(proj, target, kinds) if f.path not in done]
+        if any(f.kind == "requirements" for f in todo):  # name what PyPI lacks before anything is written
+            preflight.require_wheels(target, project=proj, runner=runner())
+        for lock_file in todo:
+            done.add(lock_file.path)
+            run = runner(dry=dry)
+            [(_, summary)] = lock_catalog.refresh(proj, target, runner=run, kinds=[lock_file.kind])
+            console.print(f"{lock_file.kind:>12} {lock_file.path.relative_to(proj.root)}: {summary}")
+
+
+def build_several(names: list[str], *, model: str | None, dry: bool, verbose: bool, jobs: int,
+                  drift: dict[str, tuple[Drift, ...]] | None = None) -> None:  # fmt: skip
     """Build the targets in parallel (bounded by ``jobs``); every target gets a row and a report."""
     proj = project()
     if jobs < 1:
@@ -116,7 +161,7 @@ def build_several(names: list[str], *, model: str | None, dry: bool, verbose: bo
         console.print(f"[dim]{target:>18}[/] {message}", soft_wrap=True)
 
     runs = multibuild.build_many(names, project=proj, runner=runner(echo=verbose), jobs=jobs, model=model,
-                                 announce=announce)  # fmt: skip
+                                 announce=announce, drift=drift or {})  # fmt: skip
     reports: dict[str, dict[str, Any]] = {}
     for run in runs:
         if run.ok and run.build is not None:
@@ -164,31 +209,6 @@ def run_doctor(*, fix: bool) -> None:
     doctor.render_checks(checks, console)
     if not all(c.ok for c in checks):
         raise Exit(code=3)
-
-
-def lock_base(target_name: str) -> None:
-    proj = project()
-    t = load_target(proj, target_name)
-    workdir = proj.build_dir / "cache" / "apt" / f"{t.debian.suite}-{t.arch}"
-    lock = debian.resolve_lock(suite=t.debian.suite, arch=t.arch, roots=t.debian.packages,
-                               exclude=t.debian.exclude, sources=t.debian.sources, runner=runner(),
-                               workdir=workdir)  # fmt: skip
-    path = proj.lock_path(t, "debian")
-    debian.write_lock(path, lock)
-    console.print(f"wrote {path}: {len(lock.packages)} packages, digest {lock.digest()[:16]}")
-
-
-def lock_deps(target_name: str) -> None:
-    proj = project()
-    target = load_target(proj, target_name)
-    if target.deps == "debian":
-        raise ConfigError(
-            f"targets/{target.name}.yaml: deps: debian locks its packages in the Debian lock.",
-            hint=f"Run: invoke lock.base --target {target.name}",
-        )
-    preflight.require_wheels(target, project=proj, runner=runner())
-    path = pydeps.lock(target, project=proj, runner=runner())
-    console.print(f"wrote {path}")
 
 
 def run_tests(*, unit_only: bool, keyword: str) -> None:
@@ -268,28 +288,19 @@ def asr_demo(which: str, *, target_name: str, as_json: bool) -> None:
     console.print(table)
 
 
-def flash_lock(target_name: str) -> None:
-    proj = project()
-    target = load_target(proj, target_name)
-    from edgepack.flash import layout
-
-    card = layout.require_sdcard(target, proj)
-    workdir = proj.build_dir / "cache" / "apt" / f"sdcard-{target.debian.suite}-{target.arch}"
-    lock = debian.resolve_lock(suite=target.debian.suite, arch=target.arch, roots=card.packages,
-                               exclude=card.exclude, sources=card.sources, runner=runner(),
-                               workdir=workdir)  # fmt: skip
-    path = proj.lock_path(target, "sdcard")
-    debian.write_lock(path, lock)
-    console.print(f"wrote {path}: {len(lock.packages)} packages, digest {lock.digest()[:16]}")
-
-
 def flash_image(target_name: str, *, dry: bool, verbose: bool) -> Path:
     """Plan and run the card image's steps; publish to build/<target>/sdcard/."""
     from edgepack.flash import steps as flash_steps
 
     proj = project()
     target = load_target(proj, target_name)
-    b = Build(target=target, project=proj, runner=runner(echo=verbose), model=target.model)
+    run = runner(echo=verbose)
+    drift = () if dry else tuple(lock_catalog.sync(proj, target, runner=run, locked=False,
+                                                   kinds=(*lock_catalog.BUILD_KINDS, "sdcard"),
+                                                   say=errors.print))  # fmt: skip
+    if drift:
+        console.print(report.drift_table(drift))
+    b = Build(target=target, project=proj, runner=run, model=target.model, drift=drift)
     steps = flash_steps.plan(b)
     if dry:
         console.print(report.plan_table(steps, cached_state(steps, b.cache)))

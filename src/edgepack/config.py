@@ -318,7 +318,7 @@ def _check_deps(target: Target, *, project: Project, where: Located) -> None:
         _fail_at(where, ("debian", "packages"),
                  f"deps: debian, but debian.packages lacks {', '.join(missing)} "
                  f"(required by {target.requirements}).",
-                 hint=f"{tip}Add them, then: invoke lock.base --target {target.name}")  # fmt: skip
+                 hint=f"{tip}Add them, then: invoke lock --target {target.name}")  # fmt: skip
 
 
 def _fail_at(where: Located, at: tuple[str, ...], message: str, *, hint: str = "") -> NoReturn:

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edgepack import aptlock
 from edgepack.errors import CommandError, ConfigError, EdgepackError, ToolchainError
 from edgepack.fsutil import atomic_path, sha256_file
 from edgepack.runner import Result, Runner
@@ -270,6 +271,7 @@ class Host:
     arch: str = field(default_factory=_host_arch)
     spawn: Callable[[Sequence[str], Path], None] = _spawn_detached
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -292,6 +294,7 @@ class _Ctx:
     codename: str = ""
     apt_fresh: bool = False
     replaced: set[str] = field(default_factory=set)  # qemu binaries installed by this run
+    locks: aptlock.LockWait = field(default_factory=aptlock.LockWait)  # one bound for the whole run
 
     def advice(self, todo: str) -> str:
         return f"{todo}. {self.refusal or FIX_HINT}"
@@ -308,16 +311,32 @@ class _Ctx:
     def apt_update(self) -> None:
         """``apt-get update`` once per run, and again after a source was written."""
         if not self.apt_fresh:
-            self.runner.run(["apt-get", "update"], what="apt-get update", env=APT_ENV)
+            self.apt("update", what="apt-get update")
             self.apt_fresh = True
 
     def apt_install(self, *args: str, what: str) -> None:
         self.apt_update()
-        self.runner.run(["apt-get", "install", "-y", *args], what=what, env=APT_ENV)
+        self.apt("install", "-y", *args, what=what)
+
+    def apt(self, command: str, *args: str, what: str, cwd: Path | None = None) -> None:
+        """``apt-get``, once apt's locks are free (another apt, e.g. unattended-upgrades, may hold them)."""
+        self.locks.wait(aptlock.COMMAND_LOCKS[command], what=what, say=self.say)
+        argv = aptlock.apt_argv(command, *args, timeout_s=self.locks.left_s())
+        try:
+            self.runner.run(argv, what=what, cwd=cwd, env=APT_ENV)
+        except CommandError as exc:
+            error = self.locks.explain(exc.output, what=what)
+            if error is None:
+                raise
+            raise error from exc
 
     def echo(self, text: str) -> None:
         if self.runner.echo:
             print(f"+ {text}", file=self.runner.stream)  # type: ignore[arg-type]
+
+    def say(self, text: str) -> None:
+        """A line for the user even when commands are not echoed: a wait must not look like a hang."""
+        print(text, file=self.runner.stream, flush=True)  # type: ignore[arg-type]
 
     def qemu_path(self, name: str) -> Path:
         return self.host.path(self.pins.qemu.install_dir) / name
@@ -554,7 +573,7 @@ def _install_qemu(ctx: _Ctx, names: Sequence[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="edgepack-qemu-") as tmp:
         work = Path(tmp)
         spec = f"{pins.package}={pins.version}"
-        ctx.runner.run(["apt-get", "download", spec], what=f"download {spec}", cwd=work, env=APT_ENV)
+        ctx.apt("download", spec, what=f"download {spec}", cwd=work)
         debs = sorted(work.glob("*.deb"))
         if len(debs) != 1:
             raise ToolchainError(f"apt-get download {spec} left {len(debs)} .deb files, not one.")
@@ -705,6 +724,8 @@ def run_doctor(
     refusal = _refusal(host, codename)
     ctx = _Ctx(runner, host, pins or load_pins(), fix=fix and not refusal and not runner.dry_run)
     ctx.refusal, ctx.codename = refusal, codename
+    bound = aptlock.lock_timeout(os.environ)
+    ctx.locks = aptlock.LockWait(bound, root=host.root, sleep=host.sleep, clock=host.clock)
     checks = [os_check, _check_root(host, fix=fix)]
     if codename == "bookworm":
         checks.append(_check_trixie_source(ctx))

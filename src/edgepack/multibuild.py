@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from edgepack.build import Build, ImageJob, finish_image, image_job, plan, publi
 from edgepack.config import Project, load_target
 from edgepack.errors import CommandError, EdgepackError
 from edgepack.fsutil import write_json
+from edgepack.locks.drift import Drift
 from edgepack.plan import Step, StepRecord
 from edgepack.runner import Runner
 
@@ -76,8 +77,11 @@ def build_many(
     jobs: int,
     model: str | None = None,
     announce: Announce = lambda target, message: None,
+    drift: Mapping[str, tuple[Drift, ...]] | None = None,
 ) -> list[TargetRun]:
-    runs = [_prepare(name, project=project, runner=runner, model=model) for name in names]
+    drift = drift or {}
+    runs = [_prepare(name, project=project, runner=runner, model=model, drift=drift.get(name, ()))
+            for name in names]  # fmt: skip
     lock = threading.Lock()
 
     def say(target: str, message: str) -> None:
@@ -90,12 +94,15 @@ def build_many(
     return runs
 
 
-def _prepare(name: str, *, project: Project, runner: Runner, model: str | None) -> TargetRun:
+def _prepare(
+    name: str, *, project: Project, runner: Runner, model: str | None, drift: tuple[Drift, ...] = ()
+) -> TargetRun:
     run = TargetRun(name)
     t0 = time.perf_counter()
     try:
         target = load_target(project, name)
-        run.build = Build(target=target, project=project, runner=runner, model=model or target.model)
+        run.build = Build(target=target, project=project, runner=runner, model=model or target.model,
+                          drift=drift)  # fmt: skip
         run.steps = plan(run.build)
         doctor.require_toolchain(runner=runner, platform=target.platform, target=name)
     except EdgepackError as exc:

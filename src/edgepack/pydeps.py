@@ -7,10 +7,12 @@ against the lock's sha256 and unpacked into their own image layer.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgepack.config import Project, Target
@@ -52,7 +54,7 @@ def lock(target: Target, *, project: Project, runner: Runner) -> Path:
             hint="Every requirement needs a binary wheel for the target (see `invoke wheels`).",
         )  # fmt: skip
         lines = [f"# Locked for {target.platform}, Python {target.python}, glibc {target.debian.glibc}.",
-                 f"# Regenerate with: invoke lock.deps --target {target.name}"]  # fmt: skip
+                 f"# Regenerate with: invoke lock --target {target.name}"]  # fmt: skip
         for wheel in sorted(Path(tmp).glob("*.whl")):
             match = _WHEEL.match(wheel.name)
             assert match, wheel.name
@@ -75,18 +77,40 @@ def install(
     if not locked.is_file():
         raise ConfigError(
             f"{locked}: no requirements lock for {target.platform}.",
-            hint=f"Run: invoke lock.deps --target {target.name}",
+            hint=f"Run: invoke lock --target {target.name}",
         )
-    with atomic_path(out_dir, is_dir=True) as tmp:
+    with atomic_path(out_dir, is_dir=True) as tmp, _stored_wheels(target, locked, runner=runner) as links:
         runner.run(
-            pip_argv("install", "--no-deps", "--only-binary=:all:", "--require-hashes", "--no-compile",
-                     *platform_args(target), "--target", tmp, "-r", locked, *built),
+            pip_argv("install", "--no-deps", "--no-index", "--only-binary=:all:", "--require-hashes",
+                     "--no-compile", *platform_args(target), "--target", tmp, "-r", locked,
+                     "--find-links", links, *built),
             what=f"installing the locked wheels for {target.platform}",
-            hint=f"If a wheel left the index, refresh the lock: invoke lock.deps --target {target.name}",
+            hint=f"If a wheel left the index, refresh the lock: invoke lock --target {target.name}",
         )  # fmt: skip
         # Console scripts carry the host interpreter's path: useless on the board.
         shutil.rmtree(tmp / "bin", ignore_errors=True)
         prune(tmp, target.prune)
+
+
+@contextlib.contextmanager
+def _stored_wheels(target: Target, locked: Path, *, runner: Runner) -> Iterator[Path]:
+    """A folder of links to the locked wheels in the package store (fetched there first if missing)."""
+    from edgepack.locks import pypi
+    from edgepack.locks.store import Store
+
+    store = Store.default()
+    _, pins = pypi.read_pins(locked)
+    have = pypi.stored(pins, store)
+    if not runner.dry_run and (missing := [p for p in pins if p.name not in have]):
+        options = {"target": target.name, "platform": platform_args(target), "requirements": None}
+        pypi.sync_pypi(locked, **options, store=store, runner=runner, locked=True, root=locked.parent,
+                       say=lambda _: None)  # fmt: skip
+        have = pypi.stored(pins, store)
+        assert all(p.name in have for p in missing)
+    with tempfile.TemporaryDirectory(prefix="edgepack-wheels-") as folder:
+        for path in have.values():
+            (Path(folder) / path.name).symlink_to(path)
+        yield Path(folder)
 
 
 def prune(tree: Path, patterns: tuple[str, ...]) -> list[str]:

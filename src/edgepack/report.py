@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.table import Table
 import edgepack
 from edgepack.build import Build, git_revision
 from edgepack.fsutil import write_json
+from edgepack.locks.drift import Drift
 from edgepack.plan import Step, StepRecord
 
 
@@ -48,7 +50,18 @@ def build_report(
         },
         "model": {"source": model["source"], "sha256": model["sha256"], "kind": model["kind"]},
         "smoke": by_name["smoke"].outputs,
+        "lock_drift": [d.to_json() for d in b.drift],
     }
+
+
+def drift_table(drift: Sequence[Drift]) -> Table:
+    """What moved in the locks: the mirror dropped a locked version, the build took today's."""
+    table = Table(title="lock drift: re-resolved, lock rewritten", title_justify="left")
+    for col in ("lock", "package", "locked", "now", "suite"):
+        table.add_column(col, overflow="fold")
+    for d in drift:
+        table.add_row(d.lock, d.package, d.locked, d.now, d.suite)
+    return table
 
 
 def write_report(b: Build, report: dict[str, Any]) -> None:

@@ -90,7 +90,7 @@ def armv7_wheels_target(project: Path) -> None:
     (project / "targets/armv7-wheels.yaml").write_text(text)
 
 
-@pytest.mark.parametrize("task", ["build", "lock.deps"])
+@pytest.mark.parametrize("task", ["build", "lock"])
 def test_armv7_requirements_without_wheels_point_to_debian(project: Path, task: str) -> None:
     """Asks PyPI (reachable here, as pip is): a dry-run resolution per requirement, nothing downloaded."""
     armv7_wheels_target(project)

@@ -33,6 +33,8 @@ from edgepack.debian import fetch_debs, read_lock
 from edgepack.debian.debfile import PathFilter, extract_deb, read_deb
 from edgepack.device.inventory import BoardSpec, parse_host
 from edgepack.fsutil import atomic_path
+from edgepack.locks.drift import DebianLockRef, sync_debian
+from edgepack.locks.store import Store
 from edgepack.runner import Runner
 
 HERE = Path(__file__).resolve().parent
@@ -100,18 +102,19 @@ def free_port() -> int:
 
 def board_userland(cache: Path) -> Path:
     """The arm64 userland of every test board, unpacked once (hard-link copies per board)."""
-    lock = read_lock(BOARD_LOCK)
     cache = cache.resolve()  # apt runs in another folder
+    runner = Runner(echo=False)
+    # The test boards' lock follows the product's policy: entries the mirror dropped are re-resolved.
+    ref = DebianLockRef(BOARD_LOCK, SOURCES, "test-board", cache / "apt" / "testboard-arm64")
+    sync_debian(ref, store=Store.default(), runner=runner, locked=False, root=HERE)
+    lock = read_lock(BOARD_LOCK)
     out = cache / "testboard" / lock.digest()[:16]
     if out.is_dir():
         return out
-    runner = Runner(echo=False)
     debs = fetch_debs(
         lock,
         sources=SOURCES,
         runner=runner,
-        cache_dir=cache / "debs",
-        workdir=cache / "apt" / f"{lock.suite}-{lock.arch}",
     )
     with atomic_path(out, is_dir=True) as tmp:
         for name in ("bin", "sbin", "lib"):

@@ -43,17 +43,19 @@ def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
                           check=False, timeout=120)  # fmt: skip
 
 
-def test_committed_workflow_passes_actionlint() -> None:
-    result = actionlint(REPO / workflow.WORKFLOW)
+@pytest.mark.parametrize("rel", [workflow.WORKFLOW, workflow.LOCKS_WORKFLOW])
+def test_committed_workflow_passes_actionlint(rel: Path) -> None:
+    result = actionlint(REPO / rel)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_workflow_for_other_targets_passes_actionlint(tmp_path: Path) -> None:
     overrides = "targets:\n  - name: rpi5\n    runner: ubuntu-24.04-arm\n    model: models/silero-vad.yaml\n"
     project = make_project(tmp_path, extra=BOARDS, overrides=overrides)
-    path = workflow.write(project)
-    result = actionlint(path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    workflow.write(project)
+    for rel in (workflow.WORKFLOW, workflow.LOCKS_WORKFLOW):
+        result = actionlint(tmp_path / rel)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_actionlint_really_checks_expressions_and_scripts(tmp_path: Path) -> None:

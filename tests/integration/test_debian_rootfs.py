@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgepack.debian import build_rootfs_tar, fetch_debs, read_lock, resolve_lock, write_lock
+from edgepack.locks.store import Store
 from edgepack.runner import Runner
 
 SOURCES = [
@@ -59,7 +60,7 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_lock(work / "lock.json", lock)
     lock = read_lock(work / "lock.json")
     resolved = time.monotonic()
-    debs = fetch_debs(lock, sources=SOURCES, runner=runner, cache_dir=work / "cache", workdir=work / "apt")
+    debs = fetch_debs(lock, sources=SOURCES, runner=runner, store=Store(work / "store"))
     fetched = time.monotonic()
     out = work / "rootfs.tar"
     build_rootfs_tar(lock, debs, out=out, python="3.11", runner=runner)

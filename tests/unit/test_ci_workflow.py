@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -37,8 +38,9 @@ def test_matrix_file_validates_against_its_schema() -> None:
         jsonschema.validate(data, schema)
 
 
-def test_every_action_is_pinned_by_sha_with_its_version() -> None:
-    text = (REPO / workflow.WORKFLOW).read_text()
+@pytest.mark.parametrize("rel", [workflow.WORKFLOW, workflow.LOCKS_WORKFLOW])
+def test_every_action_is_pinned_by_sha_with_its_version(rel: Path) -> None:
+    text = (REPO / rel).read_text()
     uses = [line.split("uses:", 1)[1].strip() for line in text.splitlines() if "uses:" in line]
     assert uses
     for ref in uses:
@@ -73,6 +75,59 @@ def test_jobs_hold_least_privilege() -> None:
     assert not any("Push" in s or "cosign" in s for s in steps)
 
 
+def _step(job: dict[str, Any], name: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if s.get("name", "").startswith(name)]
+    return step
+
+
+@pytest.mark.parametrize("job", ["build", "release"])
+def test_package_store_is_cached_under_a_key_of_the_lock_files(job: str) -> None:
+    """A lock change saves a new store; restore-keys bring back the target's older one (content-addressed)."""
+    steps = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"][job]
+    assert steps["env"]["EDGEPACK_STORE"] == "${{ github.workspace }}/build/store"
+    store = _step(steps, "Package store")
+    assert store["uses"].startswith("actions/cache@")
+    with_ = store["with"]
+    assert with_["path"] == "${{ env.EDGEPACK_STORE }}"
+    assert with_["key"] == (
+        "edgepack-store/${{ matrix.target }}/${{ hashFiles('targets/locks/**', 'wheels/locks/**') }}"
+    )
+    assert with_["restore-keys"] == "edgepack-store/${{ matrix.target }}/"
+    # Not even a target named "store" has a step-cache prefix that matches the store's keys.
+    step_prefix = _step(steps, "Step cache")["with"]["restore-keys"].replace("${{ matrix.target }}", "store")
+    assert not with_["key"].startswith(step_prefix)
+    names = [s.get("name", "") for s in steps["steps"]]
+    assert names.index(store["name"]) < names.index("Build and smoke-test")
+
+
+def test_only_the_release_builds_locked() -> None:
+    jobs = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"]
+    release = _step(jobs["release"], "Build and smoke-test")["run"]
+    branch = _step(jobs["build"], "Build and smoke-test")["run"]
+    assert release.startswith('invoke build --locked --target "$TARGET" ')
+    assert branch.startswith('invoke build --target "$TARGET" ') and "--locked" not in branch
+    assert release.replace(" --locked", "") == branch
+
+
+def test_locks_workflow_refreshes_weekly_and_may_only_propose() -> None:
+    doc = yaml.safe_load((REPO / workflow.LOCKS_WORKFLOW).read_text())
+    assert doc["permissions"] == {}
+    assert doc[True]["schedule"] == [{"cron": "23 4 * * 1"}] and "workflow_dispatch" in doc[True]
+    (job,) = doc["jobs"].values()
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert "invoke lock --all" in runs
+    checkout = job["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["persist-credentials"] is False  # create-pull-request sets its own credentials
+    propose = _step(job, "Propose the new locks")
+    assert propose["uses"] == "peter-evans/create-pull-request@271a8d0340265f705b14b6d32b9829c1cb33d45e"
+    assert propose["if"] == "steps.diff.outputs.changed == 'true'"
+    assert propose["with"]["add-paths"].split() == ["targets/locks", "wheels/locks"]
+    assert "git status --porcelain -- targets/locks wheels/locks" in _step(job, "Which locks changed")["run"]
+    assert runs.index("invoke lock --all") < [s.get("id") for s in job["steps"]].index("diff")
+
+
 def test_check_fails_on_a_stale_workflow(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     workflow.write(project)
@@ -83,6 +138,10 @@ def test_check_fails_on_a_stale_workflow(tmp_path: Path) -> None:
         workflow.check(project)
     assert "build.yml is out of date" in info.value.message
     assert info.value.hint == "Run: invoke ci.workflow (and commit the result)."
+    workflow.write(project)
+    (tmp_path / workflow.LOCKS_WORKFLOW).unlink()
+    with pytest.raises(ConfigError, match=r"locks\.yml is missing"):
+        workflow.check(project)
 
 
 def test_a_pin_that_is_not_a_full_sha_is_refused(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from edgepack.debian.closure import PackageIndex, resolve_closure
 from edgepack.debian.control import Relation, compare_versions, parse_relations, parse_stanzas
 from edgepack.debian.debfile import PathFilter, rootfs_path
 from edgepack.errors import ConfigError, EdgepackError, InputError
+from edgepack.locks.store import Store
 from edgepack.runner import Result
 from tests.conftest import FakeRunner, ok
 
@@ -252,7 +253,7 @@ def test_read_lock_errors_name_the_file_and_the_refresh(
         read_lock(path, target="rpi4")
     assert str(path) in info.value.message
     assert cause in info.value.message
-    assert info.value.hint.endswith("run: invoke lock.base --target rpi4")
+    assert info.value.hint.endswith("run: invoke lock --target rpi4")
 
 
 # --- apt with a private state ---------------------------------------------------------------
@@ -327,66 +328,6 @@ def test_resolve_lock_rejects_mismatched_sources(
             workdir=tmp_path,
         )
     assert fake_runner.calls == []
-
-
-class DownloadRunner(FakeRunner):
-    """A FakeRunner whose `apt-get download` writes the given files into its cwd."""
-
-    files: Mapping[str, bytes] = {}
-
-    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def, override]
-        if "download" in argv:
-            for name, data in self.files.items():
-                (kwargs["cwd"] / name).write_bytes(data)
-        return super().run(argv, **kwargs)
-
-
-def fetch_setup(tmp_path: Path, *, served: Mapping[str, bytes]) -> tuple[DebianLock, DownloadRunner]:
-    lock = DebianLock("bookworm", "arm64", ("a",), (), (package("a", b"deb-a"), package("b", b"deb-b")))
-    runner = DownloadRunner(echo=False)
-    runner.files = served
-    index = "\n".join(
-        stanza(p.name).replace(hashlib.sha256(f"{p.name}=1".encode()).hexdigest(), p.sha256)
-        for p in lock.packages
-    )
-    runner.on(*serves(index))
-    runner.on(lambda argv: "download" in argv, ok())
-    return lock, runner
-
-
-def test_fetch_debs_downloads_verifies_and_caches_by_sha(tmp_path: Path) -> None:
-    lock, runner = fetch_setup(tmp_path, served={"a_1_arm64.deb": b"deb-a", "b_1_arm64.deb": b"deb-b"})
-    cache = tmp_path / "cache"
-    paths = fetch_debs(lock, sources=SOURCES, runner=runner, cache_dir=cache, workdir=tmp_path / "w")
-    assert [p.name for p in paths] == [f"{p.sha256}.deb" for p in lock.packages]
-    assert [p.read_bytes() for p in paths] == [b"deb-a", b"deb-b"]
-    assert runner.calls[-1][-2:] == ["a=1", "b=1"]
-    runner.calls.clear()
-    paths[1].write_bytes(b"damaged")  # a damaged entry is fetched again, alone
-    fetch_debs(lock, sources=SOURCES, runner=runner, cache_dir=cache, workdir=tmp_path / "w")
-    assert runner.calls[-1][-1:] == ["b=1"]
-    runner.calls.clear()
-    fetch_debs(lock, sources=SOURCES, runner=runner, cache_dir=cache, workdir=tmp_path / "w")
-    assert runner.calls == []
-
-
-def test_fetch_debs_version_gone_from_mirror_says_refresh_the_lock(tmp_path: Path) -> None:
-    lock, runner = fetch_setup(tmp_path, served={})
-    runner.handlers.clear()
-    runner.on(*serves(stanza("a", "2")))
-    with pytest.raises(InputError) as info:
-        fetch_debs(
-            lock, sources=SOURCES, runner=runner, cache_dir=tmp_path / "c", workdir=tmp_path, target="rpi4"
-        )
-    assert "the mirror no longer has a 1, b 1" in info.value.message
-    assert "invoke lock.base --target rpi4" in info.value.hint
-
-
-def test_fetch_debs_rejects_a_download_with_another_hash(tmp_path: Path) -> None:
-    lock, runner = fetch_setup(tmp_path, served={"a_1_arm64.deb": b"deb-a", "b_1_arm64.deb": b"evil"})
-    with pytest.raises(InputError, match="no downloaded file has the locked sha256"):
-        fetch_debs(lock, sources=SOURCES, runner=runner, cache_dir=tmp_path / "c", workdir=tmp_path)
-    assert not (tmp_path / "c" / f"{lock.packages[1].sha256}.deb").exists()
 
 
 # --- .deb files and the rootfs tar ----------------------------------------------------------
@@ -558,9 +499,9 @@ def test_dry_run_echoes_apt_and_changes_no_cache(tmp_path: Path, fake_runner: Fa
     assert lock.packages == ()
     with pytest.raises(EdgepackError, match="lists no packages"):
         write_lock(tmp_path / "lock.json", lock)
-    paths = fetch_debs(LOCK, sources=SOURCES, runner=fake_runner, cache_dir=tmp_path / "c", workdir=tmp_path)
-    assert [call[-1] for call in fake_runner.calls] == ["update", "update", "python3.11-minimal=1"]
-    assert len(paths) == 2 and not (tmp_path / "c").exists()
+    paths = fetch_debs(LOCK, sources=SOURCES, runner=fake_runner, store=Store(tmp_path / "store"))
+    assert [call[-1] for call in fake_runner.calls] == ["update"]
+    assert len(paths) == 2 and not (tmp_path / "store").exists()
 
 
 def test_rootfs_refuses_to_write_through_a_symlink_out_of_the_tree(tmp_path: Path) -> None:

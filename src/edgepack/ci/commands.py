@@ -34,10 +34,13 @@ def print_matrix(*, only: str) -> None:
 
 def write_workflow(*, check: bool) -> None:
     proj = _project()
+    files = f"{workflow.WORKFLOW}, {workflow.LOCKS_WORKFLOW}"
     if check:
-        console.print(f"{workflow.check(proj).relative_to(proj.root)} is up to date")
+        workflow.check(proj)
+        console.print(f"{files}: up to date")
         return
-    console.print(f"wrote {workflow.write(proj).relative_to(proj.root)}")
+    workflow.write(proj)
+    console.print(f"wrote {files}")
 
 
 def push(

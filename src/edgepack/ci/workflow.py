@@ -1,10 +1,12 @@
-"""The GitHub Actions workflow (.github/workflows/build.yml), rendered from targets/ and pinned data.
+"""The GitHub Actions workflows, rendered from targets/ and pinned data.
 
-The template (resources/ci-build*.yml.in) holds the jobs; what varies comes
-from data: the targets (the dispatch choice and the header table), the
-pinned actions and QEMU image (resources/ci-pins.yaml), the wheel toolchain
-(resources/toolchain.yaml). Rendering is pure: the same inputs give the same
-bytes, so a test and the workflow's own first job can tell a stale file.
+build.yml (resources/ci-build*.yml.in) builds, smoke-tests and releases every
+target; locks.yml (resources/ci-locks.yml.in) re-resolves the locks weekly and
+proposes the change as a pull request. The templates hold the jobs; what
+varies comes from data: the targets (the dispatch choice and the header
+table), the pinned actions and QEMU image (resources/ci-pins.yaml), the wheel
+toolchain (resources/toolchain.yaml). Rendering is pure: the same inputs give
+the same bytes, so a test and build.yml's own first job can tell a stale file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from edgepack.yamlconf import build, json_schema, load_yaml
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 WORKFLOW = Path(".github") / "workflows" / "build.yml"
+LOCKS_WORKFLOW = Path(".github") / "workflows" / "locks.yml"
 SCHEMA = Path(".github") / "matrix.schema.json"  # for editors; .github/matrix.yaml names it
 MARKER = re.compile(r"@@([a-z:_A-Z-]+)@@")
 
@@ -43,6 +46,7 @@ class CiPins:
     host_packages: tuple[str, ...]
     whisper: str
     cache_inputs: tuple[str, ...]
+    lock_dirs: tuple[str, ...]
 
 
 def load_ci_pins(path: Path = RESOURCES / "ci-pins.yaml") -> CiPins:
@@ -55,24 +59,51 @@ def load_ci_pins(path: Path = RESOURCES / "ci-pins.yaml") -> CiPins:
     return pins
 
 
+# `invoke build` flags per job of build.yml: a release builds only what the locks name.
+BUILD_FLAGS = {"BUILD_STEPS": "", "RELEASE_STEPS": " --locked"}
+
+
 def render(project: Project, *, pins: CiPins | None = None) -> str:
-    """The workflow's text for the targets in ``project``."""
+    """build.yml's text for the targets in ``project``."""
     pins = pins or load_ci_pins()
     rows = matrix.entries(project)  # validates targets/ and .github/matrix.yaml
-    pythons = sorted({load_target(project, r.target).python for r in rows}) or ["3.11"]
     values = {
+        **_common(project, rows, pins),
         "TARGET_TABLE": "\n".join(_table(rows)),
         "TARGET_OPTIONS": "\n".join(f"          - {name}" for name in ["all", *(r.target for r in rows)]),
-        "HOST_PYTHON": pythons[0],
+        "WORKFLOW_FILES": " ".join(str(path) for path in (WORKFLOW, LOCKS_WORKFLOW)),
         "BINFMT_IMAGE": pins.binfmt_image,
         "TORCH_INDEX": pins.torch_index,
         "WHISPER": pins.whisper,
         "HOST_PACKAGES": " ".join([*load_pins().wheels.packages, *pins.host_packages]),
         "CACHE_INPUTS": ", ".join(f"'{glob}'" for glob in pins.cache_inputs),
+        "STORE_INPUTS": ", ".join(f"'{folder}/**'" for folder in pins.lock_dirs),
+    }
+    steps = (RESOURCES / "ci-build-steps.yml.in").read_text().rstrip("\n")
+    for marker, flags in BUILD_FLAGS.items():
+        values[marker] = _fill(steps, {**values, "BUILD_FLAGS": flags})
+    return _fill((RESOURCES / "ci-build.yml.in").read_text(), values)
+
+
+def render_locks(project: Project, *, pins: CiPins | None = None) -> str:
+    """locks.yml's text: the weekly `invoke lock --all`, proposed as a pull request."""
+    pins = pins or load_ci_pins()
+    values = {
+        **_common(project, matrix.entries(project), pins),
+        "LOCK_HOST_PACKAGES": " ".join(pins.host_packages),
+        "LOCK_DIRS": " ".join(pins.lock_dirs),
+        "LOCK_ADD_PATHS": "\n".join(f"            {folder}" for folder in pins.lock_dirs),
+    }
+    return _fill((RESOURCES / "ci-locks.yml.in").read_text(), values)
+
+
+def _common(project: Project, rows: list[matrix.Entry], pins: CiPins) -> dict[str, str]:
+    """What both workflows fill in: the host's Python (the targets' oldest) and the pinned actions."""
+    pythons = sorted({load_target(project, r.target).python for r in rows}) or ["3.11"]
+    return {
+        "HOST_PYTHON": pythons[0],
         **{f"uses:{a.key}": f"{a.uses}@{a.sha} # {a.version}" for a in pins.actions},
     }
-    values["BUILD_STEPS"] = _fill((RESOURCES / "ci-build-steps.yml.in").read_text().rstrip("\n"), values)
-    return _fill((RESOURCES / "ci-build.yml.in").read_text(), values)
 
 
 def schema_text() -> str:
@@ -82,7 +113,12 @@ def schema_text() -> str:
 
 def generated(project: Project) -> dict[Path, str]:
     """Every file ``invoke ci.workflow`` writes, relative to the project, and its text."""
-    return {WORKFLOW: render(project), SCHEMA: schema_text()}
+    pins = load_ci_pins()
+    return {
+        WORKFLOW: render(project, pins=pins),
+        LOCKS_WORKFLOW: render_locks(project, pins=pins),
+        SCHEMA: schema_text(),
+    }
 
 
 def write(project: Project) -> Path:

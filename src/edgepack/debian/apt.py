@@ -12,17 +12,19 @@ the host's, so downloads are verified against Debian's signed Release files.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgepack.debian.closure import INDEX_FIELDS, PackageIndex, resolve_closure
+from edgepack.debian.closure import INDEX_FIELDS, Candidate, PackageIndex, resolve_closure
 from edgepack.debian.control import parse_stanzas
 from edgepack.debian.lock import DebianLock, DebPackage
 from edgepack.errors import ConfigError, EdgepackError, InputError
-from edgepack.fsutil import atomic_path, sha256_file, write_text
+from edgepack.fsutil import write_text
+from edgepack.locks.sources import Fetcher, Wanted, mirror_roots
+from edgepack.locks.store import Store
 from edgepack.runner import Runner
 
 _SOURCE = re.compile(r"^deb\s+(?:\[[^\]]*\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)(?:\s+\S+)*$")
@@ -176,13 +178,14 @@ def resolve_lock(
     if not runner.dry_run:
         check_codenames(state, suite=suite)
         closure = resolve_closure(load_index(state), roots=roots, exclude=exclude)
-        packages = tuple(DebPackage(c.name, c.version, c.arch, c.sha256, c.filename, c.size) for c in closure)
+        packages = tuple(candidate_package(c) for c in closure)
     return DebianLock(
         suite=suite,
         arch=arch,
         roots=tuple(sorted(set(roots))),
         exclude=tuple(sorted(set(exclude))),
         packages=packages,
+        resolved=resolve_time(),
     )
 
 
@@ -191,78 +194,49 @@ def fetch_debs(
     *,
     sources: Sequence[str],
     runner: Runner,
-    cache_dir: Path,
-    workdir: Path,
+    store: Store | None = None,
     target: str = "<name>",
 ) -> list[Path]:
-    """The locked .deb files, in lock order, from ``cache_dir`` (named by sha256).
+    """The locked .deb files, in lock order, from the package store (verified by sha256).
 
-    Missing ones are downloaded with ``apt-get download name=version``, which
-    checks them against the signed index, then against the lock's sha256.
+    Missing ones are fetched from the sources by their archive path and checked
+    against the lock's sha256 (which a signed index gave when the lock was
+    written). A build syncs its locks first (``edgepack.locks``), so this finds
+    everything stored; what is still missing means a stale lock.
     """
-    paths = [cache_dir / f"{p.sha256}.deb" for p in lock.packages]
-    missing = [p for p, path in zip(lock.packages, paths, strict=True) if not _is_cached(path, p)]
-    if not missing:
-        return paths
-    state = prepare_state(workdir, arch=lock.arch, suite=lock.suite, sources=sources)
-    update_index(state, runner=runner)
-    if not runner.dry_run:
-        _check_available(missing, load_index(state), target=target)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="download-", dir=workdir) as tmp:
-        specs = [f"{p.name}={p.version}" for p in missing]
-        runner.run(
-            state.argv("download", *specs),
-            what=f"downloading {len(specs)} Debian packages",
-            cwd=Path(tmp),
-            env=state.env(),
-            hint=_NETWORK_HINT,
+    store = store or Store.default()
+    if runner.dry_run:
+        return [store.root / "sha256" / p.sha256[:2] / p.sha256 / _deb_name(p) for p in lock.packages]
+    wanted = [wanted_deb(p) for p in lock.packages]
+    fetcher = Fetcher(store, say=lambda line: print(line, file=sys.stderr))
+    if gone := fetcher.fetch(wanted, mirror_roots(sources)):
+        names = ", ".join(w.label for w in gone)
+        raise InputError(
+            f"fetching Debian packages failed because no source serves {names} with the locked sha256.",
+            hint=f"The lock is stale. Refresh it, run: invoke lock --target {target}",
         )
-        if not runner.dry_run:
-            _store(missing, downloaded=Path(tmp), cache_dir=cache_dir, target=target)
+    paths = []
+    for package in lock.packages:
+        found = store.get(package.sha256)
+        if found is None:  # removed between the fetch and now (another process cleaning the store)
+            raise EdgepackError(f"the package store lost {package.name} {package.version} while building.")
+        paths.append(found)
     return paths
 
 
-def _is_cached(path: Path, package: DebPackage) -> bool:
-    if not path.is_file():
-        return False
-    if sha256_file(path) == package.sha256:
-        return True
-    path.unlink()  # a damaged cache entry: fetch it again
-    return False
+def wanted_deb(package: DebPackage) -> Wanted:
+    return Wanted(package.sha256, package.filename, _deb_name(package), f"{package.name} {package.version}")
 
 
-def _check_available(missing: Sequence[DebPackage], index: PackageIndex, *, target: str) -> None:
-    """Fail early, with a clear cause, when the mirror no longer has a locked version."""
-    gone, changed = [], []
-    for package in missing:
-        found = index.find(package.name, package.version)
-        if found is None:
-            gone.append(f"{package.name} {package.version}")
-        elif found.sha256 != package.sha256:
-            changed.append(f"{package.name} {package.version}")
-    if gone or changed:
-        why = []
-        if gone:
-            why.append(f"the mirror no longer has {', '.join(gone)}")
-        if changed:
-            why.append(f"the mirror's sha256 differs from the lock for {', '.join(changed)}")
-        raise InputError(
-            f"fetching Debian packages failed because {'; and '.join(why)}.",
-            hint=f"The lock is stale. Refresh it, run: invoke lock.base --target {target}",
-        )
+def _deb_name(package: DebPackage) -> str:
+    return Path(package.filename).name or f"{package.name}.deb"
 
 
-def _store(missing: Sequence[DebPackage], *, downloaded: Path, cache_dir: Path, target: str) -> None:
-    """Move each download into the cache once its sha256 matches the lock."""
-    by_sha = {sha256_file(path): path for path in downloaded.glob("*.deb")}
-    for package in missing:
-        source = by_sha.get(package.sha256)
-        if source is None:
-            raise InputError(
-                f"fetching {package.name} {package.version} failed because no downloaded file "
-                f"has the locked sha256 {package.sha256}.",
-                hint=f"The lock is stale. Refresh it, run: invoke lock.base --target {target}",
-            )
-        with atomic_path(cache_dir / f"{package.sha256}.deb") as tmp:
-            shutil.move(source, tmp)
+def candidate_package(candidate: Candidate) -> DebPackage:
+    c = candidate
+    return DebPackage(c.name, c.version, c.arch, c.sha256, c.filename, c.size)
+
+
+def resolve_time() -> str:
+    """Now, in the snapshot archive's timestamp form."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -1,6 +1,6 @@
 """The Debian lock: exact package versions and hashes a rootfs is built from.
 
-Written by ``invoke lock.base``, committed, and read by every build, so that a
+Written by ``invoke lock``, committed, and read by every build, so that a
 build on a fresh machine takes the same bytes as the one that was tested.
 """
 
@@ -20,6 +20,7 @@ LOCK_FORMAT = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PACKAGE_KEYS = frozenset({"name", "version", "arch", "sha256", "filename", "size"})
 _LOCK_KEYS = frozenset({"format", "suite", "arch", "roots", "exclude", "packages"})
+_OPTIONAL_KEYS = frozenset({"resolved"})
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,15 @@ class DebianLock:
     roots: tuple[str, ...]
     exclude: tuple[str, ...]
     packages: tuple[DebPackage, ...]
+    # When the index was read (UTC, snapshot.debian.org's form 20261201T120000Z):
+    # where the snapshot archive has these exact versions. Not part of the digest.
+    resolved: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The canonical form: roots, exclude and packages sorted by name."""
+        extra = {"resolved": self.resolved} if self.resolved else {}
         return {
+            **extra,
             "format": LOCK_FORMAT,
             "suite": self.suite,
             "arch": self.arch,
@@ -55,7 +61,8 @@ class DebianLock:
 
     def digest(self) -> str:
         """sha256 of the canonical JSON: a cache key for everything built from the lock."""
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        content = {k: v for k, v in self.to_json().items() if k != "resolved"}
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -68,7 +75,7 @@ def write_lock(path: Path, lock: DebianLock) -> None:
 
 def read_lock(path: Path, *, target: str = "<name>") -> DebianLock:
     """Load and validate a lock; a missing or malformed file is an InputError naming it."""
-    hint = f"Refresh it, run: invoke lock.base --target {target}"
+    hint = f"Refresh it, run: invoke lock --target {target}"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -88,7 +95,7 @@ def read_lock(path: Path, *, target: str = "<name>") -> DebianLock:
 
 
 def _lock_from_json(data: Any) -> DebianLock:
-    _check_keys(data, _LOCK_KEYS, where="the lock")
+    _check_keys(data, _LOCK_KEYS, where="the lock", optional=_OPTIONAL_KEYS)
     if data["format"] != LOCK_FORMAT:
         raise ValueError(f"format {data['format']!r} is not {LOCK_FORMAT}")
     packages = tuple(_package_from_json(item, index=i) for i, item in enumerate(_list(data, "packages")))
@@ -100,6 +107,7 @@ def _lock_from_json(data: Any) -> DebianLock:
         roots=tuple(_str_list(data, "roots")),
         exclude=tuple(_str_list(data, "exclude")),
         packages=packages,
+        resolved=str(data.get("resolved", "")),
     )
 
 
@@ -114,12 +122,14 @@ def _package_from_json(item: Any, *, index: int) -> DebPackage:
     return DebPackage(**fields, size=item["size"])
 
 
-def _check_keys(data: Any, expected: frozenset[str], *, where: str) -> None:
+def _check_keys(
+    data: Any, expected: frozenset[str], *, where: str, optional: frozenset[str] = frozenset()
+) -> None:
     if not isinstance(data, dict):
         raise TypeError(f"{where} is not a JSON object")
     if missing := sorted(expected - data.keys()):
         raise ValueError(f"{where} lacks {', '.join(missing)}")
-    if unknown := sorted(data.keys() - expected):
+    if unknown := sorted(data.keys() - expected - optional):
         raise ValueError(f"{where} has unknown keys {', '.join(unknown)}")
 
 

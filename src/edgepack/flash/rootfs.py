@@ -97,7 +97,8 @@ def kernel_version(root: Path) -> str:
         raise InputError(
             f"building the SD-card rootfs failed because it holds {len(versions)} kernels "
             f"({', '.join(versions)}).",
-            hint="List one kernel package (linux-image-arm64) in sdcard.packages; run: invoke flash.lock",
+            hint="List one kernel package (linux-image-arm64) in sdcard.packages, "
+            "then run: invoke lock --only sdcard",
         )
     return versions[0]
 

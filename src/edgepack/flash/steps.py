@@ -56,10 +56,7 @@ def _rootfs_step(b: Build, card: SdcardConfig, *, deps: Step, app: Step) -> Step
     out = b.cache_dir("sdrootfs", step.key)
 
     def action() -> Outputs:
-        cache = b.project.build_dir / "cache"
-        workdir = cache / "apt" / f"sdcard-{lock.suite}-{lock.arch}"
-        debs = debian.fetch_debs(lock, sources=card.sources, runner=b.runner, cache_dir=cache / "debs",
-                                 workdir=workdir, target=b.target.name)  # fmt: skip
+        debs = debian.fetch_debs(lock, sources=card.sources, runner=b.runner, target=b.target.name)
         with atomic_path(out, is_dir=True) as tmp:
             tree = tmp / "tree"
             tree.mkdir(mode=0o755)

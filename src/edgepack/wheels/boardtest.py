@@ -135,8 +135,6 @@ def base_rootfs(target: Target, *, project: Project, runner: Runner) -> Path:
         lock,
         sources=target.debian.sources,
         runner=runner,
-        cache_dir=project.build_dir / "cache" / "debs",
-        workdir=project.build_dir / "cache" / "apt" / f"{lock.suite}-{lock.arch}",
         target=target.name,
     )
     with atomic_path(out) as tmp:

@@ -9,12 +9,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from edgepack import debian, wheels
+from edgepack import wheels
 from edgepack.config import Project, load_target
 from edgepack.errors import ConfigError
+from edgepack.locks import catalog as lock_catalog
 from edgepack.runner import Runner
 from edgepack.wheels import preflight as checks
-from edgepack.wheels import sysroot, wheelhouse
+from edgepack.wheels import wheelhouse
 from edgepack.wheels.strategy import STRATEGIES
 
 console = Console(highlight=False)
@@ -26,6 +27,9 @@ def build(target_name: str, *, strategy: str, package: str | None, verify: bool,
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
     runner = Runner(echo=verbose)
+    kinds = ("base", "sysroot") if strategy == "cross" else ("base", "builder")
+    for moved in lock_catalog.sync(project, target, runner=runner, locked=False, kinds=kinds):
+        console.print(f"lock drift: {moved.lock}: {moved.label()}")
     packages = [package] if package else []
     if not packages and not target.wheels:
         console.print(f"{target.name}: no wheels to build (set 'wheels:' in targets/{target.name}.yaml).")
@@ -68,17 +72,6 @@ def preflight(target_name: str, *, verbose: bool) -> None:
     target = load_target(project, target_name)
     rows = checks.preflight(target, project=project, runner=Runner(echo=verbose))
     console.print(checks.render(rows, target))
-
-
-def lock(target_name: str) -> None:
-    project = Project(Path().resolve())
-    target = load_target(project, target_name)
-    recipes = wheelhouse.selected(target, project, _all_recipes(project))
-    for kind in ("sysroot", "builder"):
-        lock_ = sysroot.resolve(kind, target, recipes, project=project, runner=Runner(echo=False))
-        path = sysroot.lock_path(project, target, kind)
-        debian.write_lock(path, lock_)
-        console.print(f"wrote {path}: {len(lock_.packages)} packages, digest {lock_.digest()[:16]}")
 
 
 def _all_recipes(project: Project) -> Sequence[str]:

@@ -115,7 +115,7 @@ def debian_rows(target: Target, *, project: Project) -> list[Row]:
     for req in requirements(target, project):
         package = locked.get(debian_package_for(req.split("==")[0]))
         if package is None:
-            rows.append(Row(req, "", "", f"not in {lock_path.name}: invoke lock.base --target {target.name}"))
+            rows.append(Row(req, "", "", f"not in {lock_path.name}: invoke lock --target {target.name}"))
         else:
             rows.append(Row(req, f"{package.name} {package.version}", "", "Debian package (deps: debian)"))
     return rows

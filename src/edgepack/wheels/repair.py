@@ -214,7 +214,7 @@ def check_glibc(wheel: Path, target: Target) -> None:
         raise EdgepackError(
             f"repairing {wheel.name} failed because it needs glibc "
             f"{'.'.join(map(str, need)) if need else '(unknown)'}; {target.name} has {target.debian.glibc}.",
-            hint="Build against the target's own sysroot (invoke wheels.lock) or an older one.",
+            hint="Build against the target's own sysroot (invoke lock --only sysroot) or an older one.",
         )
 
 
