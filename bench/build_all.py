@@ -1,4 +1,4 @@
-"""Benchmark: every target built one `invoke build` after another vs `invoke build --target all`.
+"""Benchmark: every target built one `edgepack build` after another vs `edgepack build --target all`.
 
     .venv/bin/python bench/build_all.py [--repeats N] [--jobs 2] [--targets all]
 
@@ -10,8 +10,8 @@ drops the image and smoke steps' stamps and image tars of every target
 (those steps run again: buildx or bake, `docker save`, the smoke test under
 QEMU or native) and times:
 
-A  sequential: `invoke build --target T` for each target in turn;
-B  parallel: `invoke build --target all --jobs J` (one buildx bake, J smoke
+A  sequential: `edgepack build --target T` for each target in turn;
+B  parallel: `edgepack build --target all --jobs J` (one buildx bake, J smoke
    tests at a time).
 
 Interleaved (A,B then B,A ...), on a machine shared with others: medians and
@@ -47,7 +47,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "runtime" / "src")]
 from edgepack.config import Project, select_targets  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
 
-INVOKE = Path(sys.executable).parent / "invoke"
+INVOKE = Path(sys.executable).parent / "edgepack"  # the installed command (usage errors exit 2)
 RESULTS = REPO / "bench" / "results" / "build_all.json"
 
 
@@ -110,7 +110,7 @@ def main() -> None:
     par = statistics.median(r["parallel"]["seconds"] for r in rounds)
     result = {
         "what": "image + smoke steps of every target rebuilt (host-side steps cached): "
-        "one `invoke build --target T` per target vs `invoke build --target all --jobs J` (buildx bake)",
+        "one `edgepack build --target T` per target vs `edgepack build --target all --jobs J` (buildx bake)",
         "targets": names,
         "jobs": args.jobs,
         "repeats": args.repeats,

@@ -174,7 +174,7 @@ def copy_project(dest: Path) -> Project:
 
 
 def edgepack_build(b: Build) -> tuple[dict[str, StepRecord], float]:
-    """What `invoke build` does: plan, execute, publish the smoke-tested tar. Wall time included."""
+    """What `edgepack build` does: plan, execute, publish the smoke-tested tar. Wall time included."""
     runner = b.runner
     assert isinstance(runner, TimedRunner)
 

@@ -1,4 +1,4 @@
-"""Benchmark: `invoke flash.image --target rpi4`, cold and cached, and the card's sizes.
+"""Benchmark: `edgepack flash.image --target rpi4`, cold and cached, and the card's sizes.
 
     .venv/bin/python bench/flash.py [--boot]
 
@@ -6,7 +6,7 @@ cold    the card's own steps from scratch: sdrootfs (unpack the locked
         Debian packages, configure, depmod) and sdimage (initramfs, FAT,
         ext4, MBR, xz, sha256, manifest). The container build's steps it
         shares (deps, model..., app) come from build/cache as for a
-        developer who has run `invoke build`; they are not timed here.
+        developer who has run `edgepack build`; they are not timed here.
 cached  the same plan again: every step a cache hit.
 image   a second assembly of the image from the cached tree (what the
         reproducibility test does), with the first one's SOURCE_DATE_EPOCH

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/models.py [--target rpi4] [--runs 20] [--qemu-runs 5] [--whisper-qemu-runs N]
 
-Needs the target's image built (invoke build --target rpi4): the QEMU figures
+Needs the target's image built (edgepack build --target rpi4): the QEMU figures
 run its `bench-model` command (edgepack_runtime, numpy + onnxruntime only)
 with QEMU_CPU=<the target's CPU>, one thread, on the same inputs as the host.
 The image is resolved to its id once, at the start (and recorded), so that a
@@ -119,7 +119,7 @@ def main() -> None:
     runner = Runner(echo=False)
     image = inspect_image(f"{target.image}:latest", runner=runner)
     if image is None:
-        sys.exit(f"no image {target.image}:latest: run invoke build --target {target.name} first")
+        sys.exit(f"no image {target.image}:latest: run edgepack build --target {target.name} first")
     qemu_runs = {s: args.qemu_runs for s in SPECS}
     if args.whisper_qemu_runs is not None:
         qemu_runs.update({s: args.whisper_qemu_runs for s in SPECS if "whisper" in s})

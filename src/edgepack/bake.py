@@ -1,6 +1,6 @@
 """``docker buildx bake``: the image builds of several targets from one generated file.
 
-``invoke build --target all`` writes build/bake.json (one bake target per
+``edgepack build --target all`` writes build/bake.json (one bake target per
 board, a group ``all``) and builds the images through it, so buildx runs
 them concurrently with one shared layer cache. The file is a pure function
 of the image jobs, unit-tested against a golden file.

@@ -70,7 +70,7 @@ class GpuConfig:
 
 @dataclass(frozen=True)
 class SdcardConfig:
-    """A flashable SD-card image of the target (invoke flash.image); see src/edgepack/flash/."""
+    """A flashable SD-card image of the target (edgepack flash.image); see src/edgepack/flash/."""
 
     card_mb: int = field(metadata={"doc": "declared card size in MiB: a larger image is refused"})
     boot_mb: int = field(metadata={"doc": "size of the FAT boot partition in MiB"})
@@ -90,7 +90,7 @@ class SdcardConfig:
     xz_preset: int = field(
         metadata={"doc": "xz preset of the .img.xz (0-9): 3 is ~1.5x as fast as 6, ~12% larger"}
     )
-    boot_timeout_s: int = field(metadata={"doc": "limit of the QEMU boot test (invoke flash.boot)"})
+    boot_timeout_s: int = field(metadata={"doc": "limit of the QEMU boot test (edgepack flash.boot)"})
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Target:
         metadata={"doc": "globs under site-packages left out of the image (tests, build-time tools)"}
     )
     wheels: tuple[str, ...] = field(
-        metadata={"doc": "packages built for the board from wheels/<name>.yaml recipes (invoke wheels)"}
+        metadata={"doc": "packages built for the board from wheels/<name>.yaml recipes (edgepack wheels)"}
     )
     memory_mb: int | None = field(
         metadata={"doc": "the board's RAM: the smoke container's memory limit (null: no limit)"}
@@ -137,7 +137,7 @@ class Target:
     )  # fmt: skip
     gpu: GpuConfig | None = field(default=None, metadata={"doc": "the board's GPU variant, if it has one"})
     sdcard: SdcardConfig | None = field(
-        default=None, metadata={"doc": "a flashable SD-card image of the target (invoke flash.image)"}
+        default=None, metadata={"doc": "a flashable SD-card image of the target (edgepack flash.image)"}
     )
 
     @property
@@ -318,7 +318,7 @@ def _check_deps(target: Target, *, project: Project, where: Located) -> None:
         _fail_at(where, ("debian", "packages"),
                  f"deps: debian, but debian.packages lacks {', '.join(missing)} "
                  f"(required by {target.requirements}).",
-                 hint=f"{tip}Add them, then: invoke lock --target {target.name}")  # fmt: skip
+                 hint=f"{tip}Add them, then: edgepack lock --target {target.name}")  # fmt: skip
 
 
 def _fail_at(where: Located, at: tuple[str, ...], message: str, *, hint: str = "") -> NoReturn:

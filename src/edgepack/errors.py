@@ -1,4 +1,4 @@
-"""One error hierarchy, handled at one boundary (``edgepack.cli.guard``).
+"""One error hierarchy, handled at one boundary (``edgepack.commands.boundary.guard``).
 
 Each error knows its exit code and renders as "<what> failed because <cause>.
 <what to do>". No Python traceback reaches a user for a foreseeable problem.

@@ -1,4 +1,4 @@
-"""Several targets at once: ``invoke build --target all`` (or ``rpi4,rpi5``).
+"""Several targets at once: ``edgepack build --target all`` (or ``rpi4,rpi5``).
 
 1. plan each target (pure) and check its platform (binfmt, builder);
 2. run the host-side steps (base, deps, wheels, model stages, app) of all
@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgepack import bake, doctor
+from edgepack import bake
 from edgepack.build import Build, ImageJob, finish_image, image_job, plan, publish
 from edgepack.config import Project, load_target
 from edgepack.errors import CommandError, EdgepackError
 from edgepack.fsutil import write_json
+from edgepack.host import doctor
 from edgepack.locks.drift import Drift
 from edgepack.plan import Step, StepRecord
 from edgepack.runner import Runner

@@ -6,7 +6,7 @@ and say which steps a build would reuse. A finished step writes a stamp
 (JSON) last; a stamp whose outputs are gone, or that fails its check, is a
 miss. Failed or interrupted steps leave no stamp.
 
-Builds of several targets run at once (``invoke build --target all``) and
+Builds of several targets run at once (``edgepack build --target all``) and
 share the cache: a step with the same key (rpi4, rpi5 and jetson share the
 base, the wheels and the model source) runs once, under a lock on its key;
 the others wait for it and find its stamp.

@@ -51,10 +51,10 @@ def lock(target: Target, *, project: Project, runner: Runner) -> Path:
             pip_argv("download", "--only-binary=:all:", *platform_args(target), "--dest", tmp,
                      "-r", requirements),
             what=f"resolving {target.requirements} for {target.platform}",
-            hint="Every requirement needs a binary wheel for the target (see `invoke wheels`).",
+            hint="Every requirement needs a binary wheel for the target (see `edgepack wheels`).",
         )  # fmt: skip
         lines = [f"# Locked for {target.platform}, Python {target.python}, glibc {target.debian.glibc}.",
-                 f"# Regenerate with: invoke lock --target {target.name}"]  # fmt: skip
+                 f"# Regenerate with: edgepack lock --target {target.name}"]  # fmt: skip
         for wheel in sorted(Path(tmp).glob("*.whl")):
             match = _WHEEL.match(wheel.name)
             assert match, wheel.name
@@ -70,14 +70,14 @@ def install(
     """Install the locked wheels for the target into ``out_dir`` (a site-packages tree).
 
     ``wheelhouse``: an index folder of wheels edgepack built for the board
-    (``invoke wheels``), installed in the same pip call, by their sha256.
+    (``edgepack wheels``), installed in the same pip call, by their sha256.
     """
     built = ["-r", wheelhouse / "requirements.txt", "--find-links", wheelhouse] if wheelhouse else []
     locked = project.lock_path(target, "requirements")
     if not locked.is_file():
         raise ConfigError(
             f"{locked}: no requirements lock for {target.platform}.",
-            hint=f"Run: invoke lock --target {target.name}",
+            hint=f"Run: edgepack lock --target {target.name}",
         )
     with atomic_path(out_dir, is_dir=True) as tmp, _stored_wheels(target, locked, runner=runner) as links:
         runner.run(
@@ -85,7 +85,7 @@ def install(
                      "--no-compile", *platform_args(target), "--target", tmp, "-r", locked,
                      "--find-links", links, *built),
             what=f"installing the locked wheels for {target.platform}",
-            hint=f"If a wheel left the index, refresh the lock: invoke lock --target {target.name}",
+            hint=f"If a wheel left the index, refresh the lock: edgepack lock --target {target.name}",
         )  # fmt: skip
         # Console scripts carry the host interpreter's path: useless on the board.
         shutil.rmtree(tmp / "bin", ignore_errors=True)

@@ -22,7 +22,7 @@ from edgepack.errors import CommandError, ToolchainError
 
 # Which Debian package provides a tool, for "install X" hints.
 TOOL_PACKAGES: dict[str, str] = {
-    "docker": "docker.io (then start dockerd: invoke doctor --fix)",
+    "docker": "docker.io (then start dockerd: edgepack doctor --fix)",
     "dockerd": "docker.io",
     "apt-get": "apt (edgepack needs a Debian host)",
     "dpkg-deb": "dpkg",
@@ -53,7 +53,7 @@ class Runner:
             package = TOOL_PACKAGES.get(tool, tool)
             raise ToolchainError(
                 f"'{tool}' was not found on PATH.",
-                hint=hint or f"Install it (Debian package: {package}), or run: invoke doctor --fix",
+                hint=hint or f"Install it (Debian package: {package}), or run: edgepack doctor --fix",
             )
         return path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-INVOKE = Path(sys.executable).parent / "invoke"
+INVOKE = Path(sys.executable).parent / "edgepack"  # the installed command (usage errors exit 2)
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_flash_write_refuses_what_is_not_a_block_device(project: Path) -> None:
 
 def test_flash_write_names_a_missing_image_or_device(project: Path) -> None:
     r = invoke(project, "flash.write", "--image", "nope.img", "--device", "/dev/null", "--yes")
-    assert_clean_error(r, 2, "the image nope.img does not exist", "invoke flash.image")
+    assert_clean_error(r, 2, "the image nope.img does not exist", "edgepack flash.image")
     (project / "card.img").write_bytes(bytes(4096))
     r = invoke(project, "flash.write", "--image", "card.img", "--device", "/dev/edgepack-nothing", "--yes")
     assert_clean_error(r, 2, "/dev/edgepack-nothing does not exist")

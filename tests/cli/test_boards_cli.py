@@ -33,7 +33,7 @@ def test_the_gpu_variant_without_nvidias_base_stops_in_two_lines(project: Path) 
     r = invoke(project, "build", "--target", "jetson-orin-nano", "--variant", "gpu")
     needles = ("jetson-orin-nano's GPU variant needs nvcr.io/nvidia/l4t-jetpack:r36.4.0",
                "cannot be pulled here",
-               "docker load it", "invoke build --target jetson-orin-nano")  # fmt: skip
+               "docker load it", "edgepack build --target jetson-orin-nano")  # fmt: skip
     assert_clean_error(r, 3, *needles)
     assert len(r.stderr.strip().splitlines()) == 2, r.stderr
 

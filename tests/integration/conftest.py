@@ -18,15 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _problem() -> str | None:
     if shutil.which("docker") is None:
-        return "docker CLI not found (run: invoke doctor --fix)"
+        return "docker CLI not found (run: edgepack doctor --fix)"
     info = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
     if info.returncode != 0:
-        return "docker engine not running (run: invoke doctor --fix)"
+        return "docker engine not running (run: edgepack doctor --fix)"
     buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, check=False)
     if buildx.returncode != 0:
-        return "docker buildx plugin missing (run: invoke doctor --fix)"
+        return "docker buildx plugin missing (run: edgepack doctor --fix)"
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
-        return "QEMU not registered for arm64 in binfmt_misc (run: invoke doctor --fix)"
+        return "QEMU not registered for arm64 in binfmt_misc (run: edgepack doctor --fix)"
     return None
 
 

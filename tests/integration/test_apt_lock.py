@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import aptlock
-from edgepack.doctor import Host, _Ctx, load_pins
 from edgepack.errors import ToolchainError
+from edgepack.host import aptlock
+from edgepack.host.checks import Ctx, Host
+from edgepack.host.pins import load_pins
 from edgepack.runner import Runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,8 +96,8 @@ class Releasing(io.StringIO):
         return super().write(text)
 
 
-def _ctx(stream: io.StringIO, *, bound_s: int) -> _Ctx:
-    ctx = _Ctx(Runner(echo=True, stream=stream), Host(), load_pins(), fix=True)
+def _ctx(stream: io.StringIO, *, bound_s: int) -> Ctx:
+    ctx = Ctx(Runner(echo=True, stream=stream), Host(), load_pins(), fix=True)
     ctx.locks = aptlock.LockWait(bound_s)
     ctx.apt_fresh = True  # no apt-get update: it needs the network, and proves nothing more here
     return ctx
@@ -148,7 +149,7 @@ def test_the_edgepack_script_s_wait_names_the_holder_and_gives_up_without_a_trac
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "EDGEPACK_APT_LOCK_TIMEOUT": "2"}
 
     # -S: no site-packages, as before ./edgepack has made its virtual environment.
-    done = subprocess.run([sys.executable, "-S", "-m", "edgepack.aptlock", "install"], env=env,
+    done = subprocess.run([sys.executable, "-S", "-m", "edgepack.host.aptlock", "install"], env=env,
                           capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
 
     assert done.returncode == ToolchainError.exit_code, done.stderr

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from invoke.exceptions import Exit
 
-from edgepack import cli
+from edgepack.commands import build as build_commands
 from edgepack.config import Project
 from tests.integration.test_build import copy_project
 
@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, int]:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(proj.root)
         with pytest.raises(Exit) as failed:
-            cli.build(",".join(TARGETS), model=None, dry=False, verbose=False, jobs=2)
+            build_commands.run_build(",".join(TARGETS), model=None, dry=False, verbose=False, jobs=2)
     return proj, failed.value.code
 
 

@@ -21,7 +21,7 @@ from tests.integration.test_build import copy_project, docker, step
 def qemu_arm() -> None:
     if Path("/proc/sys/fs/binfmt_misc/qemu-arm").exists():
         return
-    problem = "QEMU not registered for arm (armhf) in binfmt_misc (run: invoke doctor --fix)"
+    problem = "QEMU not registered for arm (armhf) in binfmt_misc (run: edgepack doctor --fix)"
     if os.environ.get("CI"):
         pytest.fail(problem)
     pytest.skip(problem)

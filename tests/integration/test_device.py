@@ -24,7 +24,7 @@ from invoke.exceptions import Exit
 
 from edgepack.build import Build, plan, publish
 from edgepack.config import Project, load_target
-from edgepack.device import cli as device_cli
+from edgepack.commands import device as device_cli
 from edgepack.device.deploy import prepare_artifact, probe, runtime_argv
 from edgepack.device.errors import (
     BoardAuthError,
@@ -75,7 +75,7 @@ def openssh() -> None:
         if shutil.which(tool) is None
     ]
     if missing:
-        problem = f"{', '.join(missing)} not found (run: invoke doctor --fix)"
+        problem = f"{', '.join(missing)} not found (run: edgepack doctor --fix)"
         if os.environ.get("CI"):
             pytest.fail(f"device tests need OpenSSH in CI: {problem}")
         pytest.skip(problem)

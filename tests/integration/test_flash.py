@@ -39,7 +39,7 @@ def flash_tools() -> None:
     path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
     missing = [tool for tool in TOOLS if shutil.which(tool, path=path) is None]
     if missing:
-        message = f"SD-card tools missing: {', '.join(missing)} (run: invoke doctor --fix)"
+        message = f"SD-card tools missing: {', '.join(missing)} (run: edgepack doctor --fix)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -146,7 +146,7 @@ def test_default_re_resolves_the_dropped_version_locked_refuses_and_a_new_clone_
         "targets/locks/debian-bookworm-arm64.json: --locked, and no source serves liba 1"
         in info.value.message
     )
-    assert "invoke lock --target board" in info.value.hint
+    assert "edgepack lock --target board" in info.value.hint
     assert lock_path.read_bytes() == before
 
     drift = sync_debian(ref, store=store, runner=runner, locked=False, root=tmp_path / "clone1")
@@ -201,7 +201,7 @@ def test_build_locked_from_the_cli_names_the_package_and_the_command(
     lock_path = project_with_lock(tmp_path / "lockonly", packages)
     shutil.copy(lock_path, project / "targets/locks/debian-bookworm-arm64.json")
     env = {**os.environ, "EDGEPACK_STORE": str(tmp_path / "store"), "EDGEPACK_DEBIAN_SNAPSHOT": "none"}
-    invoke = str(Path(sys.executable).with_name("invoke"))
+    invoke = str(Path(sys.executable).with_name("edgepack"))
     r = subprocess.run(
         [invoke, "build", "--target", "mirrored", "--locked"],
         cwd=project,
@@ -212,5 +212,5 @@ def test_build_locked_from_the_cli_names_the_package_and_the_command(
     )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
-    assert "no source serves liba 1" in r.stderr and "invoke lock --target mirrored" in r.stderr
+    assert "no source serves liba 1" in r.stderr and "edgepack lock --target mirrored" in r.stderr
     assert not (project / "build" / "mirrored").exists()

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import aptlock
-from edgepack.doctor import Host, _Ctx, load_pins, run_doctor
 from edgepack.errors import CommandError, ConfigError, ToolchainError
+from edgepack.host import aptlock
+from edgepack.host.checks import Ctx, Host
+from edgepack.host.doctor import run_doctor
+from edgepack.host.pins import load_pins
 from edgepack.runner import Result
 from tests.conftest import FakeRunner, ok
 
@@ -67,11 +69,11 @@ def fake(tmp_path: Path) -> FakeHost:
     return FakeHost(tmp_path)
 
 
-def _ctx(fake: FakeHost, runner: FakeRunner, *, bound_s: int = 600) -> tuple[_Ctx, io.StringIO]:
+def _ctx(fake: FakeHost, runner: FakeRunner, *, bound_s: int = 600) -> tuple[Ctx, io.StringIO]:
     out = io.StringIO()
     runner.stream = out
     host = fake.host()
-    ctx = _Ctx(runner, host, load_pins(), fix=True)
+    ctx = Ctx(runner, host, load_pins(), fix=True)
     ctx.locks = aptlock.LockWait(bound_s, root=host.root, sleep=host.sleep, clock=host.clock)
     return ctx, out
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import builders
 from edgepack.config import Project, Target, load_target
-from edgepack.doctor import BinfmtMisc
 from edgepack.errors import ConfigError, ToolchainError
+from edgepack.host import builders
+from edgepack.host.binfmt import BinfmtMisc
 from edgepack.runner import Result
 from tests.conftest import FakeRunner, ok
 
@@ -103,8 +103,8 @@ def test_neither_native_nor_registered_names_target_platform_and_fixes(qemu: Bin
     text = info.value.render()
     assert "target 'armv7-board' needs linux/arm/v7: no builder node builds it natively and QEMU" in text
     assert "QEMU is not registered for it (binfmt_misc qemu-arm)" in text
-    assert "invoke doctor --fix" in text
-    assert "invoke builders.add --node NAME --platform linux/arm/v7 --endpoint ssh://user@host" in text
+    assert "edgepack doctor --fix" in text
+    assert "edgepack builders.add --node NAME --platform linux/arm/v7 --endpoint ssh://user@host" in text
     assert info.value.exit_code == 3
 
 

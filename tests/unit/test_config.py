@@ -99,7 +99,7 @@ def test_every_shipped_target_matches_the_schema() -> None:
 
 def test_committed_schema_is_current() -> None:
     committed = json.loads((REPO / "targets/target.schema.json").read_text())
-    assert committed == target_schema(), "regenerate it: invoke targets --schema"
+    assert committed == target_schema(), "regenerate it: edgepack targets --schema"
 
 
 def test_schema_rejects_unknown_key() -> None:

@@ -253,7 +253,7 @@ def test_read_lock_errors_name_the_file_and_the_refresh(
         read_lock(path, target="rpi4")
     assert str(path) in info.value.message
     assert cause in info.value.message
-    assert info.value.hint.endswith("run: invoke lock --target rpi4")
+    assert info.value.hint.endswith("run: edgepack lock --target rpi4")
 
 
 # --- apt with a private state ---------------------------------------------------------------

@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from edgepack.doctor import (
-    FIX_HINT,
-    BinfmtMisc,
-    Check,
-    Host,
-    Pins,
-    load_pins,
-    parse_registration,
-    render_checks,
-    require_toolchain,
-    run_doctor,
-)
 from edgepack.errors import ConfigError, ToolchainError
+from edgepack.host.binfmt import BinfmtMisc, parse_registration
+from edgepack.host.checks import FIX_HINT, Check, Host
+from edgepack.host.doctor import require_toolchain, run_doctor
+from edgepack.host.pins import Pins, load_pins
 from edgepack.runner import Result
+from edgepack.ui.doctor import render_checks
 from tests.conftest import FakeRunner, ok
 
 DEB = b"not really a qemu-user .deb"
@@ -212,7 +205,7 @@ class World:
             lambda a: self._tool(self.dockerd, "Docker version 26.1.5+dfsg1, build 411e817"),
         )
         on(lambda a: a[:2] == ["docker", "info"], lambda a: self._daemon("20.10.24+dfsg1\n"))
-        on(lambda a: a[:3] == ["docker", "buildx", "version"], self._buildx_version)
+        on(lambda a: a[:3] == ["docker", "buildx", "version"], self.buildx_version)
         on(lambda a: a[:3] == ["docker", "buildx", "inspect"], lambda a: self._daemon(self._inspect()))
         on(lambda a: a[:2] == ["apt-get", "update"], ok())
         on(lambda a: a[:2] == ["apt-get", "install"], self._apt_install)
@@ -243,7 +236,7 @@ class World:
         path = Path(argv[0])
         return self._tool(path.exists(), path.read_text() if path.exists() else "")
 
-    def _buildx_version(self, argv: list[str]) -> Result:
+    def buildx_version(self, argv: list[str]) -> Result:
         if not self.buildx:
             return Result(argv, 1, "", "docker: 'buildx' is not a docker command.")
         return Result(argv, 0, f"github.com/docker/buildx {self.buildx}\n", "")
@@ -454,7 +447,7 @@ def test_not_root_refuses_to_fix_with_a_hint(world: World) -> None:
 
     root = _row(checks, "root")
     assert not root.ok and "Run as root" in root.action
-    assert _row(checks, "docker buildx").action.endswith("Run as root: invoke doctor --fix")
+    assert _row(checks, "docker buildx").action.endswith("Run as root: edgepack doctor --fix")
     assert world.mutations() == [] and world.spawned == []
     assert _row(world.doctor(fix=False, euid=1000), "root").ok
 
@@ -582,7 +575,7 @@ def test_a_target_whose_platform_has_no_registration_is_named(world: World) -> N
                           host=world.host(), pins=world.pins)  # fmt: skip
     expected = "target 'rpi-zero2w' (linux/arm/v7): binfmt: no QEMU registered for linux/arm/v7."
     assert caught.value.message == expected
-    assert caught.value.hint == "Run: invoke doctor --fix"
+    assert caught.value.hint == "Run: edgepack doctor --fix"
     assert world.mutations() == []  # a preflight: the host's registrations stay as they are
 
 
@@ -594,4 +587,4 @@ def test_a_target_whose_platform_the_builder_lacks_is_named(world: World) -> Non
     assert caught.value.message.startswith(
         "target 'rpi-zero2w' (linux/arm/v7): the default buildx builder does not list linux/arm/v7"
     )
-    assert caught.value.hint == "Run: invoke doctor --fix"
+    assert caught.value.hint == "Run: edgepack doctor --fix"

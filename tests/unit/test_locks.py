@@ -255,7 +255,7 @@ def test_locked_refuses_a_dropped_version_naming_it_and_the_command(tmp_path: Pa
         "targets/locks/debian-bookworm-arm64.json: --locked, and no source serves liba 1"
         in info.value.message
     )
-    assert "invoke lock --target rpi4" in info.value.hint and info.value.exit_code == 2
+    assert "edgepack lock --target rpi4" in info.value.hint and info.value.exit_code == 2
     assert m.lock_path.read_bytes() == before
 
 
@@ -292,7 +292,7 @@ def test_fetch_debs_without_a_source_names_the_refresh_command(tmp_path: Path) -
             read_lock(m.lock_path), sources=(), runner=FakeRunner(echo=False), store=m.store, target="rpi4"
         )
     assert "no source serves liba 1, libb 1" in info.value.message
-    assert info.value.hint == "The lock is stale. Refresh it, run: invoke lock --target rpi4"
+    assert info.value.hint == "The lock is stale. Refresh it, run: edgepack lock --target rpi4"
 
 
 def test_the_resolve_time_is_not_part_of_the_digest() -> None:
@@ -356,7 +356,7 @@ def test_a_removed_wheel_is_refused_under_locked_and_re_resolved_otherwise(tmp_p
     }
     with pytest.raises(StaleLockError, match=r"PyPI no longer serves soxr 1\.0\.0") as info:
         pypi.sync_pypi(path, locked=True, **options)  # type: ignore[arg-type]
-    assert "invoke lock --target rpi4" in info.value.hint
+    assert "edgepack lock --target rpi4" in info.value.hint
     drift = pypi.sync_pypi(path, locked=False, **options)  # type: ignore[arg-type]
     assert [(d.package, d.locked, d.now, d.suite) for d in drift] == [("soxr", "1.0.0", "1.1.0", "pypi")]
     assert runner.calls[-1][-1] == "soxr>=1.0"  # re-resolved within the requirement

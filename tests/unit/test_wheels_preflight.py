@@ -59,5 +59,5 @@ def test_rows_say_which_need_building(tmp_path: Path, fake_runner: FakeRunner) -
     assert (
         rows["webrtcvad==2.0.10"].wheel == "" and rows["webrtcvad==2.0.10"].recipe == "wheels/webrtcvad.yaml"
     )
-    assert rows["pyaudio==0.2.14"].action == "build from the recipe (invoke wheels)"
+    assert rows["pyaudio==0.2.14"].action == "build from the recipe (edgepack wheels)"
     assert len(fake_runner.calls) == 4

@@ -1,4 +1,4 @@
-"""Config YAML is loaded safely: bounded aliases, no duplicate keys, encoding and folder errors at file:line."""
+"""Config YAML loads safely: bounded aliases, no duplicate keys, encoding and folder errors at file:line."""
 
 from __future__ import annotations
 

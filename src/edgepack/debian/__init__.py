@@ -5,7 +5,7 @@ private state, only downloads the index and the .deb files; the dependency
 closure is resolved here so that no shell, perl, dpkg or apt comes along.
 
     lock = resolve_lock(suite=..., arch="arm64", roots=..., exclude=..., sources=..., runner=..., workdir=...)
-    write_lock(path, lock)                       # committed; `invoke lock`
+    write_lock(path, lock)                       # committed; `edgepack lock`
     debs = fetch_debs(read_lock(path), sources=..., runner=..., store=...)
     build_rootfs_tar(lock, debs, out=..., python="3.11")
 """

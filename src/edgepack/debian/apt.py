@@ -213,7 +213,7 @@ def fetch_debs(
         names = ", ".join(w.label for w in gone)
         raise InputError(
             f"fetching Debian packages failed because no source serves {names} with the locked sha256.",
-            hint=f"The lock is stale. Refresh it, run: invoke lock --target {target}",
+            hint=f"The lock is stale. Refresh it, run: edgepack lock --target {target}",
         )
     paths = []
     for package in lock.packages:

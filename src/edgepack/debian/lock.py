@@ -1,6 +1,6 @@
 """The Debian lock: exact package versions and hashes a rootfs is built from.
 
-Written by ``invoke lock``, committed, and read by every build, so that a
+Written by ``edgepack lock``, committed, and read by every build, so that a
 build on a fresh machine takes the same bytes as the one that was tested.
 """
 
@@ -75,7 +75,7 @@ def write_lock(path: Path, lock: DebianLock) -> None:
 
 def read_lock(path: Path, *, target: str = "<name>") -> DebianLock:
     """Load and validate a lock; a missing or malformed file is an InputError naming it."""
-    hint = f"Refresh it, run: invoke lock --target {target}"
+    hint = f"Refresh it, run: edgepack lock --target {target}"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -58,7 +58,7 @@ def host_reference(project: Project, target: Target) -> dict[str, Any]:
     if stamp is None or not stamp.is_file():
         raise InputError(
             f"the host reference of the {target.name} build is gone from build/cache.",
-            hint=f"Rebuild: invoke build --target {target.name}",
+            hint=f"Rebuild: edgepack build --target {target.name}",
         )
     return json.loads(Path(json.loads(stamp.read_text())["reference"]).read_text())
 
@@ -74,7 +74,7 @@ def require_deployed(board: Board, target: Target, project: Project) -> dict[str
         raise BoardError(
             f"board {board.spec.name} runs {facts.current or 'nothing'}, not the {target.name} build "
             f"{image['id'][:19]}.",
-            hint=f"Deploy it first: invoke device.deploy --target {target.name} ...",
+            hint=f"Deploy it first: edgepack device.deploy --target {target.name} ...",
         )
     return image
 

@@ -98,7 +98,7 @@ def built_image(project: Project, target: Target) -> dict[str, Any]:
     if not report_path.is_file() or not tar.is_file():
         raise InputError(
             f"deploying failed because there is no smoke-tested build of {target.name} ({tar} is missing).",
-            hint=f"Build it first: invoke build --target {target.name}",
+            hint=f"Build it first: edgepack build --target {target.name}",
         )
     report = json.loads(report_path.read_text())
     return {**report["image"], "tar": str(tar), "model": report.get("model", {})}

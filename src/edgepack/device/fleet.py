@@ -12,8 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from rich.table import Table
-
 from edgepack.device.inventory import BoardSpec
 from edgepack.errors import EdgepackError
 
@@ -58,12 +56,3 @@ def exit_code(rows: Sequence[Row]) -> int:
     return next((r.exit_code for r in rows if not r.ok), 0)
 
 
-def summary_table(rows: Sequence[Row], *, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in ("board", "address", "status", "seconds", "detail"):
-        table.add_column(col, justify="right" if col == "seconds" else "left")
-    for r in rows:
-        status = "[green]ok[/]" if r.ok else "[bold red]FAILED[/]"
-        detail = r.detail if r.ok else r.detail.splitlines()[0]
-        table.add_row(r.board, r.destination, status, f"{r.seconds:.1f}", detail)
-    return table

@@ -104,7 +104,7 @@ def latest_benches(
     if not runs:
         raise InputError(
             f"no board bench of {target.name} is recorded in build/{target.name}/device-runs.jsonl.",
-            hint=f"Run one: invoke device.bench --target {target.name} --board NAME",
+            hint=f"Run one: edgepack device.bench --target {target.name} --board NAME",
         )
     return runs
 
@@ -168,7 +168,7 @@ def regress(
         if not path.is_file():
             raise InputError(
                 f"no baseline for target {target.name} and model {sha[:12]} ({path}).",
-                hint=f"Record one from a good run: invoke device.regress --target {target.name} "
+                hint=f"Record one from a good run: edgepack device.regress --target {target.name} "
                 "--update-baseline, then commit it.",
             )
         base = json.loads(path.read_text())["metrics"]
@@ -180,6 +180,6 @@ def regress(
             f"{len(bad)} metric(s) of {target.name} regressed against the baseline:\n"
             + "\n".join(f"  {f.line()}" for f in bad),
             hint="Find the change that made it slower or bigger; if it is accepted, record a new "
-            "baseline: invoke device.regress --update-baseline",
+            "baseline: edgepack device.regress --update-baseline",
         )
     return findings, notes

@@ -1,4 +1,4 @@
-"""Flashable SD-card images of a target (invoke flash.image / flash.boot / flash.write).
+"""Flashable SD-card images of a target (edgepack flash.image / flash.boot / flash.write).
 
 One module per concern: layout (partitions, identifiers, boot files' text),
 rootfs (the card's Debian packages configured by hand), initramfs (newc

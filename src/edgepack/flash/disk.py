@@ -32,7 +32,7 @@ def tool(runner: Runner, name: str, *, package: str) -> str:
     for folder in (Path("/usr/sbin"), Path("/sbin")):
         if not shutil.which(name) and os.access(folder / name, os.X_OK):
             return str(folder / name)
-    return runner.which(name, hint=f"Install it (Debian package: {package}), or run: invoke doctor --fix")
+    return runner.which(name, hint=f"Install it (Debian package: {package}), or run: edgepack doctor --fix")
 
 
 def clamp_mtimes(root: Path, *, mtime: int) -> None:

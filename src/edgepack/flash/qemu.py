@@ -64,7 +64,7 @@ def boot(image: Path, *, workdir: Path, cpu: str, timeout_s: float, runner: Runn
     cmdline_file = extract_boot_file(image, "cmdline.txt", workdir / "cmdline.txt", runner=runner)
     cmdline = f"{cmdline_file.read_text().strip()} {SERIAL_CONSOLE}"
     qemu = runner.which("qemu-system-aarch64", hint="Install it (Debian package: qemu-system-arm), "
-                        "or run: invoke doctor --fix")  # fmt: skip
+                        "or run: edgepack doctor --fix")  # fmt: skip
     argv = boot_argv(qemu=qemu, image=image, kernel=kernel, initrd=initrd, cmdline=cmdline, cpu=cpu)
     log = workdir / "console.log"
     if runner.echo:  # QEMU's output is streamed and watched, so it does not go through Runner.run

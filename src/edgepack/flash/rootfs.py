@@ -98,7 +98,7 @@ def kernel_version(root: Path) -> str:
             f"building the SD-card rootfs failed because it holds {len(versions)} kernels "
             f"({', '.join(versions)}).",
             hint="List one kernel package (linux-image-arm64) in sdcard.packages, "
-            "then run: invoke lock --only sdcard",
+            "then run: edgepack lock --only sdcard",
         )
     return versions[0]
 

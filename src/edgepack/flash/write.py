@@ -109,7 +109,7 @@ def write_image(
     """Check, confirm, write, verify; return the sha256 both sides have."""
     if not image.is_file():
         raise InputError(f"writing the card failed because the image {image} does not exist.",
-                         hint="Build it first: invoke flash.image --target NAME")  # fmt: skip
+                         hint="Build it first: edgepack flash.image --target NAME")  # fmt: skip
     size = image.stat().st_size
     target = resolve(device, runner=runner)
     check(target, image_bytes=size, force=force)

@@ -5,5 +5,5 @@
 * ``drift``: the build's lock policy (cargo's and uv's): use the lock as it is;
   re-resolve only the entries no source serves any more, show and record the
   drift, rewrite the lock; ``--locked`` refuses instead.
-* ``catalog``: which locks a target uses, and ``invoke lock`` (refresh them all).
+* ``catalog``: which locks a target uses, and ``edgepack lock`` (refresh them all).
 """

@@ -1,12 +1,12 @@
-"""Which locks a target uses, syncing them before a build, and refreshing them (``invoke lock``).
+"""Which locks a target uses, syncing them before a build, and refreshing them (``edgepack lock``).
 
 | kind         | file                                               | used by                     |
 |--------------|----------------------------------------------------|-----------------------------|
 | base         | targets/locks/debian-<suite>-<arch>.json           | every build (the rootfs)    |
 | requirements | targets/locks/requirements-py<ver>-<arch>.txt      | ``deps: wheels`` targets    |
 | sysroot      | wheels/locks/sysroot-<suite>-<arch>.json           | targets with ``wheels:``    |
-| builder      | wheels/locks/builder-<suite>-<arch>.json           | ``invoke wheels --strategy emulated`` |
-| sdcard       | targets/locks/sdcard-<target>-<suite>-<arch>.json  | ``invoke flash.image``      |
+| builder      | wheels/locks/builder-<suite>-<arch>.json           | ``edgepack wheels --strategy emulated`` |
+| sdcard       | targets/locks/sdcard-<target>-<suite>-<arch>.json  | ``edgepack flash.image``      |
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from edgepack.runner import Runner
 
 Kind = Literal["base", "requirements", "sysroot", "builder", "sdcard"]
 KINDS: tuple[Kind, ...] = ("base", "requirements", "sysroot", "builder", "sdcard")
-# What a plain `invoke build` needs; the rest is asked for by its own task.
+# What a plain `edgepack build` needs; the rest is asked for by its own task.
 BUILD_KINDS: tuple[Kind, ...] = ("base", "requirements", "sysroot")
 
 
@@ -44,7 +44,7 @@ class LockFile:
 
 
 def refresh_command(target: str) -> str:
-    return f"invoke lock --target {target}"
+    return f"edgepack lock --target {target}"
 
 
 def locks_of(project: Project, target: Target, kinds: Iterable[Kind] = KINDS) -> list[LockFile]:

@@ -95,7 +95,7 @@ def sync_debian(
     if locked:
         raise StaleLockError(
             f"{name}: --locked, and no source serves {', '.join(w.label for w in gone)} any more.",
-            hint=f"Refresh the lock, run: invoke lock --target {ref.target} (or build without --locked)",
+            hint=f"Refresh the lock, run: edgepack lock --target {ref.target} (or build without --locked)",
         )
     gone_names = {w.label.split(" ")[0] for w in gone}
     new_lock, drift = _reresolve(lock, gone_names=gone_names, ref=ref, runner=runner, name=name)

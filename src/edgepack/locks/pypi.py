@@ -55,7 +55,7 @@ def read_pins(path: Path) -> tuple[list[str], list[Pin]]:
         if match is None or not hashes:
             raise InputError(
                 f"{path}: entry {number} ({head!r}) is not 'name==version --hash=sha256:...'.",
-                hint="Regenerate the lock: invoke lock --target <name>",
+                hint="Regenerate the lock: edgepack lock --target <name>",
             )
         pins.append(Pin(match["name"].lower(), match["version"], hashes))
     return comments, pins
@@ -113,7 +113,7 @@ def sync_pypi(
     if locked:
         raise StaleLockError(
             f"{name}: PyPI no longer serves {labels} with the locked sha256 (and --locked refuses a change).",
-            hint=f"Refresh the lock, run: invoke lock --target {target} (or build without --locked)",
+            hint=f"Refresh the lock, run: edgepack lock --target {target} (or build without --locked)",
         )
     wanted = _requirement_specs(requirements)
     drift, fresh = [], []
@@ -125,7 +125,7 @@ def sync_pypi(
                 f"{name}: PyPI no longer serves {pin.name} {pin.version}, and no wheel for the board "
                 f"satisfies '{spec}'.",
                 hint=f"Change '{spec}' in {requirements or 'the requirements'}, "
-                f"then run: invoke lock --target {target}",
+                f"then run: edgepack lock --target {target}",
             )
         folder, (wheel, *_) = got
         match = _WHEEL.match(wheel.name)

@@ -100,7 +100,7 @@ def locked_onnxruntime(lock: Path) -> str:
     """The onnxruntime version pinned in a target's requirements lock."""
     if not lock.is_file():
         raise ConfigError(f"{lock}: no requirements lock, so the target's onnxruntime version is unknown.",
-                          hint="Create it: invoke lock --target NAME")  # fmt: skip
+                          hint="Create it: edgepack lock --target NAME")  # fmt: skip
     for line in lock.read_text().splitlines():
         m = re.match(r"^onnxruntime==([\w.]+)", line.strip())
         if m:

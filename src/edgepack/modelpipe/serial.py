@@ -4,7 +4,7 @@ torch's exporter and onnxruntime's quantization tools print to stdout, log
 and warn, and symbolic shape inference writes into the current directory. The
 stage quiets them with ``redirect_stdout``, logger levels,
 ``warnings.catch_warnings`` and ``chdir``: all process-wide.
-``invoke build --target all`` runs several targets' model stages on threads,
+``edgepack build --target all`` runs several targets' model stages on threads,
 and unserialised, one thread's restore undid another's (stdout stayed a
 StringIO for the rest of the run; a chdir went back into a deleted scratch
 folder). Those sections take this lock; it is re-entrant, for nested ones.

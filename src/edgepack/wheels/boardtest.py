@@ -1,7 +1,7 @@
 """Prove each repaired wheel on the board: installed into the target runtime, its test run under QEMU.
 
 The runtime is the target's own distroless base (the locked Debian rootfs
-that ``invoke build`` uses) plus the wheelhouse's wheels, installed by hash
+that ``edgepack build`` uses) plus the wheelhouse's wheels, installed by hash
 exactly as the image build installs them; the recipe's ``test`` runs with
 ``QEMU_CPU`` set to the board's core (cortex-a72 for a Pi 4), so code built
 for a newer CPU fails here as it would on the board.

@@ -4,7 +4,7 @@ For each requirement (the target's requirements file, plus its ``wheels``),
 pip resolves it on the host for the board's platform and Python with
 ``--only-binary=:all: --dry-run`` (metadata only, nothing is installed or
 built). A requirement with no such wheel is one that pip would compile on the
-board, or under QEMU: it needs a recipe in wheels/ and ``invoke wheels``.
+board, or under QEMU: it needs a recipe in wheels/ and ``edgepack wheels``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich import box
-from rich.table import Table
 
 from edgepack import debian
 from edgepack.config import Project, Target, debian_package_for
@@ -98,7 +94,7 @@ def preflight(target: Target, *, project: Project, runner: Runner) -> list[Row]:
         if wheel:
             action = "PyPI wheel" + (" (recipe not needed)" if recipe else "")
         elif recipe:
-            action = "build from the recipe (invoke wheels)"
+            action = "build from the recipe (edgepack wheels)"
         elif target.arch == "armhf":
             action = f"no armv7 wheel on PyPI: deps: debian ({debian_package_for(name)})"
         else:
@@ -115,7 +111,7 @@ def debian_rows(target: Target, *, project: Project) -> list[Row]:
     for req in requirements(target, project):
         package = locked.get(debian_package_for(req.split("==")[0]))
         if package is None:
-            rows.append(Row(req, "", "", f"not in {lock_path.name}: invoke lock --target {target.name}"))
+            rows.append(Row(req, "", "", f"not in {lock_path.name}: edgepack lock --target {target.name}"))
         else:
             rows.append(Row(req, f"{package.name} {package.version}", "", "Debian package (deps: debian)"))
     return rows
@@ -134,31 +130,12 @@ def require_wheels(target: Target, *, project: Project, runner: Runner) -> None:
         raise ConfigError(
             f"{where}: PyPI has no {py} {target.wheel_arch} wheel for {names}.",
             hint=f"Take them from Debian: set 'deps: debian' and list {packages} in debian.packages "
-            "(as targets/rpi-zero2w.yaml does). Details: invoke wheels.preflight --target " + target.name,
+            "(as targets/rpi-zero2w.yaml does). Details: edgepack wheels.preflight --target " + target.name,
         )
     raise ConfigError(
         f"{where}: PyPI has no {py} {target.wheel_arch} wheel for {names}.",
-        hint="Write a recipe for each in wheels/<name>.yaml (invoke wheels.preflight --target "
+        hint="Write a recipe for each in wheels/<name>.yaml (edgepack wheels.preflight --target "
         f"{target.name} shows the table).",
     )
 
 
-def render(rows: Sequence[Row], target: Target) -> Table:
-    py = "cp" + target.python.replace(".", "")
-    source = f"binary wheel for {py} {target.wheel_arch} (glibc {target.debian.glibc})"
-    if target.deps == "debian":
-        source = f"Debian {target.debian.suite} {target.arch} package"
-    table = Table(
-        "requirement",
-        source,
-        "recipe",
-        "action",
-        box=box.SIMPLE_HEAD,
-        title=f"preflight: {target.name}",
-        title_justify="left",
-    )
-    for row in rows:
-        none = "[red]not locked[/]" if target.deps == "debian" else "[red]none[/]"
-        wheel = row.wheel or none
-        table.add_row(row.requirement, wheel, row.recipe or "-", row.action)
-    return table

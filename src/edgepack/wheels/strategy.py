@@ -104,7 +104,7 @@ def missing_library_hint(recipe: Recipe, error: str) -> str:
     )
     return (
         f"The target sysroot has no {missing}: add the target's Debian -dev package that ships it "
-        f"(likely {guess}) to 'system:' in {recipe.origin}, then run: invoke lock --only sysroot,builder"
+        f"(likely {guess}) to 'system:' in {recipe.origin}, then run: edgepack lock --only sysroot,builder"
     )
 
 

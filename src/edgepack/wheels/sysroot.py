@@ -3,7 +3,7 @@
 Both are unpacked on the host with ``edgepack.debian`` (no emulation, no
 maintainer scripts) from a committed lock, ``wheels/locks/<kind>-<suite>-<arch>.json``,
 whose roots are the toolchain's own packages plus every recipe's ``system``
--dev packages. ``invoke lock`` refreshes them.
+-dev packages. ``edgepack lock`` refreshes them.
 
 - ``sysroot``: headers and libraries for ``gcc --sysroot`` (libc6-dev, the
   target Python's headers, the recipes' -dev packages).
@@ -80,7 +80,7 @@ def lock_path(project: Project, target: Target, kind: Kind) -> Path:
 def read_lock(project: Project, target: Target, kind: Kind, recipes: Sequence[Recipe]) -> DebianLock:
     """The committed lock; ConfigError when it misses a root that a recipe now needs."""
     path = lock_path(project, target, kind)
-    fix = f"Run: invoke lock --target {target.name}"
+    fix = f"Run: edgepack lock --target {target.name}"
     if not path.is_file():
         raise ConfigError(f"no {kind} lock for {target.arch} ({path}).", hint=fix)
     lock = debian.read_lock(path, target=target.name)

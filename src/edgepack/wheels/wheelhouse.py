@@ -142,7 +142,7 @@ def write_index(entries: Sequence[Entry], *, project: Project, target: Target, n
     with atomic_path(folder, is_dir=True) as tmp:
         lines = [
             f"# Built by edgepack for {target.name} ({target.platform}); install with --require-hashes.",
-            f"# Rebuild with: invoke wheels --target {target.name}",
+            f"# Rebuild with: edgepack wheels --target {target.name}",
         ]
         for entry in sorted(entries, key=lambda e: e.package):
             os.link(entry.path, tmp / entry.path.name)

@@ -23,7 +23,7 @@ def require_base(project: Project, names: Sequence[str], *, runner: Runner) -> N
         if target.gpu is None:
             raise ConfigError(
                 f"target '{name}' has no GPU variant (no 'gpu' section in targets/{name}.yaml).",
-                hint=f"Build its CPU variant: invoke build --target {name}",
+                hint=f"Build its CPU variant: edgepack build --target {name}",
             )
         base = target.gpu.base_image
         if inspect_image(base, runner=runner) is None:
@@ -31,13 +31,13 @@ def require_base(project: Project, names: Sequence[str], *, runner: Runner) -> N
                 f"{name}'s GPU variant needs {base}, which is not in the local docker engine and cannot be "
                 "pulled here (no registry).",
                 hint=f"docker load it (docker load -i FILE.tar), or build the CPU variant: "
-                f"invoke build --target {name}",
+                f"edgepack build --target {name}",
             )
         # What the base brings is not enough: onnxruntime with the CUDA/TensorRT providers for
         # JetPack's Python (3.10 on Ubuntu 22.04) is NVIDIA's wheel, from an index not reachable here.
         raise ToolchainError(
             f"{name}: {base} is in the local engine, but edgepack does not build the GPU variant on it yet: "
             "NVIDIA's onnxruntime-gpu wheel for JetPack cannot be fetched here.",
-            hint=f"Build the CPU variant (invoke build --target {name}); the runtime picks "
+            hint=f"Build the CPU variant (edgepack build --target {name}); the runtime picks "
             f"{', '.join(target.gpu.providers)} on a board whose onnxruntime offers them.",
         )

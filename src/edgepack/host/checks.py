@@ -1,4 +1,4 @@
-"""Check, and with ``fix=True`` set up, the host toolchain: docker, buildx, QEMU, binfmt_misc.
+"""The toolchain checks, one function each, and their fixes (``fix=True``): docker, buildx, QEMU, binfmt.
 
 Supported hosts are Debian 12 (bookworm) and 13 (trixie), as root. Every fix
 is idempotent: a check that passes changes nothing, so a second ``--fix``
@@ -20,28 +20,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from edgepack import aptlock
-from edgepack.errors import CommandError, ConfigError, EdgepackError, ToolchainError
+from edgepack.errors import CommandError, EdgepackError, ToolchainError
 from edgepack.fsutil import atomic_path, sha256_file
+from edgepack.host import aptlock
+from edgepack.host.binfmt import (
+    BINFMT_FLAGS,
+    BinfmtMisc,
+    Emulator,
+    Registration,
+    magic_matches,
+    register_line,
+)
+from edgepack.host.pins import Pins
 from edgepack.runner import Result, Runner
-from edgepack.yamlconf import build, load_yaml
 
-TOOLCHAIN_YAML = Path(__file__).parent / "resources" / "toolchain.yaml"
 CODENAMES = {"12": "bookworm", "13": "trixie"}
-FIX_HINT = "Run: invoke doctor --fix"
+FIX_HINT = "Run: edgepack doctor --fix"
 QEMU_REASON = "onnxruntime crashes under QEMU 7.2 (qemu: uncaught target signal 11)"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
-BINFMT_FLAGS = "FPC"  # F: opened at registration, so it works inside containers
 BRIDGE_ADVICE = (
     "edgepack needs an engine without a bridge network (dockerd --bridge=none --iptables=false "
     "--ip-masq=false), and doctor does not touch an engine it did not start. Stop that engine "
     "(systemctl stop docker docker.socket, or kill its dockerd), run: ip link delete docker0; "
-    "then: invoke doctor --fix"
+    "then: edgepack doctor --fix"
 )
 
 
@@ -57,187 +58,46 @@ class Check:
 # -- pins (resources/toolchain.yaml) -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DockerPins:
-    packages_bookworm: tuple[str, ...]
-    packages_trixie: tuple[str, ...]
-    dockerd_args: tuple[str, ...]
-    log: str
-    start_timeout_s: int
 
 
-@dataclass(frozen=True)
-class BuildxPins:
-    package: str
-    version: str
-    min_version: str
 
 
-@dataclass(frozen=True)
-class QemuPins:
-    package: str
-    version: str
-    deb_sha256_amd64: str
-    min_major: int
-    install_dir: str
 
 
-@dataclass(frozen=True)
-class TrixieSource:
-    sources_file: str
-    preferences_file: str
-    uris: str
-    suite: str
-    components: str
-    signed_by: str
-    pin_priority: int
 
 
-@dataclass(frozen=True)
-class WheelToolPins:
-    packages: tuple[str, ...]
-    tools: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CiToolPins:
-    packages: tuple[str, ...]
-    tools: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class SshPins:
-    packages: tuple[str, ...]
-    tools: tuple[str, ...]
-    policy_rc_d: str
 
 
-@dataclass(frozen=True)
-class SdcardToolPins:
-    packages: tuple[str, ...]
-    probes: tuple[tuple[str, ...], ...]
 
 
-@dataclass(frozen=True)
-class Pins:
-    docker: DockerPins
-    buildx: BuildxPins
-    qemu: QemuPins
-    trixie_source: TrixieSource
-    wheels: WheelToolPins
-    ci: CiToolPins
-    ssh: SshPins
-    sdcard: SdcardToolPins
 
 
-def load_pins(path: Path = TOOLCHAIN_YAML) -> Pins:
-    located = load_yaml(path)
-    return build(Pins, located.data, where=located)
 
 
 # -- emulators and binfmt_misc -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Emulator:
-    name: str  # binfmt entry and binary name
-    arch: str
-    platform: str
-    magic: str  # as written to binfmt_misc/register: the kernel parses the \xNN escapes
-    mask: str
 
 
 # The values Debian's qemu-user-binfmt uses.
-_ELF_MASK = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
-AARCH64 = Emulator(
-    "qemu-aarch64",
-    "arm64",
-    "linux/arm64",
-    r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
-    _ELF_MASK,
-)
-ARM = Emulator(
-    "qemu-arm",
-    "arm",
-    "linux/arm/v7",
-    r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
-    _ELF_MASK,
-)
-EMULATORS = {"linux/arm64": AARCH64, "linux/arm/v7": ARM, "linux/arm/v6": ARM}
-NATIVE_PLATFORM = {"amd64": "linux/amd64", "arm64": "linux/arm64"}
 
 
-@dataclass(frozen=True)
-class Registration:
-    enabled: bool
-    interpreter: str
-    flags: str
-    magic: bytes
-    mask: bytes
 
 
-@dataclass(frozen=True)
-class BinfmtMisc:
-    """The kernel's binfmt_misc files; unit tests point ``root`` at a fake tree."""
-
-    root: Path = Path("/proc/sys/fs/binfmt_misc")
-
-    def mounted(self) -> bool:
-        return (self.root / "register").exists()
-
-    def read(self, name: str) -> Registration | None:
-        try:
-            text = (self.root / name).read_text(encoding="ascii")
-        except FileNotFoundError:
-            return None
-        return parse_registration(text)
-
-    def remove(self, name: str) -> None:
-        _kernel_write(self.root / name, "-1")
-
-    def register(self, line: str) -> None:
-        _kernel_write(self.root / "register", line)
 
 
-def parse_registration(text: str) -> Registration:
-    lines = text.splitlines()
-    values: dict[str, str] = {}
-    for line in lines[1:]:
-        key, _, value = line.partition(" ")
-        values[key.rstrip(":")] = value.strip()
-    return Registration(
-        enabled=bool(lines) and lines[0] == "enabled",
-        interpreter=values.get("interpreter", ""),
-        flags=values.get("flags", ""),
-        magic=bytes.fromhex(values.get("magic", "")),
-        mask=bytes.fromhex(values.get("mask", "")),
-    )
 
 
-def register_line(emulator: Emulator, interpreter: Path) -> str:
-    return f":{emulator.name}:M::{emulator.magic}:{emulator.mask}:{interpreter}:{BINFMT_FLAGS}"
 
 
-def _kernel_write(path: Path, text: str) -> None:
-    """One write(2): binfmt_misc takes each write as one whole command."""
-    try:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, text.encode("ascii"))
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise ToolchainError(f"writing {path} failed because {exc.strerror}.") from exc
 
 
-def _unescape(escaped: str) -> bytes:
-    return escaped.encode("ascii").decode("unicode_escape").encode("latin-1")
 
 
-def _magic_matches(registration: Registration, emulator: Emulator) -> bool:
-    want, mask = _unescape(emulator.magic), _unescape(emulator.mask)
-    got = registration.magic
-    return len(got) == len(want) and all(g & m == w & m for g, w, m in zip(got, want, mask, strict=True))
 
 
 # -- the host and the check context ---------------------------------------------------------------
@@ -278,14 +138,14 @@ class Host:
 
 
 @dataclass(frozen=True)
-class _State:
+class State:
     ok: bool
     found: str
     todo: str = ""  # what fixing does, in the imperative
 
 
 @dataclass
-class _Ctx:
+class Ctx:
     runner: Runner
     host: Host
     pins: Pins
@@ -342,7 +202,7 @@ class _Ctx:
         return self.host.path(self.pins.qemu.install_dir) / name
 
 
-def _resolve(ctx: _Ctx, name: str, probe: Callable[[], _State], apply: Callable[[], object]) -> Check:
+def _resolve(ctx: Ctx, name: str, probe: Callable[[], State], apply: Callable[[], object]) -> Check:
     """Probe; when it fails and fixing is on, apply the fix and probe again."""
     state = probe()
     if state.ok:
@@ -380,7 +240,7 @@ def _version_in(text: str) -> str:
     return match.group(1).rstrip(",") if match else ""
 
 
-def _vtuple(version: str) -> tuple[int, ...]:
+def vtuple(version: str) -> tuple[int, ...]:
     match = re.match(r"v?(\d+(?:\.\d+)*)", version)
     return tuple(int(part) for part in match.group(1).split(".")) if match else ()
 
@@ -395,7 +255,7 @@ def _read(path: Path) -> str | None:
 # -- the checks -----------------------------------------------------------------------------------
 
 
-def _check_os(host: Host) -> tuple[Check, str]:
+def check_os(host: Host) -> tuple[Check, str]:
     info: dict[str, str] = {}
     for line in (_read(host.path("/etc/os-release")) or "").splitlines():
         key, sep, value = line.partition("=")
@@ -415,16 +275,16 @@ def _check_os(host: Host) -> tuple[Check, str]:
     return Check("os", False, found, todo), ""
 
 
-def _check_root(host: Host, *, fix: bool) -> Check:
+def check_root(host: Host, *, fix: bool) -> Check:
     if host.euid == 0:
         return Check("root", True, "uid 0", "")
     if not fix:
         return Check("root", True, f"uid {host.euid} (root is needed only to fix)", "")
-    todo = "fixing needs root (apt, dockerd, binfmt_misc). Run as root: invoke doctor --fix"
+    todo = "fixing needs root (apt, dockerd, binfmt_misc). Run as root: edgepack doctor --fix"
     return Check("root", False, f"uid {host.euid}", todo)
 
 
-def _trixie_files(ctx: _Ctx) -> dict[Path, str]:
+def _trixie_files(ctx: Ctx) -> dict[Path, str]:
     s = ctx.pins.trixie_source
     sources = (
         f"Types: deb\nURIs: {s.uris}\nSuites: {s.suite}\n"
@@ -434,15 +294,15 @@ def _trixie_files(ctx: _Ctx) -> dict[Path, str]:
     return {ctx.host.path(s.sources_file): sources, ctx.host.path(s.preferences_file): preferences}
 
 
-def _check_trixie_source(ctx: _Ctx) -> Check:
+def check_trixie_source(ctx: Ctx) -> Check:
     files = _trixie_files(ctx)
     priority = ctx.pins.trixie_source.pin_priority
 
-    def probe() -> _State:
+    def probe() -> State:
         stale = [path for path, text in files.items() if _read(path) != text]
         found = "missing or different: " + ", ".join(p.name for p in stale)
         todo = f"write {' and '.join(map(str, stale))} (trixie pinned at {priority})"
-        return _State(not stale, found if stale else f"present, pinned at {priority}", todo)
+        return State(not stale, found if stale else f"present, pinned at {priority}", todo)
 
     def apply() -> None:
         for path, text in files.items():
@@ -462,35 +322,35 @@ def _first_line(result: Result | None) -> str:
     return next((line.strip() for line in result.stdout.splitlines() if line.strip()), "")
 
 
-def _check_engine(ctx: _Ctx) -> Check:
+def check_engine(ctx: Ctx) -> Check:
     packages = getattr(ctx.pins.docker, f"packages_{ctx.codename or 'bookworm'}")
 
-    def probe() -> _State:
+    def probe() -> State:
         daemon = _version_in(_first_line(ctx.probe(["dockerd", "--version"])))
         cli = _version_in(_first_line(ctx.probe(["docker", "--version"])))
         found = f"dockerd {daemon or 'missing'}, docker CLI {cli or 'missing'}"
-        return _State(bool(daemon and cli), found, f"apt-get install -y {' '.join(packages)}")
+        return State(bool(daemon and cli), found, f"apt-get install -y {' '.join(packages)}")
 
     return _resolve(ctx, "docker engine", probe, lambda: ctx.apt_install(*packages, what="install docker"))
 
 
-def _daemon_state(ctx: _Ctx) -> _State:
+def daemon_state(ctx: Ctx) -> State:
     result = ctx.probe(["docker", "info", "--format", "{{.ServerVersion}}"])
     version = _first_line(result)
     if version:
-        return _State(True, f"engine {version} answers")
-    return _State(False, _why(result), f"start dockerd {' '.join(ctx.pins.docker.dockerd_args)}")
+        return State(True, f"engine {version} answers")
+    return State(False, _why(result), f"start dockerd {' '.join(ctx.pins.docker.dockerd_args)}")
 
 
-def _check_daemon(ctx: _Ctx) -> Check:
+def check_daemon(ctx: Ctx) -> Check:
     name = "dockerd running"
     if ctx.host.path("/sys/class/net/docker0").exists():
         # An engine with a bridge network was started by someone else: never restart it.
-        return Check(name, False, f"{_daemon_state(ctx).found}; a docker0 bridge exists", BRIDGE_ADVICE)
-    return _resolve(ctx, name, lambda: _daemon_state(ctx), lambda: _start_dockerd(ctx))
+        return Check(name, False, f"{daemon_state(ctx).found}; a docker0 bridge exists", BRIDGE_ADVICE)
+    return _resolve(ctx, name, lambda: daemon_state(ctx), lambda: _start_dockerd(ctx))
 
 
-def _start_dockerd(ctx: _Ctx) -> None:
+def _start_dockerd(ctx: Ctx) -> None:
     pins = ctx.pins.docker
     argv = ["dockerd", *pins.dockerd_args]
     log = ctx.host.path(pins.log)
@@ -500,7 +360,7 @@ def _start_dockerd(ctx: _Ctx) -> None:
     except OSError as exc:
         raise ToolchainError(f"starting dockerd failed because {exc.strerror}.") from exc
     for _ in range(pins.start_timeout_s):
-        if _daemon_state(ctx).ok:
+        if daemon_state(ctx).ok:
             return
         ctx.host.sleep(1.0)
     last = ((_read(log) or "").strip().splitlines() or ["(empty)"])[-1]
@@ -509,13 +369,13 @@ def _start_dockerd(ctx: _Ctx) -> None:
     )
 
 
-def _buildx_version(ctx: _Ctx) -> str:
+def buildx_version(ctx: Ctx) -> str:
     # "github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3" (Debian) or "... v0.10.4 c513d34".
     words = _first_line(ctx.probe(["docker", "buildx", "version"])).split()
     return words[1].lstrip("v") if len(words) > 1 else ""
 
 
-def _check_buildx(ctx: _Ctx) -> Check:
+def check_buildx(ctx: Ctx) -> Check:
     pins = ctx.pins.buildx
     # --no-install-recommends: docker-buildx recommends docker-cli, which Breaks docker.io << 26.1.4,
     # so on Debian 12 apt would upgrade the whole engine from trixie. No "-t trixie" either: it
@@ -523,40 +383,40 @@ def _check_buildx(ctx: _Ctx) -> Check:
     # selects trixie's build despite the pin at 100, and dependencies come from bookworm.
     args = ("--no-install-recommends", f"{pins.package}={pins.version}")
 
-    def probe() -> _State:
-        version = _buildx_version(ctx)
-        ok = bool(version) and _vtuple(version) >= _vtuple(pins.min_version)
+    def probe() -> State:
+        version = buildx_version(ctx)
+        ok = bool(version) and vtuple(version) >= vtuple(pins.min_version)
         found = f"buildx {version}" if version else "no buildx plugin"
-        return _State(ok, found, f"apt-get install -y {' '.join(args)}")
+        return State(ok, found, f"apt-get install -y {' '.join(args)}")
 
     return _resolve(ctx, "docker buildx", probe, lambda: ctx.apt_install(*args, what="install docker buildx"))
 
 
-def _qemu_version(ctx: _Ctx, path: Path | str) -> tuple[str, str]:
+def _qemu_version(ctx: Ctx, path: Path | str) -> tuple[str, str]:
     """(version, the whole first line of ``--version``); ("", "") when it does not run."""
     line = _first_line(ctx.probe([path, "--version"]))
     match = re.search(r"version (\d+(?:\.\d+)*)", line)
     return (match.group(1), line) if match else ("", "")
 
 
-def _stale_qemu(ctx: _Ctx, lines: dict[str, str]) -> list[str]:
+def _stale_qemu(ctx: Ctx, lines: dict[str, str]) -> list[str]:
     """The binaries whose ``--version`` line is not the pinned Debian build."""
     pinned = f"(Debian {ctx.pins.qemu.version})"
     return [name for name, line in lines.items() if pinned not in line]
 
 
-def _check_qemu(ctx: _Ctx, names: Sequence[str]) -> Check:
+def check_qemu(ctx: Ctx, names: Sequence[str]) -> Check:
     pins = ctx.pins.qemu
 
     def versions() -> dict[str, tuple[str, str]]:
         return {name: _qemu_version(ctx, ctx.qemu_path(name)) for name in names}
 
-    def probe() -> _State:
+    def probe() -> State:
         found = versions()
         stale = _stale_qemu(ctx, {name: line for name, (_, line) in found.items()})
         todo = f"install {', '.join(stale)} from {pins.package}={pins.version} into {pins.install_dir}"
         summary = ", ".join(f"{name} {version or 'missing'}" for name, (version, _) in found.items())
-        return _State(not stale, summary, todo)
+        return State(not stale, summary, todo)
 
     def apply() -> None:
         _install_qemu(ctx, _stale_qemu(ctx, {name: line for name, (_, line) in versions().items()}))
@@ -564,7 +424,7 @@ def _check_qemu(ctx: _Ctx, names: Sequence[str]) -> Check:
     return _resolve(ctx, "qemu user", probe, apply)
 
 
-def _install_qemu(ctx: _Ctx, names: Sequence[str]) -> None:
+def _install_qemu(ctx: Ctx, names: Sequence[str]) -> None:
     pins = ctx.pins.qemu
     expected = {"amd64": pins.deb_sha256_amd64}.get(ctx.host.arch)
     if not expected:
@@ -591,18 +451,18 @@ def _install_qemu(ctx: _Ctx, names: Sequence[str]) -> None:
             ctx.replaced.add(name)
 
 
-def _check_binfmt_mount(ctx: _Ctx) -> Check:
+def check_binfmt_mount(ctx: Ctx) -> Check:
     root = ctx.host.binfmt.root
 
-    def probe() -> _State:
+    def probe() -> State:
         mounted = ctx.host.binfmt.mounted()
-        return _State(mounted, f"{root} {'mounted' if mounted else 'not mounted'}", f"mount {root}")
+        return State(mounted, f"{root} {'mounted' if mounted else 'not mounted'}", f"mount {root}")
 
     argv = ["mount", "-t", "binfmt_misc", "binfmt_misc", root]
     return _resolve(ctx, "binfmt_misc", probe, lambda: ctx.runner.run(argv, what="mount binfmt_misc"))
 
 
-def _inspect_registration(ctx: _Ctx, emulator: Emulator) -> tuple[str, str]:
+def inspect_registration(ctx: Ctx, emulator: Emulator) -> tuple[str, str]:
     """(problem, found) for a binfmt entry; problem is "" when the entry is usable."""
     reg = ctx.host.binfmt.read(emulator.name)
     if reg is None:
@@ -613,7 +473,7 @@ def _inspect_registration(ctx: _Ctx, emulator: Emulator) -> tuple[str, str]:
     return _registration_fault(ctx, emulator, reg, version), found
 
 
-def _registration_fault(ctx: _Ctx, emulator: Emulator, reg: Registration, version: str) -> str:
+def _registration_fault(ctx: Ctx, emulator: Emulator, reg: Registration, version: str) -> str:
     name, minimum = emulator.name, ctx.pins.qemu.min_major
     if not reg.enabled:
         return f"binfmt: the {name} entry is disabled"
@@ -621,12 +481,12 @@ def _registration_fault(ctx: _Ctx, emulator: Emulator, reg: Registration, versio
         return f"binfmt: {name} is registered without flag F, so containers cannot load {reg.interpreter}"
     if not version:
         return f"binfmt: {name} points to {reg.interpreter}, which does not run"
-    if _vtuple(version)[0] < minimum:
+    if vtuple(version)[0] < minimum:
         return (
             f"QEMU {version} is registered for {emulator.arch}; edgepack needs QEMU >= {minimum} "
             f"because {QEMU_REASON}"
         )
-    if not _magic_matches(reg, emulator):
+    if not magic_matches(reg, emulator):
         return f"binfmt: {name}'s magic does not match {emulator.arch} ELF binaries"
     if name in ctx.replaced and Path(reg.interpreter) == ctx.qemu_path(name):
         # With flag F the kernel keeps the file it opened at registration, i.e. the replaced one.
@@ -634,16 +494,16 @@ def _registration_fault(ctx: _Ctx, emulator: Emulator, reg: Registration, versio
     return ""
 
 
-def _check_registration(ctx: _Ctx, emulator: Emulator) -> Check:
+def check_registration(ctx: Ctx, emulator: Emulator) -> Check:
     ours = ctx.qemu_path(emulator.name)
     binfmt = ctx.host.binfmt
 
-    def probe() -> _State:
-        problem, found = _inspect_registration(ctx, emulator)
+    def probe() -> State:
+        problem, found = inspect_registration(ctx, emulator)
         todo = f"register {ours} (flags {BINFMT_FLAGS})"
         if binfmt.read(emulator.name) is not None:
             todo = f"{problem}: replace it with {ours} (flags {BINFMT_FLAGS})"
-        return _State(not problem, found, todo)
+        return State(not problem, found, todo)
 
     def apply() -> None:
         if binfmt.read(emulator.name) is not None:
@@ -657,7 +517,7 @@ def _check_registration(ctx: _Ctx, emulator: Emulator) -> Check:
     return _resolve(ctx, f"binfmt {emulator.name}", probe, apply)
 
 
-def _buildx_platforms(ctx: _Ctx) -> list[str] | None:
+def buildx_platforms(ctx: Ctx) -> list[str] | None:
     result = ctx.probe(["docker", "buildx", "inspect", "default"])
     if result is None or result.returncode != 0:
         return None
@@ -669,113 +529,65 @@ def _buildx_platforms(ctx: _Ctx) -> list[str] | None:
     return listed
 
 
-def _check_platforms(ctx: _Ctx, platforms: Sequence[str]) -> Check:
+def check_platforms(ctx: Ctx, platforms: Sequence[str]) -> Check:
     # The docker driver asks binfmt_misc again each time the builder is inspected, so a
     # platform registered after dockerd started shows up without a restart (verified on
     # engine 20.10). The list only grows: it is no proof that binfmt is still registered.
-    def probe() -> _State:
-        listed = _buildx_platforms(ctx)
+    def probe() -> State:
+        listed = buildx_platforms(ctx)
         missing = [p for p in platforms if p not in (listed or [])]
         found = ", ".join(listed) if listed else "default builder not available"
         todo = f"docker buildx inspect --bootstrap default (to list {', '.join(missing)})"
-        return _State(listed is not None and not missing, found, todo)
+        return State(listed is not None and not missing, found, todo)
 
     argv = ["docker", "buildx", "inspect", "--bootstrap", "default"]
     return _resolve(ctx, "buildx platforms", probe, lambda: ctx.runner.run(argv, what="bootstrap buildx"))
 
 
-def _emulators_for(platforms: Sequence[str], arch: str) -> list[Emulator]:
-    emulators: dict[str, Emulator] = {}
-    for wanted in platforms:
-        if wanted == NATIVE_PLATFORM.get(arch):
-            continue
-        if wanted not in EMULATORS:
-            raise ConfigError(
-                f"doctor: no QEMU emulator is known for platform '{wanted}'.",
-                hint=f"Known platforms: {', '.join(EMULATORS)}.",
-            )
-        emulators.setdefault(EMULATORS[wanted].name, EMULATORS[wanted])
-    return list(emulators.values())
 
 
-def _refusal(host: Host, codename: str) -> str:
-    if not codename:
-        return "doctor cannot fix this host (not Debian 12 or 13): do it by hand"
-    if host.euid != 0:
-        return "Run as root: invoke doctor --fix"
-    return ""
 
 
 # -- the API --------------------------------------------------------------------------------------
 
 
-def run_doctor(
-    *,
-    runner: Runner,
-    fix: bool,
-    platforms: Sequence[str] = ("linux/arm64", "linux/arm/v7"),
-    host: Host | None = None,
-    pins: Pins | None = None,
-) -> list[Check]:
-    """Check the host toolchain; with ``fix``, install and start what is missing."""
-    host = host or Host()
-    emulators = _emulators_for(platforms, host.arch)
-    os_check, codename = _check_os(host)
-    refusal = _refusal(host, codename)
-    ctx = _Ctx(runner, host, pins or load_pins(), fix=fix and not refusal and not runner.dry_run)
-    ctx.refusal, ctx.codename = refusal, codename
-    bound = aptlock.lock_timeout(os.environ)
-    ctx.locks = aptlock.LockWait(bound, root=host.root, sleep=host.sleep, clock=host.clock)
-    checks = [os_check, _check_root(host, fix=fix)]
-    if codename == "bookworm":
-        checks.append(_check_trixie_source(ctx))
-    checks += [_check_engine(ctx), _check_daemon(ctx), _check_buildx(ctx)]
-    if emulators:
-        checks += [_check_qemu(ctx, [e.name for e in emulators]), _check_binfmt_mount(ctx)]
-        checks += [_check_registration(ctx, emulator) for emulator in emulators]
-    checks.append(_check_platforms(ctx, platforms))
-    checks.append(_check_wheel_tools(ctx))
-    checks.append(_check_ci_tools(ctx))
-    checks.append(_check_ssh(ctx))
-    checks.append(_check_sdcard_tools(ctx))
-    return checks
 
 
-def _check_wheel_tools(ctx: _Ctx) -> Check:
-    """`invoke wheels`: Debian's cross compilers (crossbuild-essential-*) and patch(1) for recipes."""
+def check_wheel_tools(ctx: Ctx) -> Check:
+    """`edgepack wheels`: Debian's cross compilers (crossbuild-essential-*) and patch(1) for recipes."""
     pins = ctx.pins.wheels
 
-    def probe() -> _State:
+    def probe() -> State:
         missing = [tool for tool in pins.tools if not _first_line(ctx.probe([tool, "--version"]))]
         found = f"missing: {', '.join(missing)}" if missing else f"{len(pins.tools)} tools"
-        return _State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
+        return State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
 
     return _resolve(
         ctx, "wheel toolchain", probe, lambda: ctx.apt_install(*pins.packages, what="install cross compilers")
     )
 
 
-def _check_ci_tools(ctx: _Ctx) -> Check:
+def check_ci_tools(ctx: Ctx) -> Check:
     """The workflow lint's shellcheck (actionlint skips `run:` scripts without it)."""
     pins = ctx.pins.ci
 
-    def probe() -> _State:
+    def probe() -> State:
         missing = [tool for tool in pins.tools if not _first_line(ctx.probe([tool, "--version"]))]
         found = f"missing: {', '.join(missing)}" if missing else ", ".join(pins.tools)
-        return _State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
+        return State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
 
     return _resolve(ctx, "shellcheck (workflow lint)", probe,
                     lambda: ctx.apt_install(*pins.packages, what="install shellcheck"))  # fmt: skip
 
 
-def _check_ssh(ctx: _Ctx) -> Check:
-    """`invoke device.*` and their tests: OpenSSH client and server (``ssh -V`` / ``sshd -V``)."""
+def check_ssh(ctx: Ctx) -> Check:
+    """`edgepack device.*` and their tests: OpenSSH client and server (``ssh -V`` / ``sshd -V``)."""
     pins = ctx.pins.ssh
 
-    def probe() -> _State:
+    def probe() -> State:
         missing = [t for t in pins.tools if (r := ctx.probe([t, "-V"])) is None or r.returncode != 0]
         found = f"missing: {', '.join(missing)}" if missing else "ssh and sshd"
-        return _State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
+        return State(not missing, found, f"apt-get install -y {' '.join(pins.packages)}")
 
     def apply() -> None:
         # Keep the package's postinst from starting sshd on 0.0.0.0:22: policy-rc.d exit 101
@@ -797,15 +609,15 @@ def _check_ssh(ctx: _Ctx) -> Check:
     return _resolve(ctx, "openssh (device tasks)", probe, apply)
 
 
-def _check_sdcard_tools(ctx: _Ctx) -> Check:
-    """`invoke flash.*`: mkfs.vfat, mtools, mkfs.ext4/debugfs, depmod, qemu-system-aarch64."""
+def check_sdcard_tools(ctx: Ctx) -> Check:
+    """`edgepack flash.*`: mkfs.vfat, mtools, mkfs.ext4/debugfs, depmod, qemu-system-aarch64."""
     pins = ctx.pins.sdcard
 
-    def probe() -> _State:
+    def probe() -> State:
         missing = [a[0] for a in pins.probes if (r := ctx.probe(list(a))) is None or r.returncode != 0]
         found = f"missing: {', '.join(missing)}" if missing else f"{len(pins.probes)} tools"
         todo = f"apt-get install -y --no-install-recommends {' '.join(pins.packages)}"
-        return _State(not missing, found, todo)
+        return State(not missing, found, todo)
 
     def apply() -> None:
         # Without recommends: qemu-system-arm would bring a desktop's worth (GTK, SDL, audio).
@@ -814,52 +626,5 @@ def _check_sdcard_tools(ctx: _Ctx) -> Check:
     return _resolve(ctx, "sd-card tools (flash)", probe, apply)
 
 
-def render_checks(checks: Sequence[Check], console: Console) -> None:
-    table = Table("check", "status", "found", "action", box=box.SIMPLE_HEAD)
-    for check in checks:
-        if not check.ok:
-            status = Text("FAIL", style="bold red")
-        else:
-            status = Text("fixed", style="yellow") if check.fixed else Text("ok", style="green")
-        table.add_row(check.name, status, Text(check.found), Text(check.action))
-    console.print(table)
-    failed = [check.name for check in checks if not check.ok]
-    if failed:
-        console.print(Text(f"{len(failed)} check(s) failed: {', '.join(failed)}", style="red"))
-    changed = [check.name for check in checks if check.fixed]
-    console.print(Text(f"changed: {', '.join(changed)}" if changed else "nothing changed"))
 
 
-def require_toolchain(
-    *, runner: Runner, platform: str, target: str = "", host: Host | None = None, pins: Pins | None = None
-) -> None:
-    """Fast read-only preflight before a build; raises ToolchainError naming what to do.
-
-    With ``target``, a platform problem names the target: in a build of
-    several targets, it says which one cannot be built.
-    """
-    host = host or Host()
-    ctx = _Ctx(runner, host, pins or load_pins(), fix=False)
-    daemon = _daemon_state(ctx)
-    if not daemon.ok:
-        raise ToolchainError(f"docker engine is not running ({daemon.found}).", hint=FIX_HINT)
-    version, minimum = _buildx_version(ctx), ctx.pins.buildx.min_version
-    if not version or _vtuple(version) < _vtuple(minimum):
-        found = version or "none"
-        raise ToolchainError(f"docker buildx >= {minimum} is needed, found {found}.", hint=FIX_HINT)
-    who = f"target '{target}' ({platform}): " if target else ""
-    if platform != NATIVE_PLATFORM.get(host.arch) and platform not in EMULATORS:
-        raise ToolchainError(
-            f"{who}no QEMU emulator is known for {platform}, and this {host.arch} host cannot run it.",
-            hint=f"Build it on a {platform} host, or drop the target. Emulated: {', '.join(EMULATORS)}.",
-        )
-    for emulator in _emulators_for([platform], host.arch):
-        problem = _inspect_registration(ctx, emulator)[0]
-        if problem:
-            raise ToolchainError(f"{who}{problem}.", hint=FIX_HINT)
-    listed = _buildx_platforms(ctx) or []
-    if platform not in listed:
-        found = ", ".join(listed) or "none"
-        raise ToolchainError(
-            f"{who}the default buildx builder does not list {platform} (it lists {found}).", hint=FIX_HINT
-        )

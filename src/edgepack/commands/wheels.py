@@ -6,22 +6,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from edgepack import wheels
+from edgepack.commands.boundary import command
 from edgepack.config import Project, load_target
 from edgepack.errors import ConfigError
 from edgepack.locks import catalog as lock_catalog
 from edgepack.runner import Runner
+from edgepack.ui import console
+from edgepack.ui import wheels as ui_wheels
 from edgepack.wheels import preflight as checks
 from edgepack.wheels import wheelhouse
 from edgepack.wheels.strategy import STRATEGIES
 
-console = Console(highlight=False)
 
-
-def build(target_name: str, *, strategy: str, package: str | None, verify: bool, verbose: bool) -> None:
+def build_wheels(
+    target_name: str, *, strategy: str, package: str | None, verify: bool, verbose: bool
+) -> None:
     project = Project(Path().resolve())
     target = load_target(project, target_name)
     if strategy not in STRATEGIES:
@@ -67,11 +69,11 @@ def build(target_name: str, *, strategy: str, package: str | None, verify: bool,
     console.print(table)
 
 
-def preflight(target_name: str, *, verbose: bool) -> None:
+def run_preflight(target_name: str, *, verbose: bool) -> None:
     project = Project(Path().resolve())
     target = load_target(project, target_name)
     rows = checks.preflight(target, project=project, runner=Runner(echo=verbose))
-    console.print(checks.render(rows, target))
+    console.print(ui_wheels.render(rows, target))
 
 
 def _all_recipes(project: Project) -> Sequence[str]:
@@ -83,3 +85,26 @@ def _all_recipes(project: Project) -> Sequence[str]:
 
 def _size(n: int) -> str:
     return f"{n / 1024:.0f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
+
+
+# -- the tasks ---------------------------------------------------------------------------------------
+
+WHEELS_HELP = {
+    "target": "target name",
+    "strategy": "cross (cross compiler + sysroot) or emulated (cibuildwheel under QEMU)",
+    "package": "only this recipe (wheels/NAME.yaml)",
+    "no_test": "skip the tests on the board (QEMU)",
+    "verbose": "echo every command",
+}
+
+
+@command(name="build", help=WHEELS_HELP, required=("target",))
+def build_(c, target=None, strategy="cross", package=None, no_test=False, verbose=False):
+    """Build the target's wheels from wheels/*.yaml, repair them (auditwheel), test them under QEMU."""
+    build_wheels(target, strategy=strategy, package=package, verify=not no_test, verbose=verbose)
+
+
+@command(help={"target": "target name", "verbose": "echo every command"}, required=("target",))
+def preflight(c, target=None, verbose=False):
+    """Which of the target's requirements have a wheel for the board, and which need building."""
+    run_preflight(target, verbose=verbose)

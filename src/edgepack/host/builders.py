@@ -1,6 +1,6 @@
 """Builder nodes: which buildx node builds a target's platform natively, and where each target builds.
 
-Outgrowing one machine: ``invoke builders.add`` appends a native node (an
+Outgrowing one machine: ``edgepack builders.add`` appends a native node (an
 arm64 box reached over SSH) to the ``edgepack`` builder with ``docker buildx
 create --append``. edgepack reads ``docker buildx inspect`` to learn which
 platforms each node builds natively, and per target picks
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 from edgepack.config import Target
 from edgepack.docker import buildx_create_argv
-from edgepack.doctor import EMULATORS, BinfmtMisc
 from edgepack.errors import CommandError, ConfigError, ToolchainError
+from edgepack.host.binfmt import EMULATORS, BinfmtMisc
 from edgepack.runner import Runner
 
-BUILDER = "edgepack"  # the builder `invoke builders.add` appends native nodes to
+BUILDER = "edgepack"  # the builder `edgepack builders.add` appends native nodes to
 LOCAL = "default"  # the local engine's builder (docker driver)
 UNUSABLE = ("error", "stopped")  # node states buildx cannot build on without help
 
@@ -150,7 +150,7 @@ def choose(
     pool = [b for b in builders if named is None or b.name == named]
     if named is not None and not pool:
         raise ConfigError(f"--builder {named}: buildx has no builder by that name.",
-                          hint="See: invoke builders.ls (or docker buildx ls).")  # fmt: skip
+                          hint="See: edgepack builders.ls (or docker buildx ls).")  # fmt: skip
     skipped = [f"node {n.name} of {b.name} is {n.status}" for b in pool for n in b.nodes
                if n.status in UNUSABLE and platform in n.native]  # fmt: skip
     for builder in pool:
@@ -171,12 +171,12 @@ def choose(
 def _no_builder(target: Target, *, emulator: str, note: str, named: str | None) -> ToolchainError:
     where = f"builder {named} does not build it natively" if named else "no builder node builds it natively"
     qemu = f"QEMU is not registered for it (binfmt_misc {emulator})" if emulator else "nothing emulates it"
-    add = f"invoke builders.add --node NAME --platform {target.platform} --endpoint ssh://user@host"
+    add = f"edgepack builders.add --node NAME --platform {target.platform} --endpoint ssh://user@host"
     return ToolchainError(
         f"target '{target.name}' needs {target.platform}: {where} and {qemu}"
         + (f" ({note})." if note else "."),
         hint=(
-            f"Run: invoke doctor --fix (QEMU, which the smoke test needs anyway); a native node takes "
+            f"Run: edgepack doctor --fix (QEMU, which the smoke test needs anyway); a native node takes "
             f"the image step off QEMU: {add}"
             if emulator
             else f"Add a native node: {add}"

@@ -1,4 +1,4 @@
-"""What the ``invoke device.*`` tasks call: pick boards, run the action on each (fleet), render."""
+"""``edgepack device.*``: pick boards, run the action on each (fleet), render."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
-from rich.console import Console
 from rich.table import Table
 
+from edgepack.commands.boundary import command, integer, number
 from edgepack.config import Project, Target, load_target
 from edgepack.device import bench as device_bench
 from edgepack.device import deploy as device_deploy
-from edgepack.device import fleet, regress
+from edgepack.device import fleet
+from edgepack.device import regress as device_regress
 from edgepack.device.inventory import BoardSpec, Mode, load_inventory, parse_host
 from edgepack.device.ssh import Board
 from edgepack.errors import ConfigError
 from edgepack.runner import Runner
-
-console = Console(highlight=False)
+from edgepack.ui import console
+from edgepack.ui.device import summary_table
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _fleet(sel: Selection, title: str, action: Any) -> list[fleet.Row]:
     specs = select(project, sel)
     rows = fleet.run_fleet(specs, lambda spec: action(project, spec), jobs=sel.jobs)
     if len(rows) > 1 or rows[0].ok:  # one failed board: its error alone says it (see _finish)
-        console.print(fleet.summary_table(rows, title=title))
+        console.print(summary_table(rows, title=title))
     for row in rows:
         if not row.ok and len(specs) > 1:
             console.print(f"[red]{row.board}[/]: {row.detail}", soft_wrap=True)
@@ -180,7 +181,7 @@ def metrics(sel: Selection, *, seconds: float) -> list[fleet.Row]:
 def run_regress(target_name: str, *, boards: Sequence[str], update_baseline: bool, root: str = ".") -> None:
     project = Project(Path(root).resolve())
     target = load_target(project, target_name)
-    findings, notes = regress.regress(
+    findings, notes = device_regress.regress(
         project, target, boards=list(boards) or None, update_baseline=update_baseline
     )
     if findings:
@@ -248,3 +249,150 @@ def _cells(result: dict[str, Any], extra: dict[str, Any] | None = None) -> list[
     rss = f"{extra['peak_rss_mb']:.0f}" if extra.get("peak_rss_mb") else ""
     cpu = f"{extra['cpu_percent']:.0f}" if extra.get("cpu_percent") else ""
     return [*fmt, rtf, rss, cpu]
+
+
+# -- the tasks ---------------------------------------------------------------------------------------
+
+BOARDS = {
+    "target": "target name (required with --host; with an inventory, only boards of that target)",
+    "host": "user@address[:port] of a one-off board (repeatable)",
+    "board": "a board of the inventory, by name (repeatable)",
+    "label": "boards of the inventory with this label (repeatable)",
+    "all": "every board of the inventory",
+    "inventory": "inventory file (default: boards.yaml, or $EDGEPACK_INVENTORY)",
+    "key": "private key for --host",
+    "known_hosts": "known_hosts file for --host (default: ~/.ssh/known_hosts)",
+    "mode": "docker (docker load) or bundle (rootfs run with chroot): overrides the inventory",
+    "jobs": "boards worked on at the same time",
+}
+MANY = ["host", "board", "label"]
+
+
+def board_task(name: str, *, help: dict[str, str] | None = None) -> Any:
+    """The board-selection flags every device task shares, plus its own."""
+    return command(name=name, iterable=MANY, help={**BOARDS, **(help or {})})
+
+
+def _selection(
+    target: str | None,
+    host: Sequence[str],
+    board: Sequence[str],
+    label: Sequence[str],
+    all: bool,
+    inventory: str | None,
+    key: str | None,
+    known_hosts: str | None,
+    mode: str | None,
+    jobs: str,
+) -> Selection:
+    if mode not in (None, "docker", "bundle"):
+        raise ConfigError(f"--mode {mode}: expected docker or bundle.")
+    return Selection(
+        target=target,
+        hosts=tuple(host),
+        boards=tuple(board),
+        labels=tuple(label),
+        all=all,
+        inventory=inventory,
+        key=key,
+        known_hosts=known_hosts,
+        mode=mode,  # type: ignore[arg-type]
+        jobs=integer("jobs", jobs, minimum=1, maximum=64),
+    )
+
+
+@board_task("deploy")
+def deploy_(
+    c,
+    target=None,
+    host=None,
+    board=None,
+    label=None,
+    all=False,
+    inventory=None,
+    key=None,
+    known_hosts=None,
+    mode=None,
+    jobs="4",
+):
+    """Deploy the smoke-tested image to boards over SSH: arch and space checked first; resumable, atomic."""
+    deploy(_selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs))
+
+
+@board_task("smoke", help={"runs": "timed passes (default: the target's smoke.runs)"})
+def smoke_(
+    c,
+    target=None,
+    host=None,
+    board=None,
+    label=None,
+    all=False,
+    inventory=None,
+    key=None,
+    known_hosts=None,
+    mode=None,
+    jobs="4",
+    runs=None,
+):
+    """The QEMU smoke test on the boards themselves: outputs against the host reference, into report.json."""
+    sel = _selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
+    smoke(sel, runs=integer("runs", runs, minimum=1, maximum=1000) if runs else None)
+
+
+@board_task("bench", help={"runs": "timed passes over the smoke input", "warmup": "untimed passes"})
+def bench_(
+    c,
+    target=None,
+    host=None,
+    board=None,
+    label=None,
+    all=False,
+    inventory=None,
+    key=None,
+    known_hosts=None,
+    mode=None,
+    jobs="4",
+    runs="5",
+    warmup="1",
+):
+    """Benchmark on the boards: latency p50/p95/p99, peak RSS, CPU, temperature and throttling."""
+    sel = _selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
+    bench(
+        sel,
+        runs=integer("runs", runs, minimum=1, maximum=1000),
+        warmup=integer("warmup", warmup, minimum=0, maximum=100),
+    )
+
+
+@board_task("metrics", help={"seconds": "how long the metrics service runs"})
+def metrics_(
+    c,
+    target=None,
+    host=None,
+    board=None,
+    label=None,
+    all=False,
+    inventory=None,
+    key=None,
+    known_hosts=None,
+    mode=None,
+    jobs="4",
+    seconds="10",
+):
+    """Run the runtime's metrics service (Prometheus text on 127.0.0.1, JSON lines) on the boards; show it."""
+    sel = _selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
+    metrics(sel, seconds=number("seconds", seconds, minimum=1, maximum=3600))
+
+
+@command(
+    iterable=["board"],
+    help={
+        "target": "target name",
+        "board": "only this board (repeatable)",
+        "update_baseline": "record the latest benches as the baseline",
+    },
+    required=("target",),
+)
+def regress(c, target=None, board=None, update_baseline=False):
+    """Compare the boards' latest bench with baselines/<target>/<model>.json; exit 7 on a regression."""
+    run_regress(target, boards=board, update_baseline=update_baseline)

@@ -10,7 +10,7 @@ and passes what is left of its bound to apt for a lock taken in between, as
 unattended-upgrades does on a fresh machine: it takes and releases these
 locks several times over a few minutes.
 
-Stdlib only: ``./edgepack`` runs ``python3 -m edgepack.aptlock`` before the
+Stdlib only: ``./edgepack`` runs ``python3 -m edgepack.host.aptlock`` before the
 virtual environment exists.
 """
 
@@ -205,7 +205,7 @@ class LockWait:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3 -m edgepack.aptlock",
+        prog="python3 -m edgepack.host.aptlock",
         description=f"Wait until the locks of an apt-get command are free ({TIMEOUT_ENV} bounds the wait).",
     )
     parser.add_argument("command", choices=sorted(COMMAND_LOCKS))

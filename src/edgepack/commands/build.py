@@ -1,0 +1,291 @@
+"""``edgepack build``, ``lock`` and ``targets``: flags in, the library called, the result rendered."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from invoke.exceptions import Exit
+
+from edgepack import multibuild, report
+from edgepack.build import Build, plan, publish
+from edgepack.commands.boundary import command, integer, project, runner
+from edgepack.config import Project, Target, load_target, select_targets, target_schema
+from edgepack.docker import BuildxOptions
+from edgepack.errors import ConfigError, EdgepackError
+from edgepack.fsutil import write_text
+from edgepack.host import builders, doctor, gpu
+from edgepack.locks import catalog as lock_catalog
+from edgepack.locks.drift import Drift
+from edgepack.plan import StepRecord, cached_state, execute
+from edgepack.runner import Runner
+from edgepack.ui import build as ui_build
+from edgepack.ui import console, errors
+from edgepack.wheels import preflight
+
+
+@command(
+    iterable=["cache_from", "cache_to"],
+    help={
+        "target": "target name (targets/NAME.yaml), a comma-separated list, or all (see: edgepack targets)",
+        "model": "a model spec (models/NAME.yaml) or an .onnx file instead of the target's model",
+        "dry_run": "print the plan and what is cached; run nothing",
+        "dry": "the same as --dry-run",
+        "verbose": "echo every command",
+        "jobs": "targets built at once (host steps, smoke tests) with several targets",
+        "variant": "cpu or gpu (a target's gpu section: its vendor base must be loaded locally)",
+        "builder": "buildx builder for the image (default: a native node, else the local engine under QEMU)",
+        "cache_from": "buildx layer cache to read, e.g. type=gha,scope=rpi4 (repeatable)",
+        "cache_to": "buildx layer cache to write, e.g. type=gha,scope=rpi4,mode=max (repeatable)",
+        "locked": "refuse to build when a locked package can no longer be fetched (release builds)",
+    },
+    required=("target",),
+)
+def build(
+    c,
+    target=None,
+    model=None,
+    dry_run=False,
+    dry=False,
+    verbose=False,
+    jobs="2",
+    variant="cpu",
+    builder=None,
+    cache_from=None,
+    cache_to=None,
+    locked=False,
+):
+    """Build the targets' images with the model baked in, and smoke-test them (QEMU with the board's CPU)."""
+    run_build(
+        target,
+        model=model,
+        dry=dry_run or dry,
+        verbose=verbose,
+        jobs=integer("jobs", jobs, minimum=1),
+        variant=variant,
+        builder=builder,
+        cache_from=tuple(cache_from),
+        cache_to=tuple(cache_to),
+        locked=locked,
+    )
+
+
+@command(
+    help={
+        "target": "target name, a comma-separated list, or all",
+        "all": "every target in targets/",
+        "only": "only these kinds: base,requirements,sysroot,builder,sdcard",
+        "dry_run": "echo the commands; write nothing",
+    }
+)
+def lock(c, target="", all=False, only="", dry_run=False):
+    """Re-resolve every lock the target uses (Debian base, PyPI wheels, wheel sysroot/builder, SD card)."""
+    if not target and not all:
+        raise ConfigError("lock: which target? Give --target NAME (or a list), or --all.")
+    refresh_locks(target, all_targets=all, only=only, dry=dry_run)
+
+
+@command(help={"schema": "write targets/target.schema.json instead of listing", "json": "print JSON"})
+def targets(c, schema=False, json=False):
+    """List the targets: board, platform, CPU, model."""
+    list_targets(schema=schema, as_json=json)
+
+
+def run_build(
+    target_spec: str,
+    *,
+    model: str | None,
+    dry: bool,
+    verbose: bool,
+    jobs: int = 2,
+    variant: str = "cpu",
+    builder: str | None = None,
+    cache_from: tuple[str, ...] = (),
+    cache_to: tuple[str, ...] = (),
+    locked: bool = False,
+) -> None:
+    proj = project()
+    names = select_targets(proj, target_spec)
+    drift = {} if dry else sync_locks(proj, names, runner=runner(echo=verbose), locked=locked)
+    if variant == "gpu":
+        gpu.require_base(proj, names, runner=runner())
+    elif variant != "cpu":
+        raise ConfigError(f"--variant {variant}: expected cpu or gpu.")
+    if len(names) > 1 or target_spec.strip() == "all":
+        if builder or cache_from or cache_to:  # bake runs on the local engine; CI builds one target per job
+            raise ConfigError(
+                "--builder, --cache-from and --cache-to take one target, not a list or all.",
+                hint="Build the targets one at a time (as the CI matrix does).",
+            )
+        build_several(names, model=model, dry=dry, verbose=verbose, jobs=jobs, drift=drift)
+        return
+    target = load_target(proj, names[0])
+    run = runner(echo=verbose)
+    chosen = (builder or builders.LOCAL) if dry else _toolchain_and_builder(target, run=run, named=builder)
+    b = Build(
+        target=target,
+        project=proj,
+        runner=run,
+        model=model or target.model,
+        buildx=BuildxOptions(chosen, cache_from, cache_to),
+        drift=drift.get(target.name, ()),
+    )
+    if not dry and target.deps == "wheels" and not proj.lock_path(target, "requirements").is_file():
+        # Before anything runs: name what PyPI lacks for the board (an armv7 onnxruntime).
+        preflight.require_wheels(target, project=proj, runner=run)
+    steps = plan(b)
+    if dry:
+        console.print(ui_build.plan_table(steps, cached_state(steps, b.cache)))
+        return
+    t0 = time.perf_counter()
+
+    def announce(step, hit):  # type: ignore[no-untyped-def]
+        console.print(f"[dim]{step.name:>6}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+
+    records = execute(steps, b.cache, on_start=announce)
+    result = _finish(b, records, seconds=time.perf_counter() - t0, image_tar=publish(b, records[-2].outputs))
+    ui_build.render_summary(result, console)
+    console.print(f"report  {b.out_dir / 'report.json'}")
+
+
+def _finish(b: Build, records: list[StepRecord], *, seconds: float, image_tar: Path) -> dict[str, Any]:
+    """Publish the model report and write build/<target>/report.json of a build that passed."""
+    model_report = next((r for r in records if r.name == "validate"), None)
+    if model_report is not None:
+        from edgepack.modelpipe.pipeline import publish_report
+
+        publish_report(Path(model_report.outputs["dir"]), b.out_dir / "model")
+    result = report.build_report(b, records, total_seconds=seconds, image_tar=image_tar)
+    report.write_report(b, result)
+    return result
+
+
+def sync_locks(
+    proj: Project, names: list[str], *, runner: Runner, locked: bool
+) -> dict[str, tuple[Drift, ...]]:
+    """Before any plan: every lock of each target fetchable, re-resolved, or refused (``locked``)."""
+
+    def say(line: str) -> None:
+        errors.print(line, soft_wrap=True)
+
+    drift: dict[str, tuple[Drift, ...]] = {}
+    for name in names:
+        try:
+            target = load_target(proj, name)
+            drift[name] = tuple(lock_catalog.sync(proj, target, runner=runner, locked=locked, say=say))
+        except EdgepackError:
+            if len(names) == 1:
+                raise
+            continue  # with several targets, this one fails at its own step and the others go on
+        if drift[name]:
+            console.print(ui_build.drift_table(drift[name]))
+    return drift
+
+
+def refresh_locks(target_spec: str, *, all_targets: bool, only: str, dry: bool) -> None:
+    """Re-resolve every lock the targets use (each shared lock once) from today's indexes."""
+    proj = project()
+    kinds = lock_catalog.check_kinds(only)
+    names = proj.target_names() if all_targets else select_targets(proj, target_spec)
+    done: set[Path] = set()
+    for name in names:
+        target = load_target(proj, name)
+        todo = [f for f in lock_catalog.locks_of(proj, target, kinds) if f.path not in done]
+        if any(f.kind == "requirements" for f in todo):  # name what PyPI lacks before anything is written
+            preflight.require_wheels(target, project=proj, runner=runner())
+        for lock_file in todo:
+            done.add(lock_file.path)
+            run = runner(dry=dry)
+            [(_, summary)] = lock_catalog.refresh(proj, target, runner=run, kinds=[lock_file.kind])
+            console.print(f"{lock_file.kind:>12} {lock_file.path.relative_to(proj.root)}: {summary}")
+
+
+def build_several(
+    names: list[str],
+    *,
+    model: str | None,
+    dry: bool,
+    verbose: bool,
+    jobs: int,
+    drift: dict[str, tuple[Drift, ...]] | None = None,
+) -> None:
+    """Build the targets in parallel (bounded by ``jobs``); every target gets a row and a report."""
+    proj = project()
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: expected 1 or more.")
+    if dry:
+        for name in names:
+            target = load_target(proj, name)
+            b = Build(target=target, project=proj, runner=runner(), model=model or target.model)
+            steps = plan(b)
+            console.print(
+                ui_build.plan_table(steps, cached_state(steps, b.cache), title=f"{name}: build plan")
+            )
+        return
+    console.print(f"building {len(names)} targets, {jobs} at a time: {', '.join(names)}")
+
+    def announce(target: str, message: str) -> None:
+        console.print(f"[dim]{target:>18}[/] {message}", soft_wrap=True)
+
+    runs = multibuild.build_many(
+        names,
+        project=proj,
+        runner=runner(echo=verbose),
+        jobs=jobs,
+        model=model,
+        announce=announce,
+        drift=drift or {},
+    )
+    reports: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run.ok and run.build is not None:
+            reports[run.name] = _finish(
+                run.build, run.records, seconds=run.seconds, image_tar=multibuild.published(run)
+            )
+        else:
+            multibuild.write_failure(run, proj)
+    console.print(ui_build.targets_table(multibuild.summary_rows(runs, reports)))
+    failed = [r for r in runs if not r.ok]
+    for run in failed:
+        why = run.error.render() if run.error else ""
+        errors.print(f"[bold red]{run.name}[/] failed at {run.failed_step}: {why}", soft_wrap=True)
+    console.print(f"reports {proj.build_dir}/<target>/report.json")
+    if failed:
+        raise Exit(code=multibuild.exit_code(runs))
+
+
+def _toolchain_and_builder(target: Target, *, run: Runner, named: str | None) -> str:
+    """Preflight, then a native node when one builds the platform, else the local engine under QEMU."""
+    doctor.require_toolchain(runner=run, platform=target.platform, target=target.name)
+    choice = builders.choose_for(target, runner=run, named=named)
+    console.print(f"[dim]builder[/] {choice.describe()}")
+    return choice.builder
+
+
+def list_targets(*, schema: bool, as_json: bool = False) -> None:
+    proj = project()
+    if schema:
+        path = proj.targets_dir / "target.schema.json"
+        write_text(path, json.dumps(target_schema(), indent=2) + "\n")
+        console.print(f"wrote {path}")
+        return
+    rows = []
+    for name in proj.target_names():
+        t: Target = load_target(proj, name)
+        rows.append(
+            {
+                "name": t.name,
+                "platform": t.platform,
+                "cpu": t.cpu_model,
+                "smoke": t.runs_on,
+                "model": t.model,
+                "gpu": t.gpu.base_image if t.gpu else None,
+                "description": t.description,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    console.print(ui_build.targets_list(rows))

@@ -1,0 +1,97 @@
+"""``edgepack model.*``: a spec's model stages alone (export, quantize, validate), its report, the schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgepack.build import Build
+from edgepack.commands.boundary import command, project, runner
+from edgepack.config import load_target
+from edgepack.errors import ConfigError
+from edgepack.fsutil import write_text
+from edgepack.plan import execute
+from edgepack.ui import console
+from edgepack.ui import model as ui_model
+
+MODEL_HELP = {"target": "target name (its CPU and onnxruntime)", "spec": "model spec; default: the target's"}
+
+
+@command(help=MODEL_HELP, required=("target",))
+def export(c, target=None, spec=None):
+    """Export the spec's model to ONNX and verify it against eager torch at every check size."""
+    model_stage("export", target_name=target, spec=spec)
+
+
+@command(help=MODEL_HELP, required=("target",))
+def quantize(c, target=None, spec=None):
+    """Export, then quantize as the spec asks (dynamic / static QDQ int8, fp16)."""
+    model_stage("quantize", target_name=target, spec=spec)
+
+
+@command(help=MODEL_HELP, required=("target",))
+def validate(c, target=None, spec=None):
+    """Export, quantize, then validate against fp32: outputs, per-layer SQNR, task metric (gates)."""
+    model_stage("validate", target_name=target, spec=spec)
+
+
+@command(help={"target": "target name", "json": "print the report's JSON"}, required=("target",))
+def report(c, target=None, json=False):
+    """Show the last model validation report of a target (build/<target>/model/report.json)."""
+    model_show(target_name=target, as_json=json)
+
+
+@command()
+def schema(c):
+    """Regenerate models/model.schema.json from the spec's types."""
+    model_schema()
+
+
+def model_stage(stage: str, *, target_name: str, spec: str | None) -> None:
+    """Run the model steps up to ``stage`` (export, quantize, validate), cached like a build's."""
+    from edgepack.modelpipe.spec import is_spec_path
+    from edgepack.modelpipe.steps import STEP_NAMES, plan_model
+
+    proj = project()
+    target = load_target(proj, target_name)
+    b = Build(target=target, project=proj, runner=runner(), model=spec or target.model)
+    if not is_spec_path(b.model):
+        raise ConfigError(
+            f"'{b.model}' is not a model spec; the model tasks take one (models/NAME.yaml).",
+            hint="Pass --spec models/NAME.yaml, or point the target's model at a spec.",
+        )
+    steps = plan_model(b)[: STEP_NAMES.index(stage) + 1]
+
+    def announce(step, hit):  # type: ignore[no-untyped-def]
+        console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+
+    last = execute(steps, b.cache, on_start=announce)[-1].outputs
+    record = {"export": "export.json", "quantize": "quantize.json", "validate": "report.json"}.get(stage)
+    if stage == "validate":
+        ui_model.render(json.loads((Path(last["dir"]) / "report.json").read_text()), console)
+        console.print(f"report  {b.out_dir / 'model' / 'report.json'}")
+    elif record:
+        console.print_json((Path(last["dir"]) / record).read_text())
+
+
+def model_show(*, target_name: str, as_json: bool = False) -> None:
+
+    path = project().build_dir / target_name / "model" / "report.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"no model report at {path}.", hint=f"Run: edgepack model.validate --target {target_name}"
+        )
+    if as_json:
+        print(path.read_text())
+        return
+    ui_model.render(json.loads(path.read_text()), console)
+    png = path.with_name("layers.png")
+    console.print(f"report  {path}" + (f"\nplot    {png}" if png.is_file() else ""))
+
+
+def model_schema() -> None:
+    from edgepack.modelpipe.spec import spec_schema
+
+    path = project().root / "models" / "model.schema.json"
+    write_text(path, json.dumps(spec_schema(), indent=2) + "\n")
+    console.print(f"wrote {path}")
