@@ -5,12 +5,45 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from edgepack_runtime import asrcli
 from edgepack_runtime.audio import AudioError
+from edgepack_runtime.smoke import SpecError
 
 DEFAULT_SPEC = Path("/opt/edgepack/smoke/spec.json")
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number within [low, high], or a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range {low}..{high}")
+        return value
+
+    return parse
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not low <= value <= high or value != value:
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range {low:g}..{high:g} s")
+        return value
+
+    return parse
+
+
+THREADS, RUNS = whole(1, 256), whole(1, 100_000)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     smoke = sub.add_parser("smoke", help="run the baked-in smoke inference; JSON on stdout")
     smoke.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
-    smoke.add_argument("--runs", type=int, default=None)
-    smoke.add_argument("--threads", type=int, default=None)
+    smoke.add_argument("--runs", type=RUNS, default=None)
+    smoke.add_argument("--threads", type=THREADS, default=None)
     sub.add_parser("info", help="print runtime versions and the CPU's features")
     bench_model = sub.add_parser("bench-model", help="median latency of an ONNX model on inputs from an .npz")
     bench_model.add_argument("--model", type=Path, required=True)
     bench_model.add_argument("--inputs", type=Path, required=True)
-    bench_model.add_argument("--runs", type=int, default=20)
-    bench_model.add_argument("--threads", type=int, default=1)
+    bench_model.add_argument("--runs", type=RUNS, default=20)
+    bench_model.add_argument("--threads", type=THREADS, default=1)
     _add_metrics_commands(sub)
     asrcli.add_commands(sub)
     args = parser.parse_args(argv)
@@ -47,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run_smoke(args.spec, runs=args.runs, threads=args.threads)
-    except (AudioError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (AudioError, SpecError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"edgepack-runtime: smoke failed: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # onnxruntime raises untyped errors; the host shows this line
@@ -61,15 +94,21 @@ def main(argv: list[str] | None = None) -> int:
 def _add_metrics_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = sub.add_parser("bench", help="the smoke inference N times: p50/p95/p99, peak RSS, CPU; JSON")
     bench.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
-    bench.add_argument("--runs", type=int, default=5)
-    bench.add_argument("--warmup", type=int, default=1)
-    bench.add_argument("--threads", type=int, default=None)
+    bench.add_argument("--runs", type=RUNS, default=5)
+    bench.add_argument("--warmup", type=whole(0, 10_000), default=1)
+    bench.add_argument("--threads", type=THREADS, default=None)
     serve = sub.add_parser("serve", help="run the model continuously; Prometheus metrics and JSON lines")
     serve.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
-    serve.add_argument("--port", type=int, default=9464, help="127.0.0.1 port of /metrics (0: none)")
+    serve.add_argument(
+        "--port", type=whole(0, 65535), default=9464, help="127.0.0.1 port of /metrics (0: none)"
+    )
     serve.add_argument("--jsonl", type=Path, default=None, help="append a JSON record per interval here")
-    serve.add_argument("--interval", type=float, default=60.0, help="seconds between JSON records")
-    serve.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
+    serve.add_argument(
+        "--interval", type=seconds(0.1, 86_400), default=60.0, help="seconds between JSON records"
+    )
+    serve.add_argument(
+        "--duration", type=seconds(0, 10**9), default=0.0, help="stop after this many seconds (0: never)"
+    )
 
 
 def _run_metrics_command(args: argparse.Namespace) -> int:
@@ -85,9 +124,13 @@ def _run_metrics_command(args: argparse.Namespace) -> int:
                                   duration_s=args.duration)  # fmt: skip
             json.dump(final.snapshot(), sys.stdout)
             sys.stdout.write("\n")
-    except (AudioError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+    except (AudioError, SpecError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"edgepack-runtime: {args.command} failed: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the port taken, a full disk under --jsonl: name the path or the port
+        where = exc.filename or (f"127.0.0.1:{args.port}" if args.command == "serve" else "")
+        print(f"edgepack-runtime: {args.command} failed: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 8
     return 0
 
 

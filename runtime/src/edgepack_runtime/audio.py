@@ -52,18 +52,42 @@ class Level:
 
 
 def read_wav(path: Path) -> Audio:
-    """Read 8-, 16-, 24- or 32-bit integer PCM WAV; mix to mono float32."""
+    """Read 8-, 16-, 24- or 32-bit integer PCM WAV; mix to mono float32.
+
+    The container is checked, not trusted: a data chunk that ends before the
+    length its header claims (a recorder killed mid-write), or mid-sample, or
+    mid-frame, is refused with both lengths, never read as shorter audio.
+    """
     try:
         with wave.open(str(path), "rb") as wav:
             rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
-            frames = wav.readframes(wav.getnframes())
+            claimed = wav.getnframes()
+            frames = wav.readframes(claimed)
     except wave.Error as exc:
         raise AudioError(f"{path}: unsupported audio format: {_wave_error(exc)}") from None
     except EOFError:
         raise AudioError(f"{path}: not a WAV file (it ends before its header does).") from None
+    except IsADirectoryError:
+        raise AudioError(f"{path}: is a folder, not a WAV file.") from None
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot be read: {exc.strerror or exc}.") from None
+    if rate <= 0 or channels <= 0 or width <= 0:
+        header = f"{rate} Hz, {channels} channel(s), {width}-byte samples"
+        raise AudioError(f"{path}: the WAV header says {header}.")
+    frame_bytes = width * channels
+    if len(frames) % frame_bytes:
+        part = "a sample" if len(frames) % width else "a frame (not every channel has its sample)"
+        raise AudioError(
+            f"{path}: the audio data ends in the middle of {part} ({len(frames)} bytes, frames of "
+            f"{frame_bytes}): the file is damaged or truncated."
+        )
+    if len(frames) < claimed * frame_bytes:
+        have, want = len(frames) // frame_bytes / rate, claimed / rate
+        raise AudioError(
+            f"{path}: truncated: the header promises {want:.3f} s of audio, the data ends at {have:.3f} s. "
+            "Re-record it, or keep what is there: sox --ignore-length in.wav out.wav"
+        )
     ints, kind = _decode(frames, width, path)
-    if rate <= 0 or channels <= 0:
-        raise AudioError(f"{path}: the WAV header says {rate} Hz, {channels} channel(s).")
     mono = ints.reshape(-1, channels).mean(axis=1, dtype=np.float64).astype(np.float32)
     return Audio(samples=mono, rate=rate, channels=channels, sample_format=kind)
 

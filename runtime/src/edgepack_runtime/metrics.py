@@ -202,7 +202,9 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 
 def model_info(spec_path: Path) -> dict[str, str]:
-    spec = json.loads(spec_path.read_text())
+    from edgepack_runtime.smoke import load_spec
+
+    spec = load_spec(spec_path)
     model = spec_path.parent / spec["model"]
     info = {"kind": spec["kind"], "file": model.name}
     meta = model.parent / "model.json"

@@ -43,6 +43,32 @@ def session(model: Path, *, threads: int, providers: list[str] | None = None) ->
     return ort.InferenceSession(str(model), options, providers=chosen)
 
 
+class SpecError(ValueError):
+    """The smoke spec (spec.json) is missing, unreadable or not what edgepack writes."""
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """The smoke spec, checked: a clear one-line error naming the file, never a traceback."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path}: no smoke spec there: give --spec build/<target>/smoke/spec.json (or run in the image)."
+        ) from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder; give the spec.json inside it.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read: {getattr(exc, 'strerror', None) or exc}.") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}.") from None
+    missing = [k for k in ("model", "kind", "runs", "threads") if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise SpecError(f"{path}: not an edgepack smoke spec (missing {', '.join(missing)}).")
+    return spec
+
+
 def run_smoke(
     spec_path: Path,
     *,
@@ -51,7 +77,7 @@ def run_smoke(
     chunk_seconds: list[float] | None = None,
 ) -> dict[str, Any]:
     """``chunk_seconds``, when given, receives every call's latency (metrics.bench takes p99 from it)."""
-    spec = json.loads(spec_path.read_text())
+    spec = load_spec(spec_path)
     base = spec_path.parent
     runs = runs or int(spec["runs"])
     t0 = time.perf_counter()
