@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgepack.fsutil import held, write_json
 
@@ -35,14 +35,26 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
+Phase = Literal["host", "image", "smoke"]
+
+
 @dataclass(frozen=True)
 class Step:
+    """One cached unit of work; it names the steps it needs (of its target): no plan has a shape by position.
+
+    ``phase``: ``host`` steps run on the host (concurrently where ``needs``
+    allows), ``image`` steps build an image (several targets' are baked
+    together), ``smoke`` steps run the image.
+    """
+
     name: str
     summary: str
     inputs: Mapping[str, str]  # label -> digest or value, in the key and in --dry
     action: Callable[[], Outputs] = field(compare=False, repr=False)
     still_valid: Callable[[Outputs], bool] = field(default=lambda _: True, compare=False, repr=False)
     cacheable: bool = True
+    needs: tuple[str, ...] = ()
+    phase: Phase = "host"
 
     @property
     def key(self) -> str:
