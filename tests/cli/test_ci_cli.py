@@ -46,7 +46,7 @@ def test_stale_workflow_fails_check_until_regenerated(project: Path) -> None:
         (project / "targets" / "rpi4.yaml").read_text().replace("edgepack/rpi4", "edgepack/rpi5")
     )
     assert_clean_error(invoke(project, "ci.workflow", "--check"), 2, "build.yml is out of date",
-                       "Run: invoke ci.workflow")  # fmt: skip
+                       "Run: edgepack ci.workflow")  # fmt: skip
     assert invoke(project, "ci.workflow").returncode == 0
     assert invoke(project, "ci.workflow", "--check").returncode == 0
     assert "          - rpi5\n" in (project / ".github" / "workflows" / "build.yml").read_text()
@@ -54,7 +54,7 @@ def test_stale_workflow_fails_check_until_regenerated(project: Path) -> None:
 
 def test_build_with_an_unknown_builder(project: Path) -> None:
     r = invoke(project, "build", "--target", "rpi4", "--builder", "nope")
-    assert_clean_error(r, 2, "--builder nope: buildx has no builder by that name.", "invoke builders.ls")
+    assert_clean_error(r, 2, "--builder nope: buildx has no builder by that name.", "edgepack builders.ls")
 
 
 def test_push_refuses_the_docker_driver(project: Path) -> None:

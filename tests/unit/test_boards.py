@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import bake, gpu, multibuild
+from edgepack import bake, multibuild
 from edgepack.build import ImageJob
 from edgepack.config import Project, load_target, select_targets
 from edgepack.errors import CommandError, ConfigError, SmokeTestError, ToolchainError
+from edgepack.host import gpu
 from edgepack.modelpipe.quantize import cpu_info
 from edgepack.plan import Step, StepCache, execute
 from edgepack_runtime.smoke import choose_providers
@@ -154,15 +155,37 @@ def test_a_step_shared_by_concurrent_builds_runs_once(tmp_path: Path) -> None:
 
 
 def test_different_keys_do_not_wait_for_each_other(tmp_path: Path) -> None:
-    cache, calls = StepCache(tmp_path), []
-    steps = [slow_step(calls, name=n, seconds=0.5) for n in ("a", "b")]
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=execute, args=([s], cache)) for s in steps]
+    """Each step's action waits, inside its key's lock, until the other's has started too.
+
+    Had one key waited for the other's lock, only one action would ever reach
+    the barrier and it would break (its timeout is for that failure only).
+    """
+    cache, events = StepCache(tmp_path), []
+    both_running = threading.Barrier(2, timeout=30)
+    failures: list[BaseException] = []
+
+    def step(name: str) -> Step:
+        def action() -> dict[str, str]:
+            events.append(f"start {name}")
+            both_running.wait()
+            events.append(f"end {name}")
+            return {"out": name}
+
+        return Step(name, "s", {"debian.lock": "same"}, action)
+
+    def build(s: Step) -> None:
+        try:
+            execute([s], cache)
+        except BaseException as exc:  # a broken barrier: asserted in the test's own thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=build, args=(step(n),)) for n in ("a", "b")]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(calls) == 2 and time.perf_counter() - t0 < 0.9
+    assert failures == []
+    assert sorted(events[:2]) == ["start a", "start b"] and sorted(events[2:]) == ["end a", "end b"]
 
 
 def test_the_lock_excludes_another_process(tmp_path: Path) -> None:
@@ -329,7 +352,7 @@ def test_the_gpu_variant_without_its_base_says_what_to_do(fake_runner: FakeRunne
     assert err.value.message.startswith("jetson-orin-nano's GPU variant needs nvcr.io/nvidia/l4t-jetpack:")
     assert "cannot be pulled here" in err.value.message
     assert err.value.hint == "docker load it (docker load -i FILE.tar), or build the CPU variant: " \
-        "invoke build --target jetson-orin-nano"  # fmt: skip
+        "edgepack build --target jetson-orin-nano"  # fmt: skip
     assert len(err.value.render().splitlines()) == 2
     assert fake_runner.calls == [["docker", "image", "inspect", "nvcr.io/nvidia/l4t-jetpack:r36.4.0"]]
 

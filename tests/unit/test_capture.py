@@ -80,13 +80,44 @@ def test_file_source_runs_at_real_time_pace_and_loses_nothing() -> None:
 
 
 def test_a_slow_consumer_causes_counted_dropouts_never_hidden_ones() -> None:
-    samples = np.ones(RATE // 2, np.float32)
+    """Inference at half real-time speed, in lockstep with the source instead of against the clock.
+
+    While the consumer processes a batch of n samples, 2n samples arrive (the
+    test delivers them while ``slow`` holds the consumer); then the consumer
+    takes what the ring holds. The ring keeps 4 blocks: blocks 0 | 1-2 | 3-6
+    fit, of 7-14 only 7-10 do. Block 14 is the file's last, 64 samples: a
+    dropped block counts the samples it had, not the block size.
+    """
+    block, ring_size = 256, 1024
+    samples = np.ones(14 * block + 64, np.float32)
+    ring, counters = capture.RingBuffer(ring_size), capture.Counters()
+    callback = capture.make_callback(ring, counters)
+    batches: list[int] = []
+    holding, resume, done = threading.Semaphore(0), threading.Semaphore(0), threading.Event()
 
     def slow(x: np.ndarray) -> None:
-        time.sleep(2 * len(x) / RATE)  # inference at half real-time speed
+        batches.append(len(x))
+        if not done.is_set():
+            holding.release()
+            assert resume.acquire(timeout=30)
 
-    counters = _run(samples, block=256, ring_size=1024, process=slow)
-    assert counters.dropouts > 0 and counters.dropped == 256 * counters.dropouts
+    consumer = capture.Consumer(ring, counters, slow, rate=RATE, max_batch=ring_size)
+    consumer.start(time.perf_counter())
+    blocks = [samples[i : i + block].reshape(-1, 1) for i in range(0, len(samples), block)]
+    sent = 0
+    while sent < len(blocks):
+        due = 1 if not batches else 2 * batches[-1] // block  # what arrives while the last batch is processed
+        for piece in blocks[sent : sent + due]:
+            callback(piece, len(piece), None, None)
+        sent += due
+        if batches:
+            resume.release()
+        assert holding.acquire(timeout=30), "the consumer never took the next batch"
+    done.set()
+    resume.release()
+    consumer.stop()
+    assert batches == [256, 512, 1024, 1024]
+    assert (counters.dropouts, counters.dropped) == (4, 3 * block + 64)
     assert counters.offered == counters.consumed + counters.dropped == len(samples)
 
 

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_committed_workflow_is_in_sync_with_targets() -> None:
-    """Fails when a target, .github/matrix.yaml or a pin changed: run `invoke ci.workflow` and commit."""
+    """Fails when a target, .github/matrix.yaml or a pin changed: run `edgepack ci.workflow` and commit."""
     for rel, text in workflow.generated(Project(REPO)).items():
         assert (REPO / rel).read_text() == text, rel
 
@@ -72,7 +72,7 @@ def test_jobs_hold_least_privilege() -> None:
     }
     assert doc["jobs"]["release"]["if"] == "startsWith(github.ref, 'refs/tags/v')"
     steps = [s.get("name", s.get("uses", "")) for s in doc["jobs"]["build"]["steps"]]
-    assert not any("Push" in s or "cosign" in s for s in steps)
+    assert not any("Push" in s or "cosign" in s or "login" in s for s in steps)
 
 
 def _step(job: dict[str, Any], name: str) -> dict[str, Any]:
@@ -100,13 +100,127 @@ def test_package_store_is_cached_under_a_key_of_the_lock_files(job: str) -> None
     assert names.index(store["name"]) < names.index("Build and smoke-test")
 
 
-def test_only_the_release_builds_locked() -> None:
+def test_a_tag_builds_locked_in_both_jobs_with_the_same_step() -> None:
     jobs = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"]
-    release = _step(jobs["release"], "Build and smoke-test")["run"]
-    branch = _step(jobs["build"], "Build and smoke-test")["run"]
-    assert release.startswith('invoke build --locked --target "$TARGET" ')
-    assert branch.startswith('invoke build --target "$TARGET" ') and "--locked" not in branch
-    assert release.replace(" --locked", "") == branch
+    release, branch = (_step(jobs[job], "Build and smoke-test") for job in ("release", "build"))
+    assert release == branch
+    assert branch["env"]["LOCKED"] == "${{ startsWith(github.ref, 'refs/tags/v') && 'yes' || '' }}"
+    assert branch["run"].startswith('edgepack build ${LOCKED:+--locked} --target "$TARGET" ')
+
+
+def test_a_release_pushes_every_board_or_none() -> None:
+    """Every target builds and is smoke-tested (job build) before any push; on a tag one failure stops all."""
+    jobs = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"]
+    assert "if" not in jobs["build"]  # a tag builds too: it is the release's gate
+    assert jobs["build"]["strategy"]["fail-fast"] == "${{ startsWith(github.ref, 'refs/tags/v') }}"
+    assert jobs["release"]["needs"] == ["matrix", "build"]
+    assert jobs["release"]["strategy"]["fail-fast"] is False  # a push that started runs to the end
+
+
+def test_only_pull_requests_are_cancelled_by_a_newer_push() -> None:
+    doc = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())
+    assert doc["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+
+
+@pytest.mark.parametrize("job", ["build", "release"])
+def test_the_step_cache_never_holds_image_or_smoke_stamps(job: str) -> None:
+    """actions/cache ignores `!path` under a cached folder: restore, delete, build, delete, then save."""
+    steps = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"][job]["steps"]
+    text = yaml.safe_dump(steps)
+    assert "!build" not in text
+    names = [s.get("name", "") for s in steps]
+    restore = _step({"steps": steps}, "Step cache")
+    assert restore["uses"].startswith("actions/cache/restore@") and restore["id"] == "step-cache"
+    assert restore["with"]["path"].split() == list(workflow.STEP_CACHE_PATHS)
+    prune = _step({"steps": steps}, "No restored image or smoke stamp")
+    fresh = " ".join(workflow.fresh_paths(Project(REPO)))
+    assert prune["run"] == f'rm -rf {fresh} "build/$TARGET/report.json"'
+    assert names.index(restore["name"]) < names.index(prune["name"]) < names.index("Build and smoke-test")
+    saves = [s for s in steps if s.get("uses", "").startswith("actions/cache/save@")]
+    if job == "release":  # the build job saves; the release only reads
+        assert saves == []
+        return
+    (save,) = saves
+    before_save = _step({"steps": steps}, "Before the save")
+    assert before_save["run"] == f"rm -rf {fresh}"
+    assert names.index("Build and smoke-test") < names.index(before_save["name"]) < names.index(save["name"])
+    assert save["with"] == {
+        "path": restore["with"]["path"],
+        "key": "${{ steps.step-cache.outputs.cache-primary-key }}",
+    }
+    assert save["if"] == before_save["if"] == "steps.step-cache.outputs.cache-hit != 'true'"
+    artifacts = _step({"steps": steps}, "Artifacts")
+    assert names.index(artifacts["name"]) < names.index(before_save["name"])  # image.tar uploaded first
+
+
+def test_the_deleted_paths_are_the_builds_own_stamps_and_tars(tmp_path: Path) -> None:
+    """workflow.fresh_paths names exactly where a build keeps its image and smoke stamps and image tars."""
+    import fnmatch
+
+    project = make_project(tmp_path, extra={"plain": "wheels: []"})
+    for part in ("assets/audio", "docker"):
+        shutil.copytree(REPO / part, tmp_path / part)
+    b = build_module.Build(target=load_target(project, "plain"), project=project, runner=Runner(echo=False),
+                           model="silero-vad")  # fmt: skip
+    steps = build_module.plan(b)
+    tars, *stamps = workflow.fresh_paths(project)
+    for step in steps:
+        stamp = str(b.cache.stamp(step).relative_to(tmp_path))
+        assert any(fnmatch.fnmatchcase(stamp, glob) for glob in stamps) == (step.name in ("image", "smoke"))
+    image = next(s for s in steps if s.name == "image")
+    assert b.cache_dir("image", image.key).relative_to(tmp_path).parent == Path(tars)
+    assert (b.out_dir / "report.json").relative_to(tmp_path) == Path("build/plain/report.json")
+
+
+@pytest.mark.parametrize("job", ["build", "release"])
+def test_the_cache_token_reaches_only_the_build_and_what_follows(job: str) -> None:
+    steps = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"][job]["steps"]
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    names = [s.get("name", "") for s in steps]
+    assert uses.count("crazy-max/ghaction-github-runtime") == 1
+    assert uses.index("crazy-max/ghaction-github-runtime") == names.index("Build and smoke-test") - 1
+
+
+def test_a_layer_cache_export_error_fails_no_build_and_a_rerun_may_upload_again() -> None:
+    jobs = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"]
+    run = _step(jobs["build"], "Build and smoke-test")["run"]
+    assert '--cache-to "type=gha,scope=$TARGET,mode=max,ignore-error=true"' in run
+    assert _step(jobs["build"], "Artifacts")["with"]["overwrite"] is True
+
+
+@pytest.mark.parametrize("rel", [workflow.WORKFLOW, workflow.LOCKS_WORKFLOW])
+def test_debian_keys_come_from_debian_checked_by_sha256(rel: Path) -> None:
+    """Not Ubuntu's debian-archive-keyring (older than trixie's keys): Debian's .deb, by its pinned sha256."""
+    ring = workflow.load_ci_pins().debian_keyring
+    doc = yaml.safe_load((REPO / rel).read_text())
+    jobs = [job for name, job in doc["jobs"].items() if name != "matrix"]  # which needs no Debian index
+    for job in jobs:
+        runs = [s.get("run", "") for s in job["steps"]]
+        assert not any("debian-archive-keyring" in r and "apt-get install" in r for r in runs)
+        keys = _step(job, "Debian's archive keys")
+        trusted = workflow.APT_TRUSTED
+        assert keys["env"] == {"KEYRING_URL": ring.url, "KEYRING_SNAPSHOT": ring.snapshot,
+                               "KEYRING_SHA256": ring.sha256, "APT_TRUSTED": trusted}  # fmt: skip
+        assert "sha256sum --check --strict" in keys["run"]
+        edgepack_runs = [i for i, r in enumerate(runs) if "edgepack build" in r or "edgepack lock" in r]
+        assert edgepack_runs and job["steps"].index(keys) < min(edgepack_runs)
+
+
+@pytest.mark.parametrize("job", ["build", "release"])
+def test_images_are_labelled_with_their_repository(job: str) -> None:
+    from edgepack.ci import release
+
+    env = yaml.safe_load((REPO / workflow.WORKFLOW).read_text())["jobs"][job]["env"]
+    assert env[release.IMAGE_SOURCE_ENV] == "${{ github.server_url }}/${{ github.repository }}"
+
+
+@pytest.mark.parametrize("rel", [workflow.WORKFLOW, workflow.LOCKS_WORKFLOW])
+def test_run_scripts_take_expressions_only_through_env(rel: Path) -> None:
+    """${{ }} inside a script is pasted in before the shell parses it (script injection); env is not."""
+    doc = yaml.safe_load((REPO / rel).read_text())
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step
 
 
 def test_locks_workflow_refreshes_weekly_and_may_only_propose() -> None:
@@ -116,16 +230,17 @@ def test_locks_workflow_refreshes_weekly_and_may_only_propose() -> None:
     (job,) = doc["jobs"].values()
     assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
     runs = [s.get("run", "") for s in job["steps"]]
-    assert "invoke lock --all" in runs
+    assert "edgepack lock --all" in runs
     checkout = job["steps"][0]
     assert checkout["uses"].startswith("actions/checkout@")
     assert checkout["with"]["persist-credentials"] is False  # create-pull-request sets its own credentials
     propose = _step(job, "Propose the new locks")
-    assert propose["uses"] == "peter-evans/create-pull-request@271a8d0340265f705b14b6d32b9829c1cb33d45e"
+    pin = next(a for a in workflow.load_ci_pins().actions if a.key == "create-pull-request")
+    assert propose["uses"] == f"peter-evans/create-pull-request@{pin.sha}"
     assert propose["if"] == "steps.diff.outputs.changed == 'true'"
     assert propose["with"]["add-paths"].split() == ["targets/locks", "wheels/locks"]
     assert "git status --porcelain -- targets/locks wheels/locks" in _step(job, "Which locks changed")["run"]
-    assert runs.index("invoke lock --all") < [s.get("id") for s in job["steps"]].index("diff")
+    assert runs.index("edgepack lock --all") < [s.get("id") for s in job["steps"]].index("diff")
 
 
 def test_check_fails_on_a_stale_workflow(tmp_path: Path) -> None:
@@ -137,7 +252,7 @@ def test_check_fails_on_a_stale_workflow(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         workflow.check(project)
     assert "build.yml is out of date" in info.value.message
-    assert info.value.hint == "Run: invoke ci.workflow (and commit the result)."
+    assert info.value.hint == "Run: edgepack ci.workflow (and commit the result)."
     workflow.write(project)
     (tmp_path / workflow.LOCKS_WORKFLOW).unlink()
     with pytest.raises(ConfigError, match=r"locks\.yml is missing"):
@@ -145,9 +260,31 @@ def test_check_fails_on_a_stale_workflow(tmp_path: Path) -> None:
 
 
 def test_a_pin_that_is_not_a_full_sha_is_refused(tmp_path: Path) -> None:
-    text = (workflow.RESOURCES / "ci-pins.yaml").read_text().replace("sha: 11bd71901bbe", "sha: v4-", 1)
+    checkout = workflow.load_ci_pins().actions[0]
+    text = (
+        (workflow.RESOURCES / "ci-pins.yaml").read_text().replace(f"sha: {checkout.sha[:12]}", "sha: v4-", 1)
+    )
     (tmp_path / "pins.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"pins.yaml:\d+: actions/checkout: sha must be a full 40-hex"):
+        workflow.load_ci_pins(tmp_path / "pins.yaml")
+
+
+def test_every_javascript_action_runs_on_node_24(tmp_path: Path) -> None:
+    """Runners force node20 actions onto Node 24 with a deprecation warning: such a pin is refused."""
+    pins = workflow.load_ci_pins()
+    assert {a.runs for a in pins.actions} <= {"node24", "composite"}
+    text = (workflow.RESOURCES / "ci-pins.yaml").read_text().replace("runs: node24", "runs: node20", 1)
+    (tmp_path / "pins.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"pins.yaml:\d+: .*node20"):
+        workflow.load_ci_pins(tmp_path / "pins.yaml")
+
+
+def test_a_keyring_digest_that_is_not_sha256_is_refused(tmp_path: Path) -> None:
+    digest = workflow.load_ci_pins().debian_keyring.sha256
+    (tmp_path / "pins.yaml").write_text(
+        (workflow.RESOURCES / "ci-pins.yaml").read_text().replace(digest, "abc")
+    )
+    with pytest.raises(ConfigError, match=r"pins.yaml:\d+: debian_keyring: sha256 must be 64 hex digits"):
         workflow.load_ci_pins(tmp_path / "pins.yaml")
 
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from edgepack import builders
 from edgepack.build import Build, plan, push_image
-from edgepack.ci import matrix, workflow
+from edgepack.ci import matrix, release, workflow
 from edgepack.config import Project, load_target
 from edgepack.docker import BuildxOptions
-from edgepack.doctor import BinfmtMisc
 from edgepack.errors import ConfigError, ToolchainError
 from edgepack.fsutil import write_text
+from edgepack.host import builders
+from edgepack.host.binfmt import BinfmtMisc
+from edgepack.plan import Step
 from edgepack.runner import Runner
 
 console = Console(highlight=False)
@@ -65,14 +67,29 @@ def push(
         )
     b = Build(target=target, project=proj, runner=run, model=model or target.model,
               buildx=BuildxOptions(builder, cache_from, ()))  # fmt: skip
+    steps = plan(b)
+    _require_smoke_run_here(b, steps)
     metadata = b.out_dir / "push-metadata.json"
-    push_image(b, plan(b), ref=image, metadata_file=metadata)
+    push_image(b, steps, ref=image, metadata_file=metadata)
     digest = json.loads(metadata.read_text()).get("containerimage.digest", "")
     if not digest.startswith("sha256:"):
         raise ToolchainError(f"buildx pushed {image} but wrote no digest to {metadata}.")
     pushed = f"{_repository(image)}@{digest}"
     write_text(b.out_dir / "pushed.txt", pushed + "\n")
     console.print(f"pushed  {pushed}")
+
+
+def _require_smoke_run_here(b: Build, steps: list[Step]) -> None:
+    """A restored smoke stamp is no smoke test: the build in this job must have run it (ci.release)."""
+    by_name = {s.name: s for s in steps}
+    image = b.cache.lookup(by_name["image"])
+    if image is None:  # push_image names every step that is not built
+        return
+    planned = release.Planned(target=b.target.name, image_key=by_name["image"].key,
+                              smoke_key=by_name["smoke"].key, image_id=image["id"])  # fmt: skip
+    release.require_smoke_run(release.read_report(b.out_dir / "report.json"), planned)
+    release.require_source_label(image.get("labels", {}), source=os.environ.get(release.IMAGE_SOURCE_ENV),
+                                 target=b.target.name)  # fmt: skip
 
 
 def _repository(image: str) -> str:

@@ -1,11 +1,11 @@
 """The CI matrix: one entry per target in targets/, with .github/matrix.yaml's overrides.
 
-The workflow's first job runs ``invoke ci.matrix`` and feeds the JSON to the
+The workflow's first job runs ``edgepack ci.matrix`` and feeds the JSON to the
 build job's ``strategy.matrix``, so the matrix really comes from targets/ at
 run time. Per target: the runner (a label from matrix.yaml's ``runners``,
 each with its own platform), whether the target's platform is emulated
 there (QEMU set-up, smoke test under the board's CPU model), the timeout and
-extra ``invoke build`` flags.
+extra ``edgepack build`` flags.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class TargetOverride:
     runner: str | None = field(default=None, metadata={"doc": "a label from runners"})
     timeout_minutes: int | None = field(default=None, metadata={"doc": "the build job's timeout"})
     model: str | None = field(
-        default=None, metadata={"doc": "the model CI builds instead of the target's (invoke build --model)"}
+        default=None, metadata={"doc": "the model CI builds instead of the target's (edgepack build --model)"}
     )
 
 
