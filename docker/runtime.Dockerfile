@@ -5,13 +5,19 @@
 #                  host: a minimal Python and the C/C++ runtime; no shell, apt,
 #                  perl or dpkg (targets/locks/debian-*.json); for a target
 #                  with deps: debian, numpy and onnxruntime too
-#   site-packages/ the locked binary wheels for the board (numpy, onnxruntime);
-#                  empty for a target with deps: debian
-#   app/usr/       the on-device runtime package
-#   app/opt/       the model and the smoke input
+#   deps.tar       the locked binary wheels for the board (numpy, onnxruntime)
+#                  in /usr/local/lib/python3.X/dist-packages; only that empty
+#                  folder for a target with deps: debian
+#   runtime.tar    the on-device runtime package (/usr/local/...)
+#   model.tar      the model and the smoke input (/opt/edgepack)
 # No registry is reachable and nothing is pulled: the base is `scratch`. The
 # engine's built-in Dockerfile frontend is used (no `# syntax=` line, which
 # would pull a frontend image). Layers go from least to most often changed.
+#
+# Every layer is ADD of a tar, never COPY: the engine's BuildKit (0.8) gives
+# the folders a COPY makes or fills the time of the build, while the tars
+# hold SOURCE_DATE_EPOCH times, so the same inputs give the same layers (not
+# base-compiled's RUN: the files it writes carry the time of the build).
 #
 # BASE picks who made the bytecode: "base" when the host's Python is the
 # target's (edgepack compiled it on the host), "base-compiled" otherwise: the
@@ -20,10 +26,9 @@
 ARG BASE=base
 
 FROM scratch AS base
-ARG PYTHON=3.11
 ADD rootfs.tar /
-COPY site-packages/ /usr/local/lib/python${PYTHON}/dist-packages/
-COPY app/usr/ /usr/
+ADD deps.tar /
+ADD runtime.tar /
 
 FROM base AS base-compiled
 # Build args are the RUN's environment, not the image's: a fixed hash seed
@@ -34,7 +39,7 @@ RUN ["/usr/bin/python3", "-I", "-m", "compileall", "-q", "-j0", "--invalidation-
 
 FROM ${BASE}
 ARG THREADS=4
-COPY app/opt/ /opt/
+ADD model.tar /
 ENV EDGEPACK_THREADS=${THREADS} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

@@ -3,6 +3,11 @@
 base -> deps -> model -> app (runtime, model, smoke input, host reference)
 -> image (buildx, docker save) -> smoke (under QEMU). Only an image whose
 smoke test passed is published as build/<target>/image.tar, with its report.
+
+Same commit and locks, same image ID: what the image gets from the host goes
+in as tars with SOURCE_DATE_EPOCH times, host paths stay out of its bytecode,
+and the config's times are pinned after buildx (docker.reproducible_save).
+Measurements of the run (timings, the model report) stay in build/<target>/.
 """
 
 from __future__ import annotations
@@ -12,16 +17,18 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import edgepack
-from edgepack import debian, models, pydeps, smoke, wheels
+from edgepack import debian, docker, models, pydeps, smoke, wheels
 from edgepack.config import Project, Target
 from edgepack.debian.rootfs import DROP as ROOTFS_DROP
-from edgepack.docker import BuildxOptions, Push, buildx_argv, inspect_image, save_argv
+from edgepack.debian.rootfs import Account, source_date_epoch, write_tar
+from edgepack.docker import BuildxOptions, ImageInfo, Push, buildx_argv, inspect_image, save_argv
 from edgepack.errors import CommandError, ConfigError
 from edgepack.fsutil import atomic_path, sha256_file, sha256_tree, write_json
 from edgepack.locks.drift import Drift, drift_labels
@@ -29,8 +36,19 @@ from edgepack.modelpipe.spec import is_spec_path
 from edgepack.plan import Outputs, Step, StepCache, digest
 from edgepack.runner import Runner
 
+# Set by the CI workflow to ${{ github.server_url }}/${{ github.repository }}.
+IMAGE_SOURCE_ENV = "EDGEPACK_IMAGE_SOURCE"
+SOURCE_LABEL = "org.opencontainers.image.source"
 RUNTIME_SRC = Path(__file__).resolve().parents[2] / "runtime" / "src" / "edgepack_runtime"
 DEBIAN_SITE = "usr/lib/python3/dist-packages"  # where Debian's python3-* packages put their modules
+# The account the image runs as (debian.rootfs's default, the Dockerfile's USER): it owns only its home.
+IMAGE_ACCOUNT = Account(user="edge", uid=1000)
+EPOCH_ARG = "SOURCE_DATE_EPOCH"  # buildx build arg; BuildKit >= 0.11 stamps the config with it
+
+
+def board_site(python: str) -> str:
+    """Where the image's Python finds the wheels and edgepack_runtime (relative to /)."""
+    return f"usr/local/lib/python{python}/dist-packages"
 
 
 @dataclass(frozen=True)
@@ -115,15 +133,16 @@ def deps_step(b: Build) -> Step:
     lock_digest = sha256_file(lock_path) if lock_path.is_file() else "missing"
     inputs = {"requirements.lock": lock_digest, "platform": " ".join(pydeps.platform_args(b.target)),
               "prune": " ".join(b.target.prune), "code": code_digest(pydeps)}  # fmt: skip
-    if b.target.wheels:  # built for the board from wheels/*.yaml (invoke wheels), keyed by recipe + toolchain
+    if b.target.wheels:  # built for the board from wheels/*.yaml (edgepack wheels), by recipe + toolchain
         inputs["wheels"] = wheels.planned_digest(b.target, project=b.project, runner=b.runner)
+    inputs["bytecode"] = _bytecode_key(b)
     step = Step("deps", f"locked wheels for {b.target.platform}", inputs, lambda: {})
     out = b.cache_dir("deps", step.key) / "site-packages"
 
     def action() -> Outputs:
         built = wheels.ensure_index(b.target, project=b.project, runner=b.runner) if b.target.wheels else None
         pydeps.install(b.target, project=b.project, runner=b.runner, out_dir=out, wheelhouse=built)
-        _precompile(out, b)
+        _precompile(out, b, board=board_site(b.target.python))
         return {"site_packages": str(out)}
 
     return with_action(step, action, lambda o: Path(o["site_packages"]).is_dir())
@@ -146,23 +165,26 @@ def app_step(b: Build, model: Step) -> Step:
     audio = b.project.root / b.target.smoke.audio
     smoke_cfg = json.dumps([b.target.smoke.runs, b.target.threads])
     inputs = {"model": model.key, "runtime": sha256_tree(RUNTIME_SRC), "audio": sha256_file(audio),
-              "smoke": smoke_cfg, "code": code_digest(smoke)}  # fmt: skip
+              "smoke": smoke_cfg, "code": code_digest(smoke, sys.modules[__name__]),
+              "bytecode": _bytecode_key(b)}  # fmt: skip
     step = Step("app", "runtime package, model, smoke input; host reference", inputs, lambda: {})
     out = b.cache_dir("app", step.key)
 
     def action() -> Outputs:
+        from edgepack.modelpipe.pipeline import REPORT_FILES  # published to build/<target>/model/ instead
+
         model_dir = Path(json.loads(b.cache.stamp(model).read_text())["dir"])
         with atomic_path(out, is_dir=True) as tmp:
             root = tmp / "root"
             opt = root / "opt" / "edgepack"
-            shutil.copytree(model_dir, opt / "model")
+            shutil.copytree(model_dir, opt / "model", ignore=shutil.ignore_patterns(*REPORT_FILES))
             meta = json.loads((model_dir / "model.json").read_text())
             spec = smoke.prepare(meta, b.target, audio=audio, smoke_dir=opt / "smoke")
-            site = root / "usr" / "local" / "lib" / f"python{b.target.python}" / "dist-packages"
+            site = root / board_site(b.target.python)
             shutil.copytree(RUNTIME_SRC, site / "edgepack_runtime",
                             ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
             write_json(tmp / "reference.json", smoke.host_reference(spec))
-            _precompile(site, b)
+            _precompile(site, b, board=board_site(b.target.python))
         return {"root": str(out / "root"), "reference": str(out / "reference.json"), "model": meta}
 
     return with_action(step, action, lambda o: Path(o["reference"]).is_file())
@@ -185,10 +207,12 @@ class ImageJob:
 def _image_step(b: Build, *, base: Step, deps: Step | None, app: Step) -> Step:
     dockerfile = b.project.root / "docker" / "runtime.Dockerfile"
     labels = _labels(b)
-    build_args = {"PYTHON": b.target.python, "THREADS": str(b.target.threads), "BASE": _bytecode_stage(b)}
+    build_args = {"THREADS": str(b.target.threads), "BASE": _bytecode_stage(b)}
+    # The config's time: SOURCE_DATE_EPOCH when set, else the commit's, which the revision label pins.
     inputs = {"base": base.key, "deps": deps.key if deps else "debian", "app": app.key,
               "dockerfile": sha256_file(dockerfile), "labels": json.dumps(labels, sort_keys=True),
-              "platform": b.target.platform,
+              "platform": b.target.platform, "epoch": os.environ.get(EPOCH_ARG, "commit"),
+              "code": code_digest(docker, sys.modules[__name__]),
               "build_args": json.dumps(build_args, sort_keys=True)}  # fmt: skip
     step = Step("image", f"buildx {b.target.platform} image {b.target.image}", inputs, lambda: {})
 
@@ -226,22 +250,47 @@ def image_job(b: Build, image: Step) -> ImageJob:
         platform=b.target.platform,
         tags=(tag, f"{b.target.image}:latest"),
         labels=labels,
-        build_args=json.loads(image.inputs["build_args"]),
+        build_args={**json.loads(image.inputs["build_args"]), EPOCH_ARG: str(image_epoch(b))},
     )
 
 
+def image_epoch(b: Build) -> int:
+    """The image's creation time: the SD card's release date (SOURCE_DATE_EPOCH, else HEAD's time)."""
+    from edgepack.flash.steps import source_epoch  # flash builds on this module: imported when used
+
+    return source_epoch(b)
+
+
 def finish_image(b: Build, job: ImageJob, image: Step) -> Outputs:
-    """After buildx: check the engine has the image, save it as a tar in the cache; the step's outputs."""
+    """After buildx: the image with its times pinned, saved in the cache and loaded; the step's outputs.
+
+    The engine's BuildKit (0.8 in Debian 12's docker.io) stamps the config
+    with the time of the build, whatever SOURCE_DATE_EPOCH says. So the image
+    is saved, rewritten with the epoch and the same layers, and loaded under
+    the same tags: same inputs, same image ID (the config's sha256). The
+    rewritten tar is the one published; buildx's own image is removed.
+    """
     shutil.rmtree(job.context)
-    info = inspect_image(job.tag, runner=b.runner)
-    if info is None:
-        raise CommandError(f"buildx reported success but the engine has no image {job.tag}.",
-                           argv=["docker", "image", "inspect", job.tag], returncode=1, output="")  # fmt: skip
+    built = _engine_image(b, job.tag)
     tar = b.cache_dir("image", image.key) / "image.tar"
-    with atomic_path(tar) as tmp:
-        b.runner.run(save_argv(image=job.tag, output=tmp), what=f"docker save of {job.tag}")
+    with atomic_path(tar) as tmp, tempfile.TemporaryDirectory(dir=tar.parent) as scratch:
+        saved = Path(scratch) / "saved.tar"
+        b.runner.run(save_argv(image=job.tag, output=saved), what=f"docker save of {job.tag}")
+        docker.reproducible_save(saved, tmp, epoch=int(job.build_args[EPOCH_ARG]), tags=job.tags)
+        b.runner.run(docker.load_argv(archive=tmp), what=f"docker load of {job.tag} with its times pinned")
+    info = _engine_image(b, job.tag)
+    if info.id != built.id:  # untagged by the load; a failure to remove it changes nothing built
+        b.runner.run(docker.remove_image_argv(built.id), what="removing buildx's image", check=False)
     return {"tag": job.tag, "id": info.id, "bytes": info.size, "architecture": info.architecture,
             "tar": str(tar), "tar_bytes": tar.stat().st_size, "labels": job.labels}  # fmt: skip
+
+
+def _engine_image(b: Build, tag: str) -> ImageInfo:
+    info = inspect_image(tag, runner=b.runner)
+    if info is None:
+        raise CommandError(f"buildx reported success but the engine has no image {tag}.",
+                           argv=["docker", "image", "inspect", tag], returncode=1, output="")  # fmt: skip
+    return info
 
 
 def _smoke_step(b: Build, *, image: Step, app: Step) -> Step:
@@ -280,7 +329,7 @@ def push_image(b: Build, steps: list[Step], *, ref: str, metadata_file: Path) ->
     missing = [s.name for s in steps if b.cache.lookup(s) is None]
     if missing:
         raise ConfigError(f"cannot push {b.target.name}: {', '.join(missing)} not built (or changed since).",
-                          hint=f"Run first: invoke build --target {b.target.name}")  # fmt: skip
+                          hint=f"Run first: edgepack build --target {b.target.name}")  # fmt: skip
     job = image_job(b, next(s for s in steps if s.name == "image"))
     try:
         argv = _image_argv(b, job, tags=[ref], iidfile=None, push=Push(metadata_file=metadata_file))
@@ -335,6 +384,8 @@ def _labels(b: Build) -> dict[str, str]:
         "io.edgepack.base.lock-sha256": debian.read_lock(b.project.lock_path(t, "debian")).digest(),
         "io.edgepack.deps.lock-sha256": sha256_file(req_lock) if req_lock.is_file() else "",
         **({"io.edgepack.lock-drift": drift_labels(b.drift)} if b.drift else {}),
+        # The repository the image comes from (CI sets it): links a registry package to its source.
+        **({SOURCE_LABEL: source} if (source := os.environ.get(IMAGE_SOURCE_ENV)) else {}),
     }
 
 
@@ -358,17 +409,36 @@ def git_revision(root: Path) -> str:
 
 
 def _assemble_context(b: Build, stamps: dict[str, Outputs | None]) -> Path:
-    """Hard-link the cached parts into one buildx context (no copies of 100+ MB)."""
+    """The buildx context: the base's rootfs.tar (a hard link) and one tar per layer above it.
+
+    BuildKit 0.8 gives every folder a COPY creates or fills the time of the
+    build (checked: even a folder copied from the context); ADD of a tar
+    keeps the tar's times. So the deps, runtime and model layers come as
+    tars like rootfs.tar: sorted, owned by root, SOURCE_DATE_EPOCH times.
+    """
     context = b.out_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
     os.link(stamps["base"]["rootfs"], context / "rootfs.tar")
-    if stamps["deps"] is None:  # deps: debian; the Dockerfile's COPY still needs the folder
-        (context / "site-packages").mkdir()
-    else:
-        shutil.copytree(stamps["deps"]["site_packages"], context / "site-packages", copy_function=os.link)
-    shutil.copytree(stamps["app"]["root"], context / "app", copy_function=os.link)
+    app = Path(stamps["app"]["root"])
+    deps = None if stamps["deps"] is None else Path(stamps["deps"]["site_packages"])  # None: deps: debian
+    layer_tar(context / "deps.tar", at=board_site(b.target.python), tree=deps)
+    layer_tar(context / "runtime.tar", at="usr", tree=app / "usr")
+    layer_tar(context / "model.tar", at="opt", tree=app / "opt")
     return context
+
+
+def layer_tar(out: Path, *, at: str, tree: Path | None) -> None:
+    """A tar of ``tree`` (hard-linked, not copied) at ``at`` in the image, with the folders above it."""
+    with tempfile.TemporaryDirectory(prefix=".layer-", dir=out.parent) as scratch:
+        root = Path(scratch) / "root"
+        made = [root / p for p in reversed(Path(at).parents)] + ([root / at] if tree is None else [])
+        for folder in made:
+            folder.mkdir()
+            folder.chmod(0o755)  # not mkdir's mode: the umask cuts that, and the tar records it
+        if tree is not None:
+            shutil.copytree(tree, root / at, symlinks=True, copy_function=os.link)
+        write_tar(root, out, mtime=source_date_epoch(), account=IMAGE_ACCOUNT)
 
 
 def _host_compiles(b: Build) -> bool:
@@ -380,15 +450,24 @@ def _bytecode_stage(b: Build) -> str:
     return "base" if _host_compiles(b) else "base-compiled"
 
 
-def _precompile(tree: Path, b: Build) -> None:
+def _bytecode_key(b: Build) -> str:
+    """Who makes the bytecode, and how: part of the key of each step whose tree holds it."""
+    return digest(_bytecode_stage(b), inspect.getsource(_precompile))
+
+
+def _precompile(tree: Path, b: Build, *, board: str) -> None:
     """Bytecode for the board, made by the host when its Python is the target's.
 
     Under QEMU, compiling numpy's and onnxruntime's modules at each start would
     cost seconds; .pyc files are architecture-independent. unchecked-hash keeps
-    them valid whatever the files' mtimes become. With another Python than
-    the target's, the image build compiles instead (stage base-compiled).
+    them valid whatever the files' mtimes become. Each .pyc names its source:
+    -s/-p make that ``board`` (where ``tree`` is in the image), not this
+    checkout's folder; a fixed hash seed keeps frozenset constants in one
+    order. With another Python than the target's, the image build compiles
+    instead (stage base-compiled).
     """
     if not _host_compiles(b):
         return
-    b.runner.run([sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
-                  str(tree)], what=f"precompiling {tree.name}")  # fmt: skip
+    argv = [sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash"]
+    b.runner.run([*argv, "-s", str(tree), "-p", f"/{board}", str(tree)], env={"PYTHONHASHSEED": "0"},
+                 what=f"precompiling {tree.name}")  # fmt: skip

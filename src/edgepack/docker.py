@@ -3,16 +3,24 @@
 The network rule of this project: builds and containers get ``--network
 none`` (dockerd runs without a bridge), and nothing is ever pulled: every
 base is built locally.
+
+Also the one place that knows the ``docker save`` format: ``reproducible_save``
+rewrites a saved image so that the same layers give the same image ID.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
-from edgepack.errors import CommandError
+from edgepack.errors import CommandError, InputError
 from edgepack.runner import Runner
 
 
@@ -21,14 +29,18 @@ class BuildxOptions:
     """Where a build runs and which layer cache it shares; none of it changes the image.
 
     ``builder`` is a buildx builder: ``default`` (the local engine), the
-    ``edgepack`` builder of native nodes (invoke builders.add), or CI's
+    ``edgepack`` builder of native nodes (edgepack builders.add), or CI's
     docker-container builder. ``cache_from``/``cache_to`` are buildx cache
-    specs, e.g. ``type=gha,scope=rpi4`` in GitHub Actions.
+    specs, e.g. ``type=gha,scope=rpi4`` in GitHub Actions. ``no_cache``
+    builds every layer afresh: BuildKit keys a layer by its files' contents,
+    not their times, so a cached layer can hide a build that is not
+    reproducible (the test that builds twice uses it).
     """
 
     builder: str = "default"
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
+    no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ def buildx_argv(
         argv += ["--cache-from", spec]
     for spec in options.cache_to:
         argv += ["--cache-to", spec]
+    argv += ["--no-cache"] if options.no_cache else []
     for tag in tags:
         argv += ["--tag", tag]
     for key in sorted(labels):
@@ -112,6 +125,99 @@ def run_argv(
 
 def save_argv(*, image: str, output: Path) -> list[str]:
     return ["docker", "save", "--output", str(output), image]
+
+
+def load_argv(*, archive: Path) -> list[str]:
+    return ["docker", "load", "--quiet", "--input", str(archive)]
+
+
+def remove_image_argv(image: str) -> list[str]:
+    return ["docker", "image", "rm", image]
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pinned_config(config: Mapping[str, Any], *, epoch: int) -> dict[str, Any]:
+    """The image config with its ``created`` time and every history entry's set to ``epoch``.
+
+    BuildKit writes the time of the build there; only BuildKit >= 0.11 takes
+    SOURCE_DATE_EPOCH instead, and the Debian 12 engine's built-in one is 0.8.
+    """
+    created = rfc3339(epoch)
+    out = dict(config)
+    out["created"] = created
+    out["history"] = [{**entry, "created": created} for entry in config.get("history") or []]
+    return out
+
+
+def config_bytes(config: Mapping[str, Any]) -> bytes:
+    """One serialisation of a config (sorted keys, no spaces): the image ID is its sha256."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The OCI chain ID of each layer (its own digest and all below it): unique per position."""
+    chain: list[str] = []
+    for diff_id in diff_ids:
+        chain.append(diff_id if not chain else _sha256(f"{chain[-1]} {diff_id}".encode()))
+    return chain
+
+
+def reproducible_save(saved: Path, out: Path, *, epoch: int, tags: Sequence[str]) -> str:
+    """Rewrite a ``docker save`` tar: config times at ``epoch``, the same layers; returns the image ID.
+
+    ``out`` is itself a ``docker save`` tar (one ``<chain id>/layer.tar`` per
+    layer, the config, manifest.json) whose names, times and owners are fixed:
+    the same layers and config give the same bytes, and ``docker load`` of it
+    makes an image whose ID is the sha256 of the config written.
+    """
+    with tarfile.open(saved) as src, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as dst:
+        (manifest,) = json.loads(_open(src, "manifest.json").read())
+        config = pinned_config(json.loads(_open(src, manifest["Config"]).read()), epoch=epoch)
+        layers = [f"{c.removeprefix('sha256:')}/layer.tar" for c in chain_ids(config["rootfs"]["diff_ids"])]
+        if len(layers) != len(manifest["Layers"]):
+            raise InputError(
+                f"{saved} holds {len(manifest['Layers'])} layers; its config names {len(layers)}."
+            )
+        for name, layer in zip(layers, manifest["Layers"], strict=True):
+            dst.addfile(_entry(name.split("/")[0], epoch, directory=True))
+            _add(dst, name, _open(src, layer), epoch)
+        data = config_bytes(config)
+        image_id = _sha256(data)
+        entry = {
+            "Config": f"{image_id.removeprefix('sha256:')}.json",
+            "RepoTags": list(tags),
+            "Layers": layers,
+        }
+        _add(dst, entry["Config"], io.BytesIO(data), epoch)
+        _add(dst, "manifest.json", io.BytesIO(json.dumps([entry], sort_keys=True).encode()), epoch)
+    return image_id
+
+
+def _open(tar: tarfile.TarFile, name: str) -> IO[bytes]:
+    handle = tar.extractfile(name)  # follows a link to another member
+    if handle is None:
+        raise InputError(f"{name} is not a file in {tar.name}.")
+    return handle
+
+
+def _add(tar: tarfile.TarFile, name: str, handle: IO[bytes], epoch: int) -> None:
+    size = handle.seek(0, io.SEEK_END)
+    handle.seek(0)
+    tar.addfile(_entry(name, epoch, size=size), handle)
+
+
+def _entry(name: str, epoch: int, *, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode, info.size, info.mtime = (0o755 if directory else 0o644), size, epoch
+    return info
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

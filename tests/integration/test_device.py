@@ -23,8 +23,8 @@ import pytest
 from invoke.exceptions import Exit
 
 from edgepack.build import Build, plan, publish
-from edgepack.config import Project, load_target
 from edgepack.commands import device as device_cli
+from edgepack.config import Project, load_target
 from edgepack.device.deploy import prepare_artifact, probe, runtime_argv
 from edgepack.device.errors import (
     BoardAuthError,

@@ -68,7 +68,7 @@ def _b64(data: bytes) -> str:
 
 
 def test_cross_env_points_setuptools_at_the_board(target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env = build_env(target, toolchain=tmp_path / "tc", sysroot=tmp_path / "sysroot")
+    env = build_env(target, toolchain=tmp_path / "tc", sysroot=tmp_path / "sysroot", source=tmp_path / "src")
     assert env["_PYTHON_HOST_PLATFORM"] == "linux-aarch64"
     assert env["_PYTHON_SYSCONFIGDATA_NAME"] == "_sysconfigdata__linux_aarch64-linux-gnu"
     assert env["PYTHONPATH"] == str(tmp_path / "tc/sysconfig")

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The repository URL label (set by the workflow from github.server_url and github.repository)
+# also links a ghcr.io package to its repository; build._labels sets it from the environment.
+from edgepack.build import IMAGE_SOURCE_ENV, SOURCE_LABEL
 from edgepack.errors import ConfigError
-
-# The repository's URL (the workflow sets it from github.server_url and github.repository); the image
-# carries it as SOURCE_LABEL, which also links a ghcr.io package to its repository.
-IMAGE_SOURCE_ENV = "EDGEPACK_IMAGE_SOURCE"
-SOURCE_LABEL = "org.opencontainers.image.source"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from edgepack.ci import commands as ci_actions
 from edgepack.commands.boundary import command
 
 
-@command(help={"target": "one target's entry (default: every target)", "only": "the same as --target (old name)"})
+@command(help={"target": "one target's entry (default: every target)", "only": "the old name of --target"})
 def matrix(c, target="all", only=""):
     """Print the CI matrix (JSON) from targets/ and .github/matrix.yaml: the workflow's first job runs it."""
     ci_actions.print_matrix(only=only or target)

@@ -5,7 +5,7 @@
 | base         | targets/locks/debian-<suite>-<arch>.json           | every build (the rootfs)    |
 | requirements | targets/locks/requirements-py<ver>-<arch>.txt      | ``deps: wheels`` targets    |
 | sysroot      | wheels/locks/sysroot-<suite>-<arch>.json           | targets with ``wheels:``    |
-| builder      | wheels/locks/builder-<suite>-<arch>.json           | ``edgepack wheels --strategy emulated`` |
+| builder      | wheels/locks/builder-<suite>-<arch>.json           | ``wheels --strategy emulated`` |
 | sdcard       | targets/locks/sdcard-<target>-<suite>-<arch>.json  | ``edgepack flash.image``      |
 """
 

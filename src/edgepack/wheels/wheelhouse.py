@@ -5,8 +5,9 @@
 
 An entry's key hashes the recipe (version, sdist sha256, build requirements,
 system packages), the strategy's toolchain (compiler and sysroot lock, or
-builder image lock), the manylinux policy and the code that builds it; an
-entry whose key still matches is reused. The image build installs
+builder image lock), the manylinux policy, SOURCE_DATE_EPOCH (the wheel's zip
+times) and the code that builds it; an entry whose key still matches is
+reused (a cross-built one's key fixes its bytes). The image build installs
 ``index/requirements.txt`` (``name==version --hash=sha256:...``) with
 ``--require-hashes`` from ``--find-links index/``, alongside the PyPI lock.
 """
@@ -25,6 +26,7 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 
 from edgepack.config import Project, Target
+from edgepack.debian.rootfs import source_date_epoch
 from edgepack.fsutil import atomic_path, sha256_file, write_json, write_text
 from edgepack.plan import digest
 from edgepack.runner import Runner
@@ -72,6 +74,7 @@ def entry_key(recipe: Recipe, *, strategy: StrategyName, toolchain: str, target:
         repair.manylinux_plat(target),
         target.python,
         f"auditwheel {dist_version('auditwheel')}",
+        f"SOURCE_DATE_EPOCH={source_date_epoch()}",
         code,
     )
 
