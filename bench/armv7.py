@@ -41,12 +41,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "runtime" / "src")]
 
 from tests.integration.test_build import copy_project  # noqa: E402
 
-from edgepack import smoke  # noqa: E402
-from edgepack.build import Build, plan, publish  # noqa: E402
 from edgepack.config import Project, Target, load_target  # noqa: E402
-from edgepack.docker import run_argv  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
-from edgepack.plan import execute  # noqa: E402
+from edgepack.pipeline import smoke  # noqa: E402
+from edgepack.pipeline.context import Build  # noqa: E402
+from edgepack.pipeline.docker import run_argv  # noqa: E402
+from edgepack.pipeline.image import publish  # noqa: E402
+from edgepack.pipeline.plan import plan  # noqa: E402
+from edgepack.pipeline.steps import execute  # noqa: E402
 from edgepack.runner import Result, Runner  # noqa: E402
 
 BOARD, REFERENCE = "rpi-zero2w", "rpi4"

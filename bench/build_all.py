@@ -64,7 +64,7 @@ def invoke(proj: Project, *args: str) -> tuple[float, int]:
 
 def drop_image_and_smoke(proj: Project) -> int:
     """Forget the image and smoke steps of every target: their stamps and image tars."""
-    cache = proj.build_dir / "cache"
+    cache = proj.cache_root
     stamps = [*cache.glob("steps/image-*.json"), *cache.glob("steps/smoke-*.json")]
     for stamp in stamps:
         stamp.unlink()

@@ -83,13 +83,15 @@ SRC = Path(_src)  # the project as of COMMIT: targets/, docker/, assets/, models
 sys.dont_write_bytecode = True
 
 import edgepack  # noqa: E402
-from edgepack import smoke  # noqa: E402
-from edgepack.build import Build, plan, publish  # noqa: E402
 from edgepack.config import Project, Target, load_target  # noqa: E402
-from edgepack.docker import inspect_image  # noqa: E402
 from edgepack.errors import EdgepackError  # noqa: E402
 from edgepack.fsutil import sha256_file  # noqa: E402
-from edgepack.plan import StepRecord, execute  # noqa: E402
+from edgepack.pipeline import smoke  # noqa: E402
+from edgepack.pipeline.context import Build  # noqa: E402
+from edgepack.pipeline.docker import inspect_image  # noqa: E402
+from edgepack.pipeline.image import publish  # noqa: E402
+from edgepack.pipeline.plan import plan  # noqa: E402
+from edgepack.pipeline.steps import StepRecord, execute  # noqa: E402
 from edgepack.runner import Result, Runner  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "build_rpi4.json"
@@ -185,7 +187,7 @@ def edgepack_build(b: Build) -> tuple[dict[str, StepRecord], float]:
     runner.step = "plan"
     records = execute(plan(b), b.cache, on_start=on_start)
     runner.step = "publish"
-    publish(b, records[-2].outputs)
+    publish(b, next(r for r in records if r.name == "image").outputs)
     return {r.name: r for r in records}, round(time.perf_counter() - t0, 3)
 
 

@@ -36,12 +36,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "runtime" / "src")]
 
-from edgepack.build import Build  # noqa: E402
 from edgepack.config import Project, load_target  # noqa: E402
 from edgepack.flash import layout, qemu  # noqa: E402
 from edgepack.flash import steps as flash_steps  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
-from edgepack.plan import execute  # noqa: E402
+from edgepack.pipeline.context import Build  # noqa: E402
+from edgepack.pipeline.steps import execute  # noqa: E402
 from edgepack.runner import Runner  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     assert all(r.cached for r in again)
     image = records[-1].outputs
     with tempfile.TemporaryDirectory(dir=proj.build_dir) as tmp:
-        tree = records[-2].outputs
+        tree = next(r for r in records if r.name == "sdrootfs").outputs
         again = Path(tmp) / "again"
         _, second = timed(
             lambda: flash_steps.make_image(

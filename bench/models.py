@@ -29,14 +29,14 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # the runtime package's folder is hashed by the build
 
-from edgepack.build import Build  # noqa: E402
 from edgepack.config import Project, load_target  # noqa: E402
-from edgepack.docker import inspect_image, run_argv  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
 from edgepack.modelpipe import inputs, quantize, steps, taskmetric  # noqa: E402
 from edgepack.modelpipe.export import run_onnx, session  # noqa: E402
 from edgepack.modelpipe.spec import load_spec  # noqa: E402
-from edgepack.plan import execute  # noqa: E402
+from edgepack.pipeline.context import Build  # noqa: E402
+from edgepack.pipeline.docker import inspect_image, run_argv  # noqa: E402
+from edgepack.pipeline.steps import execute  # noqa: E402
 from edgepack.runner import Runner  # noqa: E402
 from edgepack_runtime.benchmodel import bench_model  # noqa: E402
 

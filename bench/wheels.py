@@ -75,7 +75,7 @@ def main() -> None:
     for s in strategies.values():
         s.prepare(recipes)
     srcs = {
-        r.name: sources.fetch(r, cache=project.build_dir / "cache" / "sources", runner=runner)
+        r.name: sources.fetch(r, cache=project.cache_dir("sources"), runner=runner)
         for r in recipes
     }
     workdir = project.build_dir / "bench-wheels"

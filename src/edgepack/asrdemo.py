@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgepack.build import Build
 from edgepack.config import Project, load_target
-from edgepack.plan import execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 
 SPEC = "models/cmdasr.yaml"

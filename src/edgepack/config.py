@@ -181,6 +181,16 @@ class Project:
     def build_dir(self) -> Path:
         return self.root / "build"
 
+    @property
+    def cache_root(self) -> Path:
+        """build/cache: every step's outputs and stamps; the one owner of its layout is ``cache_dir``."""
+        return self.build_dir / "cache"
+
+    def cache_dir(self, kind: str, key: str = "") -> Path:
+        """build/cache/<kind>[/<key prefix>]: where a kind of step (or tool state) keeps its files."""
+        folder = self.cache_root / kind
+        return folder / key[:20] if key else folder
+
     def target_names(self) -> list[str]:
         return sorted(
             p.stem

@@ -46,6 +46,10 @@ class Runner:
     dry_run: bool = False
     echo: bool = True
     stream: object = field(default=sys.stderr, repr=False)
+    # Every command runs here unless told otherwise, never in the process's current folder: a step on
+    # another thread may hold a chdir (onnxruntime's quant_pre_process writes into the cwd) when a
+    # command starts, and a scratch cwd deleted under a running pip breaks it.
+    home: Path = field(default_factory=Path.cwd, repr=False)
 
     def which(self, tool: str, *, hint: str = "") -> str:
         path = shutil.which(tool)
@@ -88,7 +92,7 @@ class Runner:
         try:
             proc = subprocess.run(
                 args,
-                cwd=cwd,
+                cwd=cwd or self.home,
                 env=full_env,
                 input=input,
                 stdin=stdin,

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgepack import smoke
-from edgepack.build import Build, plan, publish
 from edgepack.config import Project, load_target
 from edgepack.errors import SmokeTestError
-from edgepack.plan import cached_state, execute
-from edgepack.report import build_report, write_report
+from edgepack.pipeline import smoke
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.image import publish
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.report import build_report, write_report
+from edgepack.pipeline.steps import cached_state, execute
 from edgepack.runner import Runner
 from edgepack_runtime.arrays import decode, encode
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.build import Build, plan
 from edgepack.config import load_target
-from edgepack.plan import execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 from tests.integration.test_build import copy_project, docker, step
 

@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from edgepack.build import Build, plan
 from edgepack.ci import workflow
 from edgepack.config import Project, load_target
 from edgepack.errors import CommandError
 from edgepack.host import builders
-from edgepack.plan import Step
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import Step
 from edgepack.runner import Runner
 from tests.unit.test_ci_matrix import BOARDS, make_project
 

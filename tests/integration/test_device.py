@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from invoke.exceptions import Exit
 
-from edgepack.build import Build, plan, publish
 from edgepack.commands import device as device_cli
 from edgepack.config import Project, load_target
 from edgepack.device.deploy import prepare_artifact, probe, runtime_argv
@@ -35,8 +34,11 @@ from edgepack.device.errors import (
     RegressionError,
 )
 from edgepack.device.ssh import Board
-from edgepack.plan import execute
-from edgepack.report import build_report, write_report
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.image import publish
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.report import build_report, write_report
+from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 from tests.integration.device_board import (
     REPO,

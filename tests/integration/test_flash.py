@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.build import Build
 from edgepack.config import Project, SdcardConfig, load_target
 from edgepack.flash import layout, qemu, write
 from edgepack.flash import steps as flash_steps
-from edgepack.plan import execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 
 REPO = Path(__file__).resolve().parents[2]

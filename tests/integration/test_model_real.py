@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from edgepack.build import Build
 from edgepack.config import Project, load_target
 from edgepack.errors import ModelCheckError
 from edgepack.modelpipe import export as ex
 from edgepack.modelpipe import inputs, pipeline, sources, steps, trace
 from edgepack.modelpipe.spec import load_spec
-from edgepack.plan import execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 from edgepack_runtime.audio import read_wav
 from edgepack_runtime.vad import SileroVAD

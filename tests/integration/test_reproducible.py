@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.build import Build, board_site, image_epoch, plan
 from edgepack.config import load_target
 from edgepack.debian.rootfs import source_date_epoch
-from edgepack.docker import BuildxOptions, rfc3339
-from edgepack.plan import StepRecord, execute
+from edgepack.pipeline.context import Build, board_site
+from edgepack.pipeline.docker import BuildxOptions, rfc3339
+from edgepack.pipeline.image import image_epoch
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import StepRecord, execute
 from edgepack.runner import Runner
 from tests.integration.test_build import copy_project
 

@@ -19,10 +19,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from edgepack import wheels
-from edgepack.build import Build, plan
 from edgepack.config import Project, load_target
 from edgepack.errors import ConfigError
-from edgepack.plan import execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 from edgepack.wheels import repair, sources
 from edgepack.wheels.cross import CrossStrategy

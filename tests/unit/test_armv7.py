@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgepack.build import Build, plan
 from edgepack.config import Project, debian_package_for, load_target
 from edgepack.debian import read_lock
 from edgepack.debian.apt import AptState, check_codenames
-from edgepack.docker import run_argv
 from edgepack.errors import ConfigError
 from edgepack.modelpipe.export import choose_opset, debian_onnxruntime, runtime_max_opset
 from edgepack.modelpipe.quantize import cpu_info
 from edgepack.modelpipe.spec import load_spec
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.docker import run_argv
+from edgepack.pipeline.plan import plan
 from edgepack.runner import Result
 from edgepack.wheels.preflight import preflight, require_wheels
 from tests.conftest import FakeRunner

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import bake, multibuild
-from edgepack.build import ImageJob
 from edgepack.config import Project, load_target, select_targets
 from edgepack.errors import CommandError, ConfigError, SmokeTestError, ToolchainError
 from edgepack.host import gpu
 from edgepack.modelpipe.quantize import cpu_info
-from edgepack.plan import Step, StepCache, execute
+from edgepack.pipeline import bake
+from edgepack.pipeline import parallel as multibuild
+from edgepack.pipeline.executor import TargetRun
+from edgepack.pipeline.image import ImageJob
+from edgepack.pipeline.steps import Step, StepCache, execute
 from edgepack_runtime.smoke import choose_providers
 from tests.conftest import FakeRunner, ok
 from tests.unit.conftest import write_target
@@ -52,7 +54,12 @@ def test_x86_box_is_native_with_its_own_locks() -> None:
     proj = Project(REPO)
     t = load_target(proj, "x86-box")
     assert (t.platform, t.qemu_cpu, t.emulated, t.binfmt, t.cpu_model) == (
-        "linux/amd64", None, False, "", "x86-64-v3")  # fmt: skip
+        "linux/amd64",
+        None,
+        False,
+        "",
+        "x86-64-v3",
+    )
     assert t.runs_on == "native (no emulation)"
     assert proj.lock_path(t, "debian").name == "debian-bookworm-amd64.json"
     assert proj.lock_path(t, "requirements").name == "requirements-py311-x86_64.txt"
@@ -227,12 +234,15 @@ def test_a_failed_step_releases_its_key_and_leaves_no_stamp(tmp_path: Path) -> N
 def job(target: str, platform: str, threads: str) -> ImageJob:
     tag = f"edgepack/{target}:0123456789ab"
     return ImageJob(
-        target=target, tag=tag, context=Path(f"/p/build/{target}/context"),
-        dockerfile=Path("/p/docker/runtime.Dockerfile"), platform=platform,
+        target=target,
+        tag=tag,
+        context=Path(f"/p/build/{target}/context"),
+        dockerfile=Path("/p/docker/runtime.Dockerfile"),
+        platform=platform,
         tags=(tag, f"edgepack/{target}:latest"),
         labels={"io.edgepack.target": target, "org.opencontainers.image.version": "0.1.0"},
         build_args={"THREADS": threads, "PYTHON": "3.11"},
-    )  # fmt: skip
+    )
 
 
 def test_bake_file_matches_the_golden_file() -> None:
@@ -252,8 +262,21 @@ def test_bake_argv_exact() -> None:
     argv = bake.bake_argv(
         file=Path("/p/build/bake.json"), targets=["rpi5", "x86-box"], metadata=Path("/m.json")
     )
-    assert argv == ["docker", "buildx", "bake", "--builder", "default", "--file", "/p/build/bake.json",
-                    "--progress", "plain", "--metadata-file", "/m.json", "rpi5", "x86-box"]  # fmt: skip
+    assert argv == [
+        "docker",
+        "buildx",
+        "bake",
+        "--builder",
+        "default",
+        "--file",
+        "/p/build/bake.json",
+        "--progress",
+        "plain",
+        "--metadata-file",
+        "/m.json",
+        "rpi5",
+        "x86-box",
+    ]
 
 
 def test_bake_knows_which_builds_run_something(tmp_path: Path) -> None:
@@ -262,8 +285,10 @@ def test_bake_knows_which_builds_run_something(tmp_path: Path) -> None:
     (compiled,) = bake.run_lines(runtime, {"BASE": "base-compiled"})  # the image's Python compiles it
     assert runtime.read_text().splitlines()[compiled - 1].startswith("RUN ")
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text("ARG B=one\nFROM scratch AS one\nRUN a\nFROM scratch AS two\n  run b\n"
-                          "FROM scratch AS three\nCOPY --from=two /x /\nFROM ${B}\nCOPY c /\n")  # fmt: skip
+    dockerfile.write_text(
+        "ARG B=one\nFROM scratch AS one\nRUN a\nFROM scratch AS two\n  run b\n"
+        "FROM scratch AS three\nCOPY --from=two /x /\nFROM ${B}\nCOPY c /\n"
+    )
     assert bake.run_lines(dockerfile, {}) == [3]
     assert bake.run_lines(dockerfile, {"B": "three"}) == [5]
     assert bake.run_lines(dockerfile, {"B": "scratch"}) == []
@@ -281,12 +306,9 @@ def failing_bake(runner: FakeRunner, bad: str) -> None:
 
 def test_a_failed_bake_is_retried_target_by_target(fake_runner: FakeRunner, tmp_path: Path) -> None:
     failing_bake(fake_runner, "rpi5")
-    said: list[tuple[str, str]] = []
     failures = multibuild.run_bake(
-        ["rpi4", "rpi5", "x86-box"], file=tmp_path / "bake.json", runner=fake_runner,
-        announce=lambda t, m: said.append((t, m)),
-    )  # fmt: skip
-    assert [t for t, _ in said] == ["rpi4", "rpi5", "x86-box"]
+        ["rpi4", "rpi5", "x86-box"], file=tmp_path / "bake.json", runner=fake_runner
+    )
     assert list(failures) == ["rpi5"] and isinstance(failures["rpi5"], CommandError)
     assert "target rpi5 failed" in failures["rpi5"].output
     assert [c[11:] for c in fake_runner.calls] == [
@@ -306,10 +328,17 @@ def test_a_bake_that_passes_runs_once(fake_runner: FakeRunner, tmp_path: Path) -
 # -- results of several targets ------------------------------------------------------------------
 
 
-def test_every_target_gets_a_row_and_the_failures_their_reason(project: Project) -> None:
-    good = multibuild.TargetRun("x86-box", seconds=12.0)
-    bad = multibuild.TargetRun("rpi5", seconds=3.0)
-    bad.fail("smoke", SmokeTestError("smoke test of edgepack/rpi5:1 failed because its outputs differ:\n  x"))
+def ran(name: str, seconds: float, cache: Path) -> multibuild.TargetBuild:
+    return multibuild.TargetBuild(name, run=TargetRun(name, [], StepCache(cache), seconds=seconds))
+
+
+def test_every_target_gets_a_row_and_the_failures_their_reason(project: Project, tmp_path: Path) -> None:
+    good = ran("x86-box", 12.0, tmp_path)
+    bad = ran("rpi5", 3.0, tmp_path)
+    assert bad.run is not None
+    bad.run.fail(
+        "smoke", SmokeTestError("smoke test of edgepack/rpi5:1 failed because its outputs differ:\n  x")
+    )
     report = {
         "image": {"tag": "edgepack/x86-box:1", "bytes": 2.5e8},
         "smoke": {"providers": ["CPUExecutionProvider"]},
@@ -351,8 +380,10 @@ def test_the_gpu_variant_without_its_base_says_what_to_do(fake_runner: FakeRunne
         gpu.require_base(Project(REPO), ["jetson-orin-nano"], runner=fake_runner)
     assert err.value.message.startswith("jetson-orin-nano's GPU variant needs nvcr.io/nvidia/l4t-jetpack:")
     assert "cannot be pulled here" in err.value.message
-    assert err.value.hint == "docker load it (docker load -i FILE.tar), or build the CPU variant: " \
-        "edgepack build --target jetson-orin-nano"  # fmt: skip
+    assert (
+        err.value.hint == "docker load it (docker load -i FILE.tar), or build the CPU variant: "
+        "edgepack build --target jetson-orin-nano"
+    )
     assert len(err.value.render().splitlines()) == 2
     assert fake_runner.calls == [["docker", "image", "inspect", "nvcr.io/nvidia/l4t-jetpack:r36.4.0"]]
 
@@ -364,10 +395,12 @@ def test_a_target_without_a_gpu_section_has_no_gpu_variant(fake_runner: FakeRunn
 
 
 def test_a_failed_tool_adds_its_error_line_to_the_reason() -> None:
-    run = multibuild.TargetRun("rpi5-bad")
+    run = multibuild.TargetBuild("rpi5-bad")
     output = '#1 DONE 0.0s\nERROR: invalid tag "edgepack/RPi5-Bad:1": repository name must be lowercase\n'
-    run.fail("image", CommandError("docker buildx bake of rpi5-bad failed.", argv=["docker"], returncode=1,
-                                   output=output))  # fmt: skip
+    run.failed_step, run.error = (
+        "image",
+        CommandError("docker buildx bake of rpi5-bad failed.", argv=["docker"], returncode=1, output=output),
+    )
     assert run.reason == (
         'docker buildx bake of rpi5-bad failed. ERROR: invalid tag "edgepack/RPi5-Bad:1": '
         "repository name must be lowercase"

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import report
-from edgepack.build import Build, plan
 from edgepack.ci import commands, release
 from edgepack.config import load_target
 from edgepack.errors import ConfigError
-from edgepack.plan import Step, StepRecord
+from edgepack.pipeline import report
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import Step, StepRecord
 from tests.conftest import FakeRunner, ok
 from tests.unit.test_ci_matrix import make_project
 

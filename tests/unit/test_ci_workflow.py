@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from edgepack import build as build_module
 from edgepack.ci import workflow
 from edgepack.config import Project, load_target
-from edgepack.docker import BuildxOptions
 from edgepack.errors import ConfigError
+from edgepack.pipeline import image as build_module
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.docker import BuildxOptions
+from edgepack.pipeline.plan import plan
 from edgepack.runner import Runner
 from tests.unit.test_ci_matrix import BOARDS, make_project
 
@@ -160,9 +162,9 @@ def test_the_deleted_paths_are_the_builds_own_stamps_and_tars(tmp_path: Path) ->
     project = make_project(tmp_path, extra={"plain": "wheels: []"})
     for part in ("assets/audio", "docker"):
         shutil.copytree(REPO / part, tmp_path / part)
-    b = build_module.Build(target=load_target(project, "plain"), project=project, runner=Runner(echo=False),
+    b = Build(target=load_target(project, "plain"), project=project, runner=Runner(echo=False),
                            model="silero-vad")  # fmt: skip
-    steps = build_module.plan(b)
+    steps = plan(b)
     tars, *stamps = workflow.fresh_paths(project)
     for step in steps:
         stamp = str(b.cache.stamp(step).relative_to(tmp_path))
@@ -289,12 +291,12 @@ def test_a_keyring_digest_that_is_not_sha256_is_refused(tmp_path: Path) -> None:
 
 
 def test_image_step_argv_carries_builder_and_cache() -> None:
-    b = build_module.Build(target=load_target(Project(REPO), "rpi4"), project=Project(REPO), runner=Runner(),
+    b = Build(target=load_target(Project(REPO), "rpi4"), project=Project(REPO), runner=Runner(),
                            model="x.onnx",
                            buildx=BuildxOptions("edgepack", ("type=gha,scope=rpi4",), ()))  # fmt: skip
     job = build_module.ImageJob(target="rpi4", tag="t", context=Path("/ctx"), dockerfile=Path("/ctx/D"),
                                 platform="linux/arm64", tags=("t",), labels={}, build_args={})  # fmt: skip
-    argv = build_module._image_argv(b, job, tags=["t"], iidfile=None)
+    argv = build_module.image_argv(b, job, tags=["t"], iidfile=None)
     assert argv[:7] == ["docker", "buildx", "build", "--builder", "edgepack", "--platform", "linux/arm64"]
     assert argv[argv.index("--cache-from") + 1] == "type=gha,scope=rpi4"
     assert "--load" in argv and "--cache-to" not in argv
@@ -304,12 +306,12 @@ def test_push_refuses_a_build_that_has_not_run(tmp_path: Path) -> None:
     project = make_project(tmp_path, extra={"plain": "wheels: []"})  # no wheel toolchain asked for a key
     for part in ("assets/audio", "docker"):
         shutil.copytree(REPO / part, tmp_path / part)
-    b = build_module.Build(target=load_target(project, "plain"), project=project, runner=Runner(echo=False),
+    b = Build(target=load_target(project, "plain"), project=project, runner=Runner(echo=False),
                            model="silero-vad")  # fmt: skip
     with pytest.raises(
         ConfigError, match="cannot push plain: base, deps, model, app, image, smoke not built"
     ):
-        build_module.push_image(b, build_module.plan(b), ref="r:v1", metadata_file=tmp_path / "m.json")
+        build_module.push_image(b, plan(b), ref="r:v1", metadata_file=tmp_path / "m.json")
 
 
 @pytest.mark.parametrize(

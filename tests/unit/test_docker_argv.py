@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgepack.docker import BuildxOptions, Push, buildx_argv, buildx_create_argv, run_argv, save_argv
+from edgepack.pipeline.docker import BuildxOptions, Push, buildx_argv, buildx_create_argv, run_argv, save_argv
 
 
 def test_buildx_argv_exact() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edgepack.errors import CommandError, ConfigError, EdgepackError
-from edgepack.executor import TargetRun, check_graph, execute_many, execute_one
-from edgepack.plan import Step, StepCache
+from edgepack.pipeline.executor import TargetRun, check_graph, execute_many, execute_one
+from edgepack.pipeline.steps import Step, StepCache
 
 
 class Log:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.plan import Step, StepCache, cached_state, execute
+from edgepack.pipeline.steps import Step, StepCache, cached_state, execute
 
 
 def make(name: str, calls: list[str], *, inputs: dict[str, str] | None = None, valid: bool = True) -> Step:
@@ -60,7 +60,7 @@ def test_key_ignores_input_order() -> None:
 def test_code_digest_of_a_package_covers_its_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    from edgepack.build import code_digest
+    from edgepack.pipeline.context import code_digest
 
     pkg = tmp_path / "digestpkg"
     pkg.mkdir()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgepack.config import Project, load_target
-from edgepack.pydeps import platform_args, prune
+from edgepack.pipeline.pip import platform_args, prune
 
 REPO = Path(__file__).resolve().parents[2]
 

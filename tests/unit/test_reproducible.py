@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from edgepack.build import layer_tar
 from edgepack.config import Project, load_target
-from edgepack.docker import (
+from edgepack.errors import InputError
+from edgepack.pipeline.docker import (
     BuildxOptions,
     buildx_argv,
     chain_ids,
@@ -22,7 +22,7 @@ from edgepack.docker import (
     reproducible_save,
     rfc3339,
 )
-from edgepack.errors import InputError
+from edgepack.pipeline.image import layer_tar
 from edgepack.wheels import repair, wheelhouse
 from edgepack.wheels.cross import build_env, prefix_map_flags, stage_source
 from edgepack.wheels.recipes import load_recipe

@@ -10,15 +10,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgepack.build import Build, plan, push_image
 from edgepack.ci import matrix, release, workflow
 from edgepack.config import Project, load_target
-from edgepack.docker import BuildxOptions
 from edgepack.errors import ConfigError, ToolchainError
 from edgepack.fsutil import write_text
 from edgepack.host import builders
 from edgepack.host.binfmt import BinfmtMisc
-from edgepack.plan import Step
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.docker import BuildxOptions
+from edgepack.pipeline.image import push_image
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import Step
 from edgepack.runner import Runner
 
 console = Console(highlight=False)

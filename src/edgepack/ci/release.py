@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgepack.errors import ConfigError
+
 # The repository URL label (set by the workflow from github.server_url and github.repository)
 # also links a ghcr.io package to its repository; build._labels sets it from the environment.
-from edgepack.build import IMAGE_SOURCE_ENV, SOURCE_LABEL
-from edgepack.errors import ConfigError
+from edgepack.pipeline.image import IMAGE_SOURCE_ENV, SOURCE_LABEL
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from edgepack.config import Project, load_target
 from edgepack.errors import ConfigError
 from edgepack.fsutil import write_text
 from edgepack.host.pins import load_pins
-from edgepack.plan import StepCache
+from edgepack.pipeline.steps import StepCache
 from edgepack.yamlconf import build, json_schema, load_yaml
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -95,7 +95,7 @@ def fresh_paths(project: Project) -> list[str]:
     workflow deletes these after restoring and before saving. The layout is
     the build's own (Build.cache, Build.cache_dir); tests hold the two equal.
     """
-    cache = StepCache((project.build_dir / "cache").relative_to(project.root))
+    cache = StepCache(project.cache_root.relative_to(project.root))
     return [str(cache.root / "image"), *(str(cache.stamp_at(name, "*")) for name in FRESH_STEPS)]
 
 

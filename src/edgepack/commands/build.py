@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
 
-from edgepack import multibuild, report
-from edgepack.build import Build, plan, publish
 from edgepack.commands.boundary import command, integer, project, runner
 from edgepack.config import Project, Target, load_target, select_targets, target_schema
-from edgepack.docker import BuildxOptions
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
 from edgepack.host import builders, doctor, gpu
 from edgepack.locks import catalog as lock_catalog
 from edgepack.locks.drift import Drift
-from edgepack.plan import StepRecord, cached_state, execute
+from edgepack.pipeline import parallel, report
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.docker import BuildxOptions
+from edgepack.pipeline.plan import plan
+from edgepack.pipeline.steps import cached_state
 from edgepack.runner import Runner
 from edgepack.ui import build as ui_build
 from edgepack.ui import console, errors
@@ -106,60 +106,84 @@ def run_build(
     cache_to: tuple[str, ...] = (),
     locked: bool = False,
 ) -> None:
+    """One target or many, through the one executor; a table per target set, a report per target."""
     proj = project()
     names = select_targets(proj, target_spec)
-    drift = {} if dry else sync_locks(proj, names, runner=runner(echo=verbose), locked=locked)
+    several = len(names) > 1 or target_spec.strip() == "all"
     if variant == "gpu":
         gpu.require_base(proj, names, runner=runner())
     elif variant != "cpu":
         raise ConfigError(f"--variant {variant}: expected cpu or gpu.")
-    if len(names) > 1 or target_spec.strip() == "all":
-        if builder or cache_from or cache_to:  # bake runs on the local engine; CI builds one target per job
-            raise ConfigError(
-                "--builder, --cache-from and --cache-to take one target, not a list or all.",
-                hint="Build the targets one at a time (as the CI matrix does).",
-            )
-        build_several(names, model=model, dry=dry, verbose=verbose, jobs=jobs, drift=drift)
-        return
-    target = load_target(proj, names[0])
+    if several and (
+        builder or cache_from or cache_to
+    ):  # bake runs on the local engine; CI builds one per job
+        raise ConfigError(
+            "--builder, --cache-from and --cache-to take one target, not a list or all.",
+            hint="Build the targets one at a time (as the CI matrix does).",
+        )
     run = runner(echo=verbose)
-    chosen = (builder or builders.LOCAL) if dry else _toolchain_and_builder(target, run=run, named=builder)
-    b = Build(
-        target=target,
-        project=proj,
-        runner=run,
-        model=model or target.model,
-        buildx=BuildxOptions(chosen, cache_from, cache_to),
-        drift=drift.get(target.name, ()),
-    )
-    if not dry and target.deps == "wheels" and not proj.lock_path(target, "requirements").is_file():
-        # Before anything runs: name what PyPI lacks for the board (an armv7 onnxruntime).
-        preflight.require_wheels(target, project=proj, runner=run)
-    steps = plan(b)
     if dry:
-        console.print(ui_build.plan_table(steps, cached_state(steps, b.cache)))
+        for name in names:
+            target = load_target(proj, name)
+            b = Build(target=target, project=proj, runner=runner(), model=model or target.model)
+            steps = plan(b)
+            title = f"{name}: build plan" if several else "build plan"
+            console.print(ui_build.plan_table(steps, cached_state(steps, b.cache), title=title))
+            console.print(ui_build.smoke_input_line(b))
         return
-    t0 = time.perf_counter()
-
-    def announce(step, hit):  # type: ignore[no-untyped-def]
-        console.print(f"[dim]{step.name:>6}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
-
-    records = execute(steps, b.cache, on_start=announce)
-    result = _finish(b, records, seconds=time.perf_counter() - t0, image_tar=publish(b, records[-2].outputs))
-    ui_build.render_summary(result, console)
-    console.print(f"report  {b.out_dir / 'report.json'}")
-
-
-def _finish(b: Build, records: list[StepRecord], *, seconds: float, image_tar: Path) -> dict[str, Any]:
-    """Publish the model report and write build/<target>/report.json of a build that passed."""
-    model_report = next((r for r in records if r.name == "validate"), None)
-    if model_report is not None:
-        from edgepack.modelpipe.pipeline import publish_report
-
-        publish_report(Path(model_report.outputs["dir"]), b.out_dir / "model")
-    result = report.build_report(b, records, total_seconds=seconds, image_tar=image_tar)
-    report.write_report(b, result)
-    return result
+    drift = sync_locks(proj, names, runner=run, locked=locked)
+    targets = []
+    for name in names:
+        buildx = None
+        if not several:
+            target = load_target(proj, name)
+            if target.deps == "wheels" and not proj.lock_path(target, "requirements").is_file():
+                # Before anything runs: name what PyPI lacks for the board (an armv7 onnxruntime).
+                preflight.require_wheels(target, project=proj, runner=run)
+            buildx = BuildxOptions(
+                _toolchain_and_builder(target, run=run, named=builder), cache_from, cache_to
+            )
+        targets.append(
+            parallel.prepare(
+                name,
+                project=proj,
+                runner=run,
+                model=model,
+                drift=drift.get(name, ()),
+                buildx=buildx,
+                preflight=several,
+            )
+        )
+    if several:
+        console.print(f"building {len(names)} targets, {jobs} at a time: {', '.join(names)}")
+    elif (failure := targets[0].failure) is not None:
+        raise failure[1]
+    parallel.build_targets(
+        targets, project=proj, runner=run, jobs=jobs, events=ui_build.progress(console, several)
+    )
+    reports: dict[str, dict[str, Any]] = {}
+    for t in targets:
+        if t.ok and t.build is not None:
+            reports[t.name] = report.finish(
+                t.build, t.records, seconds=t.seconds, image_tar=parallel.published(t)
+            )
+        else:
+            parallel.write_failure(t, proj)
+    if not several:
+        t = targets[0]
+        if t.failure is not None:
+            raise t.failure[1]
+        ui_build.render_summary(reports[t.name], console)
+        console.print(f"report  {proj.build_dir / t.name / 'report.json'}")
+        return
+    console.print(ui_build.targets_table(parallel.summary_rows(targets, reports)))
+    for t in targets:
+        if t.failure is not None:
+            step, error = t.failure
+            errors.print(f"[bold red]{t.name}[/] failed at {step}: {error.render()}", soft_wrap=True)
+    console.print(f"reports {proj.build_dir}/<target>/report.json")
+    if any(t.failure for t in targets):
+        raise Exit(code=parallel.exit_code(targets))
 
 
 def sync_locks(
@@ -200,60 +224,6 @@ def refresh_locks(target_spec: str, *, all_targets: bool, only: str, dry: bool) 
             run = runner(dry=dry)
             [(_, summary)] = lock_catalog.refresh(proj, target, runner=run, kinds=[lock_file.kind])
             console.print(f"{lock_file.kind:>12} {lock_file.path.relative_to(proj.root)}: {summary}")
-
-
-def build_several(
-    names: list[str],
-    *,
-    model: str | None,
-    dry: bool,
-    verbose: bool,
-    jobs: int,
-    drift: dict[str, tuple[Drift, ...]] | None = None,
-) -> None:
-    """Build the targets in parallel (bounded by ``jobs``); every target gets a row and a report."""
-    proj = project()
-    if jobs < 1:
-        raise ConfigError(f"--jobs {jobs}: expected 1 or more.")
-    if dry:
-        for name in names:
-            target = load_target(proj, name)
-            b = Build(target=target, project=proj, runner=runner(), model=model or target.model)
-            steps = plan(b)
-            console.print(
-                ui_build.plan_table(steps, cached_state(steps, b.cache), title=f"{name}: build plan")
-            )
-        return
-    console.print(f"building {len(names)} targets, {jobs} at a time: {', '.join(names)}")
-
-    def announce(target: str, message: str) -> None:
-        console.print(f"[dim]{target:>18}[/] {message}", soft_wrap=True)
-
-    runs = multibuild.build_many(
-        names,
-        project=proj,
-        runner=runner(echo=verbose),
-        jobs=jobs,
-        model=model,
-        announce=announce,
-        drift=drift or {},
-    )
-    reports: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        if run.ok and run.build is not None:
-            reports[run.name] = _finish(
-                run.build, run.records, seconds=run.seconds, image_tar=multibuild.published(run)
-            )
-        else:
-            multibuild.write_failure(run, proj)
-    console.print(ui_build.targets_table(multibuild.summary_rows(runs, reports)))
-    failed = [r for r in runs if not r.ok]
-    for run in failed:
-        why = run.error.render() if run.error else ""
-        errors.print(f"[bold red]{run.name}[/] failed at {run.failed_step}: {why}", soft_wrap=True)
-    console.print(f"reports {proj.build_dir}/<target>/report.json")
-    if failed:
-        raise Exit(code=multibuild.exit_code(runs))
 
 
 def _toolchain_and_builder(target: Target, *, run: Runner, named: str | None) -> str:

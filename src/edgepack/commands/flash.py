@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgepack.build import Build
 from edgepack.commands.boundary import command, project, runner
 from edgepack.config import load_target
 from edgepack.errors import ConfigError
 from edgepack.locks import catalog as lock_catalog
-from edgepack.plan import cached_state, execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.steps import cached_state, execute
 from edgepack.ui import build as ui_build
 from edgepack.ui import console, errors
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgepack.build import Build
 from edgepack.commands.boundary import command, project, runner
 from edgepack.config import load_target
 from edgepack.errors import ConfigError
 from edgepack.fsutil import write_text
-from edgepack.plan import execute
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.steps import execute
 from edgepack.ui import console
 from edgepack.ui import model as ui_model
 

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgepack import smoke
 from edgepack.config import Project, Target
 from edgepack.device.deploy import built_image, probe, runtime_argv
 from edgepack.device.errors import BoardError
 from edgepack.device.ssh import Board
 from edgepack.errors import InputError
 from edgepack.fsutil import write_json
+from edgepack.pipeline import smoke
+from edgepack.pipeline.steps import StepCache
 
 # vcgencmd get_throttled bits (Raspberry Pi firmware documentation).
 THROTTLE_BITS = {
@@ -54,7 +55,7 @@ def host_reference(project: Project, target: Target) -> dict[str, Any]:
     """The host's smoke outputs for the built image (the app step's reference.json)."""
     report = json.loads((project.build_dir / target.name / "report.json").read_text())
     app = next((s for s in report.get("steps", []) if s["name"] == "app"), None)
-    stamp = project.build_dir / "cache" / "steps" / f"app-{app['key'][:20]}.json" if app else None
+    stamp = StepCache(project.cache_root).stamp_at("app", app["key"]) if app else None
     if stamp is None or not stamp.is_file():
         raise InputError(
             f"the host reference of the {target.name} build is gone from build/cache.",

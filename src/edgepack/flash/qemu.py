@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgepack import smoke
 from edgepack.errors import CommandError, SmokeTestError
 from edgepack.flash import layout
+from edgepack.pipeline import smoke
+from edgepack.pipeline.smoke import OutputCheck
 from edgepack.runner import Runner
-from edgepack.smoke import OutputCheck
 
 RESULT = re.compile(r"EDGEPACK-SMOKE status=(?P<status>\w+) host=(?P<host>\S+) result=(?P<result>.*)")
 # Lines after which waiting longer is pointless: the boot cannot reach the smoke test.

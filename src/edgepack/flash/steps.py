@@ -16,16 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from edgepack import debian, flash
-
-# The container build's own step factories: the card must hold the very deps and app
-# (runtime, model, smoke spec) whose smoke test passed, under the same cache keys.
-from edgepack.build import Build, app_step, code_digest, deps_step, model_steps_of, stamp_of, with_action
 from edgepack.config import SdcardConfig
 from edgepack.debian.rootfs import source_date_epoch
 from edgepack.errors import ToolchainError
 from edgepack.flash import disk, initramfs, layout, publish, rootfs
 from edgepack.fsutil import atomic_path, sha256_tree
-from edgepack.plan import Outputs, Step
+
+# The container build's own step factories: the card must hold the very deps and app
+# (runtime, model, smoke spec) whose smoke test passed, under the same cache keys.
+from edgepack.pipeline.app import app_step
+from edgepack.pipeline.context import Build, code_digest, stamp_of
+from edgepack.pipeline.deps import deps_step
+from edgepack.pipeline.plan import model_steps_of
+from edgepack.pipeline.steps import Outputs, Step, key_of
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "sdcard"
 SETTINGS = "edgepack.conf"
@@ -48,12 +51,15 @@ def _rootfs_step(b: Build, card: SdcardConfig, *, deps: Step, app: Step) -> Step
     lock = debian.read_lock(b.project.lock_path(b.target, "sdcard"), target=b.target.name)
     # Of the sdcard section, only these shape the tree (the rest is the image step's).
     tree_card = json.dumps({"drop": card.drop, "hostname": card.hostname}, sort_keys=True)
-    inputs = {"sdcard.lock": lock.digest(), "deps": deps.key, "app": app.key, "card": tree_card,
-              "code": code_digest(debian, rootfs, layout), "resources": sha256_tree(RESOURCES)}  # fmt: skip
-    step = Step(
-        "sdrootfs", f"card rootfs from {len(lock.packages)} Debian packages + the app", inputs, lambda: {}
-    )
-    out = b.cache_dir("sdrootfs", step.key)
+    inputs = {
+        "sdcard.lock": lock.digest(),
+        "deps": deps.key,
+        "app": app.key,
+        "card": tree_card,
+        "code": code_digest(debian, rootfs, layout),
+        "resources": sha256_tree(RESOURCES),
+    }
+    out = b.cache_dir("sdrootfs", key_of("sdrootfs", inputs))
 
     def action() -> Outputs:
         debs = debian.fetch_debs(lock, sources=card.sources, runner=b.runner, target=b.target.name)
@@ -61,11 +67,22 @@ def _rootfs_step(b: Build, card: SdcardConfig, *, deps: Step, app: Step) -> Step
             tree = tmp / "tree"
             tree.mkdir(mode=0o755)
             site, app_root = Path(stamp_of(b, deps)["site_packages"]), Path(stamp_of(b, app)["root"])
-            rootfs.assemble(tree, lock=lock, debs=debs, site_packages=site, app_root=app_root,
-                            target=b.target, card=card, runner=b.runner)  # fmt: skip
+            rootfs.assemble(
+                tree,
+                lock=lock,
+                debs=debs,
+                site_packages=site,
+                app_root=app_root,
+                target=b.target,
+                card=card,
+                runner=b.runner,
+            )
         return {"tree": str(out / "tree"), "kernel": rootfs.kernel_version(out / "tree")}
 
-    return with_action(step, action, lambda o: Path(o["tree"]).is_dir())
+    summary = f"card rootfs from {len(lock.packages)} Debian packages + the app"
+    return Step(
+        "sdrootfs", summary, inputs, action, lambda o: Path(o["tree"]).is_dir(), needs=(deps.name, app.name)
+    )
 
 
 def source_epoch(b: Build) -> int:
@@ -75,8 +92,13 @@ def source_epoch(b: Build) -> int:
     if "SOURCE_DATE_EPOCH" in os.environ:
         return source_date_epoch()
     try:
-        result = b.runner.run(["git", "log", "-1", "--format=%ct"], cwd=b.project.root, check=False,
-                              mutates=False, what="reading the commit time")  # fmt: skip
+        result = b.runner.run(
+            ["git", "log", "-1", "--format=%ct"],
+            cwd=b.project.root,
+            check=False,
+            mutates=False,
+            what="reading the commit time",
+        )
     except ToolchainError:  # no git on this host
         return source_date_epoch()
     text = result.stdout.strip()
@@ -85,17 +107,28 @@ def source_epoch(b: Build) -> int:
 
 def _image_step(b: Build, card: SdcardConfig, *, tree: Step) -> Step:
     sde = source_epoch(b)
-    inputs = {"sdrootfs": tree.key, "card": _card_json(card), "epoch": str(sde),
-              "code": code_digest(flash), "resources": sha256_tree(RESOURCES)}  # fmt: skip
-    step = Step("sdimage", f"{card.image_name}.img: MBR, FAT boot, ext4 root; .xz, sha256, manifest", inputs,
-                lambda: {})  # fmt: skip
-    out = b.cache_dir("sdimage", step.key)
+    inputs = {
+        "sdrootfs": tree.key,
+        "card": _card_json(card),
+        "epoch": str(sde),
+        "code": code_digest(flash),
+        "resources": sha256_tree(RESOURCES),
+    }
+    out = b.cache_dir("sdimage", key_of("sdimage", inputs))
 
     def action() -> Outputs:
         stamp = stamp_of(b, tree)
         return make_image(Path(stamp["tree"]), out, b=b, card=card, kernel=stamp["kernel"], epoch=sde)
 
-    return with_action(step, action, lambda o: Path(o["image"]).is_file() and Path(o["xz"]).is_file())
+    summary = f"{card.image_name}.img: MBR, FAT boot, ext4 root; .xz, sha256, manifest"
+    return Step(
+        "sdimage",
+        summary,
+        inputs,
+        action,
+        lambda o: Path(o["image"]).is_file() and Path(o["xz"]).is_file(),
+        needs=(tree.name,),
+    )
 
 
 def make_image(tree: Path, out: Path, *, b: Build, card: SdcardConfig, kernel: str, epoch: int) -> Outputs:
@@ -110,25 +143,42 @@ def make_image(tree: Path, out: Path, *, b: Build, card: SdcardConfig, kernel: s
         boot_files = _boot_files(tree, Path(work) / "boot", card=card, ids=ids, kernel=kernel, epoch=epoch)
         geo = layout.geometry(card, root_content_bytes=_tree_bytes(tree), target=b.target.name)
         boot_img, root_img = Path(work) / "boot.vfat", Path(work) / "root.ext4"
-        disk.make_fat(boot_img, boot_files, size=geo.boot_bytes, volume_id=ids.fat_volume_id, label="BOOT",
-                      runner=b.runner)  # fmt: skip
+        disk.make_fat(
+            boot_img,
+            boot_files,
+            size=geo.boot_bytes,
+            volume_id=ids.fat_volume_id,
+            label="BOOT",
+            runner=b.runner,
+        )
         disk.make_ext4(root_img, tree, size=geo.root_bytes, ids=ids, mtime=epoch, runner=b.runner)
         image = tmp / f"{card.image_name}.img"
         disk.assemble_disk(image, geo=geo, ids=ids, boot=boot_img, root=root_img)
-        entry = publish.publish_all(image, name=f"edgepack {b.target.name}", description=b.target.description,
-                                    epoch=epoch, preset=card.xz_preset)  # fmt: skip
+        entry = publish.publish_all(
+            image,
+            name=f"edgepack {b.target.name}",
+            description=b.target.description,
+            epoch=epoch,
+            preset=card.xz_preset,
+        )
     name = f"{card.image_name}.img"
-    return {"image": str(out / name), "xz": str(out / f"{name}.xz"), "manifest": entry,
-            "root_uuid": ids.root_uuid, "bytes": entry["extract_size"],
-            "xz_bytes": entry["image_download_size"]}  # fmt: skip
+    return {
+        "image": str(out / name),
+        "xz": str(out / f"{name}.xz"),
+        "manifest": entry,
+        "root_uuid": ids.root_uuid,
+        "bytes": entry["extract_size"],
+        "xz_bytes": entry["image_download_size"],
+    }
 
 
 def _tree_bytes(root: Path) -> int:
     return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(root) for f in files)
 
 
-def _boot_files(tree: Path, folder: Path, *, card: SdcardConfig, ids: layout.Ids, kernel: str,
-                epoch: int) -> list[Path]:  # fmt: skip
+def _boot_files(
+    tree: Path, folder: Path, *, card: SdcardConfig, ids: layout.Ids, kernel: str, epoch: int
+) -> list[Path]:
     """What the Pi's firmware reads: its blobs, kernel, initramfs, device trees, config.txt, cmdline.txt."""
     folder.mkdir()
     firmware = sorted((tree / "usr/lib/raspi-firmware").iterdir())

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgepack.config import Target
-from edgepack.docker import buildx_create_argv
 from edgepack.errors import CommandError, ConfigError, ToolchainError
 from edgepack.host.binfmt import EMULATORS, BinfmtMisc
+from edgepack.pipeline.docker import buildx_create_argv
 from edgepack.runner import Runner
 
 BUILDER = "edgepack"  # the builder `edgepack builders.add` appends native nodes to

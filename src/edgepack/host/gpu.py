@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgepack.config import Project, load_target
-from edgepack.docker import inspect_image
 from edgepack.errors import ConfigError, ToolchainError
+from edgepack.pipeline.docker import inspect_image
 from edgepack.runner import Runner
 
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edgepack import debian, pydeps
+from edgepack import debian
 from edgepack.config import Project, Target
 from edgepack.errors import ConfigError
 from edgepack.locks.drift import DebianLockRef, Drift, sync_debian
 from edgepack.locks.pypi import sync_pypi
 from edgepack.locks.sources import Fetcher
 from edgepack.locks.store import Store
+from edgepack.pipeline import pip as pydeps
 from edgepack.runner import Runner
 
 Kind = Literal["base", "requirements", "sysroot", "builder", "sdcard"]
@@ -51,7 +52,7 @@ def locks_of(project: Project, target: Target, kinds: Iterable[Kind] = KINDS) ->
     """The lock files the target uses, of the given kinds, in build order."""
     from edgepack.wheels import sysroot
 
-    apt = project.build_dir / "cache" / "apt"
+    apt = project.cache_dir("apt")
     wanted = set(kinds)
     files = []
     if "base" in wanted:

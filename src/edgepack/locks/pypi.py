@@ -78,7 +78,7 @@ def stored(pins: Sequence[Pin], store: Store) -> dict[str, Path]:
 
 def download(spec: str, *, platform: Sequence[str], runner: Runner) -> tuple[Path, list[Path]] | None:
     """``pip download`` one requirement for the board into a fresh folder; None when pip finds nothing."""
-    from edgepack.pydeps import pip_argv
+    from edgepack.pipeline.pip import pip_argv
 
     tmp = Path(tempfile.mkdtemp(prefix="edgepack-wheel-"))
     result = runner.run(

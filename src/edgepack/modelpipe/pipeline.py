@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgepack import models
 from edgepack.errors import InputError
 from edgepack.fsutil import atomic_path, sha256_file, write_json
 from edgepack.modelpipe import export as ex
 from edgepack.modelpipe import inputs, metadata, quantize, sources, taskmetric, trace, validate
 from edgepack.modelpipe.spec import ModelSpec
+from edgepack.pipeline import model as models
 from edgepack.runner import Runner
 
 # The validation's report: measurements of this run (export seconds, per-layer errors), not the image's.

@@ -13,10 +13,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgepack import models
 from edgepack.errors import ConfigError, InputError
 from edgepack.fsutil import atomic_path, sha256_file
 from edgepack.modelpipe.spec import ModelSpec
+from edgepack.pipeline import model as models
 from edgepack.runner import Runner
 
 if TYPE_CHECKING:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 from edgepack.fsutil import sha256_file
 from edgepack.modelpipe import (
@@ -29,26 +30,27 @@ from edgepack.modelpipe import (
 )
 from edgepack.modelpipe import trace as trace_mod
 from edgepack.modelpipe import validate as validate_mod
-from edgepack.plan import Outputs, Step, digest
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.steps import Outputs, Step, digest, key_of
 
 STEP_NAMES = ("model", "export", "quantize", "validate")
 
 
-def _code(*modules: Any) -> str:
+def _code(*modules: ModuleType) -> str:
     return digest(*(inspect.getsource(m) for m in modules))
 
 
-def target_onnxruntime(b: Any) -> str:
+def target_onnxruntime(b: Build) -> str:
     """The onnxruntime the board runs: its wheel's lock, or its Debian lock (deps: debian)."""
     if b.target.deps == "debian":
         return export.debian_onnxruntime(b.project.lock_path(b.target, "debian"))
     return export.locked_onnxruntime(b.project.lock_path(b.target, "requirements"))
 
 
-def context(b: Any) -> pipeline.Context:
+def context(b: Build) -> pipeline.Context:
     return pipeline.Context(
         root=b.project.root,
-        cache=b.project.build_dir / "cache" / "model-src",
+        cache=b.project.cache_dir("model-src"),
         runner=b.runner,
         runtime=target_onnxruntime(b),
         cpu=quantize.cpu_info(b.target.cpu_model),
@@ -57,7 +59,7 @@ def context(b: Any) -> pipeline.Context:
     )
 
 
-def load(b: Any) -> spec.ModelSpec:
+def load(b: Build) -> spec.ModelSpec:
     return spec.load_spec(b.project.root / b.model)
 
 
@@ -65,19 +67,21 @@ def _files(names: tuple[str, ...] | list[str], root: Path) -> str:
     return digest(*(f"{n}={sha256_file(root / n) if (root / n).is_file() else 'missing'}" for n in names))
 
 
-def plan_model(b: Any) -> list[Step]:
-    """The four model steps of build ``b`` (a edgepack.build.Build whose model is a spec)."""
+def plan_model(b: Build) -> list[Step]:
+    """The four model steps of build ``b`` (its model is a spec), each naming the one before it."""
     s = load(b)
     ctx = context(b)
     root = b.project.root
     files = {k: sources.file_digest(v, s, root=root) for k, v in sources.source_files(s).items()}
-    src = Step(
+    src = _step(
+        b,
         "model",
         f"model source: {s.source.kind} ({s.name})",
         {"spec": s.digest(), **files, "code": _code(sources, pipeline)},
-        lambda: {},
+        lambda out: pipeline.source_stage(s, ctx, out),
     )
-    exp = Step(
+    exp = _step(
+        b,
         "export",
         f"export + verify at {1 + len(inputs.check_sets(s))} input sets",
         {
@@ -86,10 +90,12 @@ def plan_model(b: Any) -> list[Step]:
             "torch": _torch_version(),
             "code": _code(export, trace_mod, inputs, compare, spec),
         },
-        lambda: {},
+        lambda out: pipeline.export_stage(s, ctx, _dir(b, src), out),
+        needs=src,
     )
     cal = s.quantize.calibration
-    qua = Step(
+    qua = _step(
+        b,
         "quantize",
         f"quantize: {s.quantize.mode}",
         {
@@ -98,28 +104,45 @@ def plan_model(b: Any) -> list[Step]:
             "calibration": _files(cal.files, root),
             "code": _code(quantize, taskmetric),
         },
-        lambda: {},
+        lambda out: pipeline.quantize_stage(s, ctx, _dir(b, exp), out),
+        needs=exp,
     )
     ev = s.evaluate
-    val = Step(
+    audio = [*ev.audio, *([ev.manifest] if ev.manifest else []), *_manifest_audio(ev.manifest, root)]
+    val = _step(
+        b,
         "validate",
         f"validate against fp32 ({s.task} metric, per-layer error)",
         {
             "quantize": qua.key,
-            "audio": _files(
-                [*ev.audio, *([ev.manifest] if ev.manifest else []), *_manifest_audio(ev.manifest, root)],
-                root,
-            ),
+            "audio": _files(audio, root),
             "code": _code(validate_mod, layers, report, taskmetric, compare),
         },
-        lambda: {},
+        lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out),
+        needs=qua,
     )
-    return [
-        _bind(b, src, lambda out: pipeline.source_stage(s, ctx, out)),
-        _bind(b, exp, lambda out: pipeline.export_stage(s, ctx, _dir(b, src), out)),
-        _bind(b, qua, lambda out: pipeline.quantize_stage(s, ctx, _dir(b, exp), out)),
-        _bind(b, val, lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out)),
-    ]
+    return [src, exp, qua, val]
+
+
+def _step(
+    b: Build,
+    name: str,
+    summary: str,
+    inputs: dict[str, str],
+    run: Callable[[Path], Outputs],
+    *,
+    needs: Step | None = None,
+) -> Step:
+    """A model step, declared once: its output folder follows from its key."""
+    out = b.cache_dir(name, key_of(name, inputs))
+
+    def action() -> Outputs:
+        return run(out)
+
+    def valid(o: Outputs) -> bool:
+        return Path(o["dir"]).is_dir()
+
+    return Step(name, summary, inputs, action, valid, needs=(needs.name,) if needs else ())
 
 
 def _manifest_audio(manifest: str, root: Path) -> list[str]:
@@ -129,19 +152,7 @@ def _manifest_audio(manifest: str, root: Path) -> list[str]:
     return [str(wav.relative_to(root)) for wav, _ in taskmetric.read_manifest(root / manifest)]
 
 
-def _bind(b: Any, step: Step, run: Any) -> Step:
-    out = b.cache_dir(step.name, step.key)
-
-    def action() -> Outputs:
-        return run(out)
-
-    def valid(o: Outputs) -> bool:
-        return Path(o["dir"]).is_dir()
-
-    return Step(step.name, step.summary, step.inputs, action, valid, step.cacheable)
-
-
-def _dir(b: Any, step: Step) -> Path:
+def _dir(b: Build, step: Step) -> Path:
     return Path(json.loads(b.cache.stamp(step).read_text())["dir"])
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgepack.config import Project, Target
-from edgepack.plan import digest
+from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import wheelhouse
 from edgepack.wheels.boardtest import TestResult

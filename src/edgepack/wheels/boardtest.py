@@ -16,10 +16,10 @@ from pathlib import Path
 
 from edgepack import debian
 from edgepack.config import Project, Target
-from edgepack.docker import buildx_argv, run_argv
 from edgepack.fsutil import atomic_path, write_text
-from edgepack.plan import digest
-from edgepack.pydeps import pip_argv, platform_args
+from edgepack.pipeline.docker import buildx_argv, run_argv
+from edgepack.pipeline.pip import pip_argv, platform_args
+from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import Recipe
 from edgepack.wheels.wheelhouse import Entry
@@ -128,7 +128,7 @@ def verify(
 def base_rootfs(target: Target, *, project: Project, runner: Runner) -> Path:
     """The target's distroless base rootfs.tar (from its committed Debian lock), cached."""
     lock = debian.read_lock(project.lock_path(target, "debian"), target=target.name)
-    out = project.build_dir / "cache" / "wheels-base" / lock.digest()[:20] / "rootfs.tar"
+    out = project.cache_dir("wheels-base", lock.digest()) / "rootfs.tar"
     if out.is_file():
         return out
     debs = debian.fetch_debs(

@@ -37,7 +37,7 @@ from edgepack.config import Project, Target
 from edgepack.debian.rootfs import source_date_epoch
 from edgepack.errors import CommandError, InputError, ToolchainError
 from edgepack.fsutil import atomic_path, write_text
-from edgepack.plan import digest
+from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import sysroot as trees
 from edgepack.wheels.recipes import Recipe
@@ -231,7 +231,7 @@ class CrossStrategy:
     def build(self, recipe: Recipe, sources: Sources, *, out_dir: Path) -> Path:
         toolchain = self._toolchain()
         venv = self._build_venv(recipe, sources)
-        scratch = self.project.build_dir / "cache" / "buildsrc"
+        scratch = self.project.cache_dir("buildsrc")
         scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"{recipe.name}-", dir=scratch) as tmp:
             source = stage_source(sources.source, Path(tmp))
@@ -278,7 +278,7 @@ class CrossStrategy:
     def _build_venv(self, recipe: Recipe, sources: Sources) -> Path:
         """A host venv with exactly the recipe's build requirements, reused across builds."""
         key = digest(sys.executable, *recipe.build_requires)[:16]
-        venv = self.project.build_dir / "cache" / "buildenv" / key
+        venv = self.project.cache_dir("buildenv") / key
         if (venv / ".complete").is_file():
             return venv
         with atomic_path(venv, is_dir=True) as tmp:

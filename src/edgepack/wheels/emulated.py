@@ -26,10 +26,10 @@ from pathlib import Path
 
 from edgepack.config import Project, Target
 from edgepack.debian.rootfs import Account, source_date_epoch, write_tar
-from edgepack.docker import buildx_argv, inspect_image
 from edgepack.errors import CommandError
 from edgepack.fsutil import atomic_path, write_text
-from edgepack.plan import digest
+from edgepack.pipeline.docker import buildx_argv, inspect_image
+from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import sysroot as trees
 from edgepack.wheels.recipes import Recipe

@@ -18,7 +18,7 @@ from pathlib import Path
 from edgepack import debian
 from edgepack.config import Project, Target, debian_package_for
 from edgepack.errors import CommandError, ConfigError
-from edgepack.pydeps import pip_argv, platform_args
+from edgepack.pipeline.pip import pip_argv, platform_args
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import load_recipe, recipe_names, recipes_dir
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgepack.errors import CommandError, ConfigError, InputError
 from edgepack.fsutil import atomic_path, held, sha256_file
-from edgepack.plan import digest
+from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import Recipe
 from edgepack.wheels.strategy import Sources

@@ -125,12 +125,12 @@ def resolve(
 
 
 def apt_workdir(project: Project, target: Target) -> Path:
-    return project.build_dir / "cache" / "apt" / f"{target.debian.suite}-{target.arch}"
+    return project.cache_dir("apt") / f"{target.debian.suite}-{target.arch}"
 
 
 def ensure_tree(lock: DebianLock, *, target: Target, project: Project, runner: Runner, kind: Kind) -> Path:
     """build/cache/<kind>/<lock digest>/: the lock's packages unpacked, reused while the lock holds."""
-    out = project.build_dir / "cache" / kind / f"{target.arch}-{lock.digest()[:16]}"
+    out = project.cache_dir(kind) / f"{target.arch}-{lock.digest()[:16]}"
     if (out / ".complete").is_file():
         return out
     debs = debian.fetch_debs(

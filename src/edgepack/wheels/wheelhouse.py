@@ -28,7 +28,7 @@ from pathlib import Path
 from edgepack.config import Project, Target
 from edgepack.debian.rootfs import source_date_epoch
 from edgepack.fsutil import atomic_path, sha256_file, write_json, write_text
-from edgepack.plan import digest
+from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import repair, sources
 from edgepack.wheels.recipes import Recipe, load_recipes, recipes_dir
@@ -102,7 +102,7 @@ def build_one(
     folder = entry_dir(project, target, recipe, strategy=strategy.name, key=key)
     if (found := lookup(folder)) is not None:
         return found
-    cache = project.build_dir / "cache" / "sources"
+    cache = project.cache_dir("sources")
     src = sources.fetch(recipe, cache=cache, runner=runner)
     ldpaths = strategy.ldpaths()
     t0 = time.perf_counter()

@@ -17,9 +17,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,7 +57,12 @@ class Step:
 
     @property
     def key(self) -> str:
-        return digest(self.name, *(f"{k}={v}" for k, v in sorted(self.inputs.items())))
+        return key_of(self.name, self.inputs)
+
+
+def key_of(name: str, inputs: Mapping[str, str]) -> str:
+    """A step's cache key, before the step exists: a stage names its output folder by it."""
+    return digest(name, *(f"{k}={v}" for k, v in sorted(inputs.items())))
 
 
 @dataclass(frozen=True)
@@ -120,12 +124,19 @@ def cached_state(steps: list[Step], cache: StepCache) -> dict[str, bool]:
 
 
 def execute(
-    steps: list[Step], cache: StepCache, *, on_start: Callable[[Step, bool], None] = lambda s, c: None
+    steps: list[Step],
+    cache: StepCache,
+    *,
+    on_start: Callable[[Step, bool], None] = lambda s, c: None,
+    jobs: int = 2,
 ) -> list[StepRecord]:
-    records = []
-    for step in steps:
-        t0 = time.perf_counter()
-        on_start(step, cache.lookup(step) is not None)
-        outputs, hit = cache.run(step)
-        records.append(StepRecord(step.name, step.key, hit, round(time.perf_counter() - t0, 3), outputs))
-    return records
+    """One target's steps through the one executor (``pipeline.executor``); the first failure is raised.
+
+    Steps that name no needs at all (a hand-made list) run one after another, in order.
+    """
+    from edgepack.pipeline.executor import Events, execute_one
+
+    if not any(step.needs for step in steps):
+        steps = [replace(step, needs=(steps[i - 1].name,) if i else ()) for i, step in enumerate(steps)]
+    events = Events(started=lambda _target, step, hit: on_start(step, hit))
+    return execute_one(steps, cache, jobs=jobs, events=events)

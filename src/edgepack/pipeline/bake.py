@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgepack.build import ImageJob
+from edgepack.pipeline.image import ImageJob
 
 GROUP = "all"
 _RUN = re.compile(r"^\s*RUN\b", re.IGNORECASE)

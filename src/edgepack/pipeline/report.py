@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import edgepack
-from edgepack.build import Build, git_revision
 from edgepack.fsutil import write_json
-from edgepack.plan import StepRecord
+from edgepack.pipeline.context import Build, git_revision
+from edgepack.pipeline.steps import StepRecord
 
 
 def build_report(
@@ -40,13 +40,17 @@ def build_report(
     }
 
 
-
-
 def write_report(b: Build, report: dict[str, Any]) -> None:
     write_json(b.out_dir / "report.json", report)
 
 
+def finish(b: Build, records: list[StepRecord], *, seconds: float, image_tar: Path) -> dict[str, Any]:
+    """Publish the model report and write build/<target>/report.json of a build that passed."""
+    model_report = next((r for r in records if r.name == "validate"), None)
+    if model_report is not None:
+        from edgepack.modelpipe.pipeline import publish_report
 
-
-
-
+        publish_report(Path(model_report.outputs["dir"]), b.out_dir / "model")
+    result = build_report(b, records, total_seconds=seconds, image_tar=image_tar)
+    write_report(b, result)
+    return result

@@ -48,13 +48,16 @@ def lock(target: Target, *, project: Project, runner: Runner) -> Path:
     out = project.lock_path(target, "requirements")
     with tempfile.TemporaryDirectory(prefix="edgepack-lock-") as tmp:
         runner.run(
-            pip_argv("download", "--only-binary=:all:", *platform_args(target), "--dest", tmp,
-                     "-r", requirements),
+            pip_argv(
+                "download", "--only-binary=:all:", *platform_args(target), "--dest", tmp, "-r", requirements
+            ),
             what=f"resolving {target.requirements} for {target.platform}",
             hint="Every requirement needs a binary wheel for the target (see `edgepack wheels`).",
-        )  # fmt: skip
-        lines = [f"# Locked for {target.platform}, Python {target.python}, glibc {target.debian.glibc}.",
-                 f"# Regenerate with: edgepack lock --target {target.name}"]  # fmt: skip
+        )
+        lines = [
+            f"# Locked for {target.platform}, Python {target.python}, glibc {target.debian.glibc}.",
+            f"# Regenerate with: edgepack lock --target {target.name}",
+        ]
         for wheel in sorted(Path(tmp).glob("*.whl")):
             match = _WHEEL.match(wheel.name)
             assert match, wheel.name
@@ -81,12 +84,25 @@ def install(
         )
     with atomic_path(out_dir, is_dir=True) as tmp, _stored_wheels(target, locked, runner=runner) as links:
         runner.run(
-            pip_argv("install", "--no-deps", "--no-index", "--only-binary=:all:", "--require-hashes",
-                     "--no-compile", *platform_args(target), "--target", tmp, "-r", locked,
-                     "--find-links", links, *built),
+            pip_argv(
+                "install",
+                "--no-deps",
+                "--no-index",
+                "--only-binary=:all:",
+                "--require-hashes",
+                "--no-compile",
+                *platform_args(target),
+                "--target",
+                tmp,
+                "-r",
+                locked,
+                "--find-links",
+                links,
+                *built,
+            ),
             what=f"installing the locked wheels for {target.platform}",
             hint=f"If a wheel left the index, refresh the lock: edgepack lock --target {target.name}",
-        )  # fmt: skip
+        )
         # Console scripts carry the host interpreter's path: useless on the board.
         shutil.rmtree(tmp / "bin", ignore_errors=True)
         prune(tmp, target.prune)
@@ -103,8 +119,9 @@ def _stored_wheels(target: Target, locked: Path, *, runner: Runner) -> Iterator[
     have = pypi.stored(pins, store)
     if not runner.dry_run and (missing := [p for p in pins if p.name not in have]):
         options = {"target": target.name, "platform": platform_args(target), "requirements": None}
-        pypi.sync_pypi(locked, **options, store=store, runner=runner, locked=True, root=locked.parent,
-                       say=lambda _: None)  # fmt: skip
+        pypi.sync_pypi(
+            locked, **options, store=store, runner=runner, locked=True, root=locked.parent, say=lambda _: None
+        )
         have = pypi.stored(pins, store)
         assert all(p.name in have for p in missing)
     with tempfile.TemporaryDirectory(prefix="edgepack-wheels-") as folder:

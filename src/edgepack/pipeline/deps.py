@@ -1,0 +1,36 @@
+"""The deps stage: the locked wheels (PyPI's, and the native ones edgepack builds) as site-packages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgepack import wheels
+from edgepack.fsutil import sha256_file
+from edgepack.pipeline import pip
+from edgepack.pipeline.context import Build, board_site, bytecode_key, code_digest, precompile
+from edgepack.pipeline.steps import Outputs, Step, key_of
+
+
+def deps_step(b: Build) -> Step:
+    lock_path = b.project.lock_path(b.target, "requirements")
+    lock_digest = sha256_file(lock_path) if lock_path.is_file() else "missing"
+    inputs = {
+        "requirements.lock": lock_digest,
+        "platform": " ".join(pip.platform_args(b.target)),
+        "prune": " ".join(b.target.prune),
+        "code": code_digest(pip, sys.modules[__name__]),
+    }
+    if b.target.wheels:  # built for the board from wheels/*.yaml (edgepack wheels), by recipe + toolchain
+        inputs["wheels"] = wheels.planned_digest(b.target, project=b.project, runner=b.runner)
+    inputs["bytecode"] = bytecode_key(b)
+    out = b.cache_dir("deps", key_of("deps", inputs)) / "site-packages"
+
+    def action() -> Outputs:
+        built = wheels.ensure_index(b.target, project=b.project, runner=b.runner) if b.target.wheels else None
+        pip.install(b.target, project=b.project, runner=b.runner, out_dir=out, wheelhouse=built)
+        precompile(out, b, board=board_site(b.target.python))
+        return {"site_packages": str(out)}
+
+    summary = f"locked wheels for {b.target.platform}"
+    return Step("deps", summary, inputs, action, lambda o: Path(o["site_packages"]).is_dir())

@@ -1,0 +1,40 @@
+"""A target's build as a plan of steps, each naming what it needs (no plan has a shape by position).
+
+    base ─────────────────────────────┐
+    deps (wheels; none for deps: debian) ┤
+    model → [export → quantize → validate] → app ─┴→ image → smoke
+
+base, deps and the model chain do not depend on each other: the executor
+(``pipeline.executor``) runs them at once.
+"""
+
+from __future__ import annotations
+
+from edgepack.modelpipe.spec import is_spec_path
+from edgepack.pipeline.app import app_step
+from edgepack.pipeline.base import base_step
+from edgepack.pipeline.context import Build
+from edgepack.pipeline.deps import deps_step
+from edgepack.pipeline.image import image_step
+from edgepack.pipeline.model import model_step
+from edgepack.pipeline.smoke import smoke_step
+from edgepack.pipeline.steps import Step
+
+
+def plan(b: Build) -> list[Step]:
+    """deps: debian has no deps step: numpy and onnxruntime are Debian packages of the base."""
+    base = base_step(b)
+    deps = deps_step(b) if b.target.deps == "wheels" else None
+    model_steps = model_steps_of(b)
+    app = app_step(b, model_steps[-1])
+    image = image_step(b, base=base, deps=deps, app=app)
+    return [base, *([deps] if deps else []), *model_steps, app, image, smoke_step(b, image=image, app=app)]
+
+
+def model_steps_of(b: Build) -> list[Step]:
+    """A model file is one step; a model spec (models/NAME.yaml) is model, export, quantize, validate."""
+    if is_spec_path(b.model):
+        from edgepack.modelpipe.steps import plan_model
+
+        return plan_model(b)
+    return [model_step(b)]
