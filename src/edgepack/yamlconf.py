@@ -48,8 +48,14 @@ def load_yaml(path: Path) -> Located:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise ConfigError(f"{path}:{line}: malformed YAML: {exc.problem}.", hint="Fix the syntax.") from None
+    except yaml.reader.ReaderError as exc:  # a control character: YAML allows none
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: character {exc.character!r} is not allowed in YAML.", hint="Remove it."
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}.", hint="Fix the syntax.") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: malformed YAML: {first}.", hint="Fix the syntax.") from None
     lines: dict[tuple[str, ...], tuple[Path, int]] = {}
     budget = [MAX_VALUES]
     data = _to_python(node, (), lines, path, budget) if node is not None else {}
@@ -115,9 +121,11 @@ def _to_python(
         return [_to_python(child, (*at, str(i)), lines, path, budget) for i, child in enumerate(node.value)]
     try:
         return yaml.SafeLoader("").construct_object(node)
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-        where = f"{path}:{node.start_mark.line + 1}"
-        raise ConfigError(f"{where}: {node.tag} value {node.value!r}: {exc}.") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, IndexError) as exc:
+        # pyyaml's own text spans several lines (the mark, a caret): keep its first
+        reason = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        tag = node.tag.rsplit(":", 1)[-1]
+        raise ConfigError(f"{path}:{node.start_mark.line + 1}: !!{tag} {node.value!r}: {reason}.") from None
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

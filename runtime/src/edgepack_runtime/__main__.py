@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgepack_runtime import asrcli
 from edgepack_runtime.audio import AudioError
+from edgepack_runtime.paths import default_spec
 from edgepack_runtime.smoke import SpecError
 
 DEFAULT_SPEC = Path("/opt/edgepack/smoke/spec.json")
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgepack-runtime")
     sub = parser.add_subparsers(dest="command", required=True)
     smoke = sub.add_parser("smoke", help="run the baked-in smoke inference; JSON on stdout")
-    smoke.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    smoke.add_argument(
+        "--spec", type=Path, default=None, help="default: the image's, or --target's last build"
+    )
+    smoke.add_argument(
+        "--target", default=None, help="on the host: the last build of this target (build/NAME/)"
+    )
     smoke.add_argument("--runs", type=RUNS, default=None)
     smoke.add_argument("--threads", type=THREADS, default=None)
     sub.add_parser("info", help="print runtime versions and the CPU's features")
@@ -62,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_metrics_commands(sub)
     asrcli.add_commands(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "spec", "absent") is None:
+        args.spec = default_spec(getattr(args, "target", None))
     if args.command in asrcli.COMMANDS:
         return asrcli.run(args)
     if args.command == "bench-model":
@@ -93,12 +101,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _add_metrics_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = sub.add_parser("bench", help="the smoke inference N times: p50/p95/p99, peak RSS, CPU; JSON")
-    bench.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    bench.add_argument(
+        "--spec", type=Path, default=None, help="default: the image's, or --target's last build"
+    )
+    bench.add_argument(
+        "--target", default=None, help="on the host: the last build of this target (build/NAME/)"
+    )
+    bench.add_argument("--json", action="store_true", help="the whole result as JSON (default: a summary)")
     bench.add_argument("--runs", type=RUNS, default=5)
     bench.add_argument("--warmup", type=whole(0, 10_000), default=1)
     bench.add_argument("--threads", type=THREADS, default=None)
     serve = sub.add_parser("serve", help="run the model continuously; Prometheus metrics and JSON lines")
-    serve.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    serve.add_argument(
+        "--spec", type=Path, default=None, help="default: the image's, or --target's last build"
+    )
+    serve.add_argument(
+        "--target", default=None, help="on the host: the last build of this target (build/NAME/)"
+    )
     serve.add_argument(
         "--port", type=whole(0, 65535), default=9464, help="127.0.0.1 port of /metrics (0: none)"
     )
@@ -111,14 +130,34 @@ def _add_metrics_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     )
 
 
+def bench_summary(result: dict) -> str:  # type: ignore[type-arg]
+    """The benchmark for a person: latency percentiles, memory, CPU (``--json`` prints everything)."""
+    lat = result.get("latency_ms", {})
+    lines = [
+        f"model    {result.get('model', {}).get('file', '?')} ({result.get('model', {}).get('kind', '?')})"
+    ]
+    if lat:
+        unit = lat.get("unit", "call")
+        lines.append(f"latency  per {unit}: p50 {lat.get('p50', 0):.2f} ms, p95 {lat.get('p95', 0):.2f} ms, "
+                     f"p99 {lat.get('p99', 0):.2f} ms over {lat.get('count', '?')}")  # fmt: skip
+    for key, label in (("peak_rss_mb", "memory   peak RSS {:.1f} MB"), ("cpu_percent", "cpu      {:.0f} %")):
+        if key in result:
+            lines.append(label.format(result[key]))
+    lines.append("(--json: the whole result)")
+    return "\n".join(lines)
+
+
 def _run_metrics_command(args: argparse.Namespace) -> int:
     from edgepack_runtime import metrics
 
     try:
         if args.command == "bench":
             result = metrics.bench(args.spec, runs=args.runs, warmup=args.warmup, threads=args.threads)
-            json.dump(result, sys.stdout)
-            sys.stdout.write("\n")
+            if args.json:
+                json.dump(result, sys.stdout)
+                sys.stdout.write("\n")
+            else:
+                print(bench_summary(result))
         else:
             final = metrics.serve(args.spec, port=args.port, jsonl=args.jsonl, interval_s=args.interval,
                                   duration_s=args.duration)  # fmt: skip

@@ -9,6 +9,7 @@ refuses empty or silent input before any inference is wasted on it.
 from __future__ import annotations
 
 import math
+import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,8 @@ def read_wav(path: Path) -> Audio:
         raise AudioError(f"{path}: unsupported audio format: {_wave_error(exc)}") from None
     except EOFError:
         raise AudioError(f"{path}: not a WAV file (it ends before its header does).") from None
+    except (RuntimeError, struct.error, ValueError, OverflowError, MemoryError) as exc:  # damaged chunks
+        raise AudioError(f"{path}: not a valid WAV file ({type(exc).__name__} in its chunks).") from None
     except IsADirectoryError:
         raise AudioError(f"{path}: is a folder, not a WAV file.") from None
     except OSError as exc:

@@ -106,7 +106,7 @@ def board_smoke(board: Board, target: Target, project: Project, *, runs: int | N
 def board_bench(board: Board, target: Target, project: Project, *, runs: int, warmup: int) -> dict[str, Any]:
     image = require_deployed(board, target, project)
     before = read_thermal(board)
-    command = ["bench", "--runs", str(runs), "--warmup", str(warmup)]
+    command = ["bench", "--json", "--runs", str(runs), "--warmup", str(warmup)]
     result = run_json(
         board, target, command, what="benchmark", timeout=target.smoke.timeout_s * (runs + warmup)
     )
