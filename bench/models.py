@@ -31,7 +31,7 @@ sys.dont_write_bytecode = True  # the runtime package's folder is hashed by the 
 
 from edgepack.config import Project, load_target  # noqa: E402
 from edgepack.fsutil import write_json  # noqa: E402
-from edgepack.modelpipe import inputs, quantize, steps, taskmetric  # noqa: E402
+from edgepack.modelpipe import inputs, quantize, samples, steps, taskmetric  # noqa: E402
 from edgepack.modelpipe.export import run_onnx, session  # noqa: E402
 from edgepack.modelpipe.spec import load_spec  # noqa: E402
 from edgepack.pipeline.context import Build  # noqa: E402
@@ -41,10 +41,17 @@ from edgepack.runner import Runner  # noqa: E402
 from edgepack_runtime.benchmodel import bench_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = ("models/silero-vad.yaml", "models/whisper-tiny-encoder.yaml", "models/whisper-tiny-decoder.yaml")
+SPECS = (
+    "models/silero-vad.yaml",
+    "models/whisper-tiny-encoder.yaml",
+    "models/whisper-tiny-decoder.yaml",
+    # The guide's models (docs/your-model.md): real samples, quantize.mode auto.
+    "models/magika.yaml",
+    "models/ppocr-det.yaml",
+)
 
 
-def variants(project: Project, target: str, spec_file: str, work: Path) -> tuple[Path, Path, Any]:
+def variants(project: Project, target: str, spec_file: str, work: Path) -> tuple[Path, Path, Any, dict]:
     b = Build(
         target=load_target(project, target), project=project, runner=Runner(echo=False), model=spec_file
     )
@@ -52,11 +59,13 @@ def variants(project: Project, target: str, spec_file: str, work: Path) -> tuple
     spec = load_spec(ROOT / spec_file)
     fp32 = Path(out["export"]["dir"]) / "model.onnx"
     if spec.quantize.mode != "none":
-        return fp32, Path(out["quantize"]["dir"]) / "model.onnx", spec
+        record = json.loads((Path(out["quantize"]["dir"]) / "quantize.json").read_text())
+        return fp32, Path(out["quantize"]["dir"]) / "model.onnx", spec, record
     dyn = dataclasses.replace(spec, quantize=dataclasses.replace(spec.quantize, mode="dynamic"))
     int8 = work / f"{spec.name}.int8.onnx"
-    quantize.quantize(dyn, fp32, int8, calibration=[], cpu=quantize.cpu_info(b.target.qemu_cpu))
-    return fp32, int8, dyn
+    quantize.quantize(dyn, fp32, int8, calibration=[], cpu=quantize.cpu_info(b.target.cpu_model),
+                      runtime=steps.target_onnxruntime(b))  # fmt: skip
+    return fp32, int8, dyn, {"mode": "dynamic (bench only: the spec keeps fp32)"}
 
 
 def feeds_for(spec: Any, fp32: Path) -> dict[str, np.ndarray]:
@@ -66,6 +75,8 @@ def feeds_for(spec: Any, fp32: Path) -> dict[str, np.ndarray]:
         audio = taskmetric.read_audio(ROOT / spec.evaluate.audio[0], spec, what="bench")
         taskmetric.vad_probs(fp32, audio, keep=kept)
         return kept[len(kept) // 2]
+    if spec.samples:  # the smoke input: the first sample set
+        return samples.load(spec.samples, spec, root=ROOT)[0].feeds
     return inputs.make_feeds(spec, {**inputs.export_sizes(spec), "batch": 1}, seed=spec.seed)
 
 
@@ -95,6 +106,11 @@ def emulated(image: str, target: Any, model: Path, npz: Path, runs: int, runner:
 def metric(spec: Any, fp32: Path, int8: Path, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
     if spec.task == "vad":
         return {m.name: m.value for m in taskmetric.vad_agreement(spec, fp32, int8, ROOT)}
+    if spec.samples:  # the task metric over every sample, as the validate step computes it
+        ref_s, got_s = session(fp32), session(int8)
+        sets = [(s.label, run_onnx(ref_s, s.feeds), run_onnx(got_s, s.feeds))
+                for s in samples.load(spec.samples, spec, root=ROOT)]  # fmt: skip
+        return {m.name: m.value for m in taskmetric.task_metrics(spec, fp32, int8, ROOT, sets)}
     ref, got = run_onnx(session(fp32), feeds), run_onnx(session(int8), feeds)
     cos = [
         float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -128,9 +144,17 @@ def main() -> None:
         work = Path(tmp)
         work.chmod(0o755)  # the image runs as uid 1000
         for spec_file in SPECS:
-            fp32, int8, spec = variants(project, args.target, spec_file, work)
+            fp32, int8, spec, record = variants(project, args.target, spec_file, work)
             feeds = feeds_for(spec, fp32)
             row: dict[str, Any] = {"model": spec.name, "spec": spec_file, "quantize": spec.quantize.mode}
+            row["chosen"] = record.get("chosen", record.get("mode"))
+            row["auto_attempts"] = [
+                {
+                    k: a[k]
+                    for k in ("label", "ok", "bytes", "host_ms", "quantized_nodes", "least_cosine", "why")
+                }
+                for a in record.get("attempts", [])
+            ]
             row["feeds"] = {k: list(v.shape) for k, v in feeds.items()}
             npz = work / f"{spec.name}.npz"
             np.savez(npz, **feeds)

@@ -1,13 +1,19 @@
-"""Seeded synthetic speech: espeak-ng voices, rates and pitches, noise and gain.
+"""Seeded synthetic speech from three synthesizer families, augmented, cached as log-mel.
 
 Each utterance has its own random stream (``SeedSequence(seed, spawn_key=(split, index))``),
 so a dataset is the same on every machine and any utterance can be rebuilt
-alone. Audio is synthesised at espeak-ng's 22050 Hz, resampled to 16 kHz with
-soxr, padded with silence, scaled to a random level and mixed with white or
-pink noise at a random SNR; then the numpy front end
-(:mod:`edgepack_runtime.features`) turns it into log-mel frames.
+alone. A voice of :mod:`speech.voices` speaks a sentence at a random rate and
+pitch; the WAV is resampled to 16 kHz with soxr, its own silences trimmed, and
+:mod:`speech.augment` applies speed, room, microphone, level, noise and
+channel; :mod:`edgepack_runtime.features` turns it into log-mel frames.
 
-The test voices use variants and one accent that no training voice uses.
+Splits (speech/README.md has the table):
+
+* ``train``, ``val``: espeak-ng (60 %) and flite (40 %) training voices, augmented;
+  15 % of training texts are phrases of ordinary English (phrase diversity).
+* ``test-espeak``, ``test-flite``, ``test-festival``: clean speech (level and
+  padding only) of each family's test voices, audio kept; the bench adds the
+  noise and channel conditions. festival is never in train or val.
 
     python -m speech.synth --out speech/.cache
 """
@@ -15,6 +21,7 @@ The test voices use variants and one accent that no training voice uses.
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import time
 import wave
@@ -26,101 +33,68 @@ import soxr
 
 from edgepack.runner import Runner
 from edgepack_runtime.features import FrontEndConfig, log_mel
-from speech import vocab
+from speech import augment, vocab
+from speech.voices import Family, Voice, needs_stdin, synthesise_argv, test_voices, train_voices
 
-SAMPLE_RATE = 16000
-DATA_SEED = 20261125
-
-# espeak-ng's own English voices (`espeak-ng --voices=en`, the gmw/ ones; the
-# mbrola ones need the mbrola binary and voice files, which are not installed).
-TRAIN_BASES = (
-    "en",
-    "en-us",
-    "en-gb-scotland",
-    "en-gb-x-gbclan",
-    "en-gb-x-rp",
-    "en-029",
-    "en-us-nyc",
-)
-# Variants (espeak-ng-data/voices/!v) paired with any training base. "" is
-# the base voice's own timbre.
-TRAIN_VARIANTS = (
-    "",
-    "m1", "m2", "m3", "m5", "m6", "m7", "m8",
-    "f1", "f2", "f4", "f5",
-    "klatt", "klatt2", "klatt4", "klatt5", "klatt6",
-    "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis", "Gene", "Hugo", "Jacky",
-    "Lee", "Michael", "Mike", "Mr serious", "Storm", "Tweaky", "adam", "anika",
-    "announcer", "aunty", "belinda", "boris", "caleb", "david", "ed", "edward",
-    "grandma", "grandpa", "iven", "iven2", "john", "linda", "max", "norbert",
-    "paul", "quincy", "rob", "robert", "sandro", "shelby", "travis", "victor",
-    "whisper", "whisperf", "croak",
-)  # fmt: skip
-# Held out: none of these variants, nor the West Midlands accent, is in training.
-TEST_VOICES = (
-    "en-us+m4",
-    "en-gb-scotland+f3",
-    "en-gb-x-gbcwmd+klatt3",
-    "en-029+steph",
-    "en-gb-x-rp+benjamin",
-)
-SPLITS = ("train", "val", "test")
+SAMPLE_RATE = augment.SAMPLE_RATE
+DATA_SEED = 20261207
+SPLITS = ("train", "val", "test-espeak", "test-flite", "test-festival", "babble", "tune", "longform")
+TRAIN_MIX: dict[Family, float] = {"espeak": 0.6, "flite": 0.4}
+PHRASE_PROB = 0.15
+# Ordinary English for phrase diversity (training) and for the non-command
+# sets (threshold tuning, false-accept evaluation): three different texts.
+LICENSES = Path("/usr/share/common-licenses")
+PHRASE_TEXTS = ("MPL-2.0", "Artistic", "CC0-1.0")
 
 
 @dataclass(frozen=True)
 class Utterance:
     text: str
-    voice: str
-    rate: int  # words per minute (espeak-ng -s)
-    pitch: int  # 0..99 (espeak-ng -p)
-    gap: int  # extra pause between words, 10 ms units (espeak-ng -g)
-    lead_s: float
-    tail_s: float
-    rms_db: float  # speech level, dBFS
-    noise: str  # "none", "white" or "pink"
-    snr_db: float
-
-
-def voices_for(split: str) -> list[str]:
-    if split == "test":
-        return list(TEST_VOICES)
-    return [base + (f"+{variant}" if variant else "") for base in TRAIN_BASES for variant in TRAIN_VARIANTS]
+    voice: Voice
+    rate: float
+    pitch: float
+    recipe: augment.Recipe
 
 
 def rng_for(split: str, index: int, seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLITS.index(split), index)))
 
 
+def corpus_words(names: tuple[str, ...]) -> list[str]:
+    """Lower-case alphabetic words of the named /usr/share/common-licenses texts."""
+    text = " ".join((LICENSES / name).read_text(errors="replace") for name in names)
+    return re.findall(r"[a-z]+", text.lower())
+
+
+_PHRASE_WORDS: list[str] = []
+
+
+def phrase(rng: np.random.Generator) -> str:
+    if not _PHRASE_WORDS:
+        _PHRASE_WORDS.extend(corpus_words(PHRASE_TEXTS))
+    length = int(rng.integers(2, 8))
+    start = int(rng.integers(0, len(_PHRASE_WORDS) - length))
+    return " ".join(_PHRASE_WORDS[start : start + length])
+
+
+def pick_voice(split: str, rng: np.random.Generator) -> Voice:
+    if split.startswith("test-"):
+        voices = test_voices(split.removeprefix("test-"))  # type: ignore[arg-type]
+        return voices[int(rng.integers(len(voices)))]
+    families = list(TRAIN_MIX)
+    family = families[int(rng.choice(len(families), p=list(TRAIN_MIX.values())))]
+    voices = train_voices(family)
+    return voices[int(rng.integers(len(voices)))]
+
+
 def draw(split: str, index: int, seed: int) -> tuple[Utterance, np.random.Generator]:
-    """The recipe of one utterance, and the stream that then draws its noise."""
+    """The recipe of one utterance, and the stream that then draws its noise and room."""
     rng = rng_for(split, index, seed)
-    voices = voices_for(split)
-    noise = ("none", "white", "pink")[int(rng.choice(3, p=[0.2, 0.4, 0.4]))]
-    utt = Utterance(
-        text=vocab.sentence(rng),
-        voice=voices[int(rng.integers(len(voices)))],
-        rate=int(rng.integers(120, 221)),
-        pitch=int(rng.integers(20, 81)),
-        gap=int(rng.integers(0, 4)),
-        lead_s=float(rng.uniform(0.05, 0.4)),
-        tail_s=float(rng.uniform(0.05, 0.3)),
-        rms_db=float(rng.uniform(-38.0, -14.0)),
-        noise=noise,
-        snr_db=float(rng.uniform(10.0, 30.0)),
-    )
-    return utt, rng
-
-
-def espeak_argv(utt: Utterance, wav: Path) -> list[str]:
-    return [
-        "espeak-ng",
-        "-v", utt.voice,
-        "-s", str(utt.rate),
-        "-p", str(utt.pitch),
-        "-g", str(utt.gap),
-        "-w", str(wav),
-        utt.text,
-    ]  # fmt: skip
+    voice = pick_voice(split, rng)
+    text = phrase(rng) if split == "train" and rng.random() < PHRASE_PROB else vocab.sentence(rng)
+    rate, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.0, 1.0))
+    recipe = augment.draw_recipe(rng, strength=0.0 if split.startswith("test-") else 1.0)
+    return Utterance(text, voice, rate, pitch, recipe), rng
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -132,76 +106,95 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         return data.astype(np.float64) / 32768.0, f.getframerate()
 
 
-def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """1/f power noise by shaping white noise's spectrum."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n)
-    freqs[0] = freqs[1] if n > 1 else 1.0
-    return np.fft.irfft(spectrum / np.sqrt(freqs), n=n)
-
-
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x**2) + 1e-20))
+def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.asarray(samples, dtype="<i2").tobytes())
 
 
 def trim(speech: np.ndarray, *, threshold: float = 1e-3) -> np.ndarray:
-    """Cut espeak-ng's own leading and trailing silence (often 0.3 s or more), so
-    that the random padding of :func:`augment` alone sets it."""
-    loud = np.flatnonzero(np.abs(speech) > threshold)
+    """Cut the engine's own leading and trailing silence, so the recipe alone sets it."""
+    loud = np.flatnonzero(np.abs(speech) > threshold * max(1.0, np.abs(speech).max() / 0.3))
     return speech[loud[0] : loud[-1] + 1] if loud.size else speech
 
 
-def augment(speech: np.ndarray, utt: Utterance, rng: np.random.Generator) -> np.ndarray:
-    """Pad with silence, set the level, add noise; returns int16 samples."""
-    lead, tail = (np.zeros(round(s * SAMPLE_RATE)) for s in (utt.lead_s, utt.tail_s))
-    active = speech[np.abs(speech) > 1e-4]
-    level = 10 ** (utt.rms_db / 20) / rms(active if active.size else speech)
-    audio = np.concatenate([lead, speech * level, tail])
-    if utt.noise != "none":
-        noise = rng.standard_normal(len(audio)) if utt.noise == "white" else pink_noise(len(audio), rng)
-        target = 10 ** (utt.rms_db / 20) / 10 ** (utt.snr_db / 20)
-        audio = audio + noise * (target / rms(noise))
-    return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def synthesise(utt: Utterance, rng: np.random.Generator, *, runner: Runner, workdir: Path) -> np.ndarray:
+def speak(voice: Voice, text: str, *, rate: float, pitch: float, runner: Runner, workdir: Path) -> np.ndarray:
+    """Clean speech at 16 kHz, float64, trimmed."""
     wav = workdir / "utt.wav"
-    runner.run(espeak_argv(utt, wav), what=f"espeak-ng ({utt.voice})")
-    speech, rate = read_wav(wav)
+    argv = synthesise_argv(voice, text, wav, rate=rate, pitch=pitch)
+    runner.run(argv, what=f"{argv[0]} ({voice})", input=text.encode() if needs_stdin(voice) else None)
+    speech, sr = read_wav(wav)
     if speech.size == 0:
-        raise RuntimeError(f"espeak-ng wrote no audio for {utt}")
-    return augment(trim(soxr.resample(speech, rate, SAMPLE_RATE)), utt, rng)
+        raise RuntimeError(f"{voice} wrote no audio for {text!r}")
+    return trim(soxr.resample(speech, sr, SAMPLE_RATE))
 
 
-def build_split(split: str, count: int, *, seed: int, out: Path, keep_audio: bool) -> Path:
-    """Synthesise ``count`` utterances and write ``out/<split>.npz``."""
+def synthesise(
+    utt: Utterance, rng: np.random.Generator, *, runner: Runner, workdir: Path, babble: np.ndarray | None
+) -> np.ndarray:
+    speech = speak(utt.voice, utt.text, rate=utt.rate, pitch=utt.pitch, runner=runner, workdir=workdir)
+    return augment.apply(speech, utt.recipe, rng, babble=babble)
+
+
+def babble_bank(seed: int, *, index: int = 0, talkers: int = 6, seconds: float = 30.0) -> np.ndarray:
+    """Several training voices talking at once (grammar sentences and phrases), unit RMS.
+
+    ``index`` picks an independent bank: 0 for training, 1 for the bench.
+    """
+    rng = rng_for("babble", index, seed)
     runner = Runner(echo=False)
-    runner.which("espeak-ng")
+    total = np.zeros(int(seconds * SAMPLE_RATE))
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(talkers):
+            track: list[np.ndarray] = [np.zeros(int(rng.integers(0, SAMPLE_RATE)))]
+            while sum(len(t) for t in track) < len(total):
+                voice = pick_voice("train", rng)
+                text = phrase(rng) if rng.random() < 0.5 else vocab.sentence(rng)
+                s = speak(
+                    voice,
+                    text,
+                    rate=rng.uniform(0.8, 1.2),
+                    pitch=rng.random(),
+                    runner=runner,
+                    workdir=Path(tmp),
+                )
+                track += [s / augment.rms(s), np.zeros(int(rng.integers(0, SAMPLE_RATE // 4)))]
+            total += np.concatenate(track)[: len(total)]
+    return total / augment.rms(total)
+
+
+def build_split(split: str, count: int, *, seed: int, out: Path, keep_audio: bool, part: int = 0) -> Path:
+    """Synthesise ``count`` utterances and write ``out/<split>.npz``; part ``k`` > 0 is the
+    utterances ``k * count ..`` of the same split, written to ``out/<split>-<k>.npz``."""
+    runner = Runner(echo=False)
     config = FrontEndConfig()
+    babble = babble_bank(seed) if not split.startswith("test-") else None
     feats, audio, meta = [], [], []
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        for index in range(count):
+        for index in range(part * count, (part + 1) * count):
             utt, rng = draw(split, index, seed)
-            samples = synthesise(utt, rng, runner=runner, workdir=Path(tmp))
+            samples = synthesise(utt, rng, runner=runner, workdir=Path(tmp), babble=babble)
             feats.append(log_mel(samples, config))
             if keep_audio:
                 audio.append(samples)
             meta.append(utt)
-            if (index + 1) % 500 == 0:
-                print(f"{split}: {index + 1}/{count} ({time.monotonic() - start:.0f} s)", flush=True)
+            if len(meta) % 500 == 0:
+                print(f"{split}: {len(meta)}/{count} ({time.monotonic() - start:.0f} s)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{split}.npz"
     arrays: dict[str, np.ndarray] = {
         "feats": np.concatenate(feats),
         "feat_lengths": np.array([len(f) for f in feats]),
         "texts": np.array([u.text for u in meta]),
-        "voices": np.array([u.voice for u in meta]),
-        "noise": np.array([u.noise for u in meta]),
+        "voices": np.array([str(u.voice) for u in meta]),
+        "noise": np.array([f"{u.recipe.noise}/{u.recipe.channel}" for u in meta]),
     }
     if keep_audio:
         arrays["audio"] = np.concatenate(audio)
         arrays["audio_lengths"] = np.array([len(a) for a in audio])
+    path = out / (f"{split}-{part}.npz" if part else f"{split}.npz")
     tmp_path = path.with_suffix(".tmp.npz")
     np.savez(tmp_path, **arrays)
     tmp_path.replace(path)
@@ -209,16 +202,34 @@ def build_split(split: str, count: int, *, seed: int, out: Path, keep_audio: boo
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("speech/.cache"))
     parser.add_argument("--seed", type=int, default=DATA_SEED)
-    parser.add_argument("--train", type=int, default=6000)
-    parser.add_argument("--val", type=int, default=300)
-    parser.add_argument("--test", type=int, default=500)
-    args = parser.parse_args()
-    for split, count in (("test", args.test), ("val", args.val), ("train", args.train)):
-        build_split(split, count, seed=args.seed, out=args.out, keep_audio=split == "test")
+    parser.add_argument("--train", type=int, default=12000)
+    parser.add_argument("--val", type=int, default=400)
+    parser.add_argument("--test", type=int, default=300, help="utterances per test family")
+    parser.add_argument("--only", nargs="*", help="build only these splits")
+    parser.add_argument("--train-parts", type=int, default=2, help="train = this many parts of --train")
+    args = parser.parse_args(argv)
+    Runner(echo=False).which("espeak-ng")
+    plan = [
+        ("test-festival", args.test),
+        ("val", args.val),
+        ("train", args.train),
+        ("test-espeak", args.test),
+        ("test-flite", args.test),
+    ]
+    for split, count in plan:
+        if args.only and split not in args.only:
+            continue
+        for part in range(args.train_parts if split == "train" else 1):
+            name = f"{split}-{part}.npz" if part else f"{split}.npz"
+            if (args.out / name).exists():  # a cache: delete a file to rebuild it
+                continue
+            build_split(
+                split, count, seed=args.seed, out=args.out, keep_audio=split.startswith("test-"), part=part
+            )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,19 @@ BLANK = 0
 CHARSET = "_ abcdefghijklmnopqrstuvwxyz"
 
 
+# A slot that repeats another: "{digits}" is two to four "{digit}" words.
+REPEATS: dict[str, tuple[str, int, int]] = {"digits": ("digit", 2, 4)}
+
+
+def grammar_spec() -> dict[str, object]:
+    """The grammar as the runtime's decoder reads it (``edgepack_runtime.grammar.GrammarSpec``)."""
+    return {
+        "templates": [template for _, template in TEMPLATES],
+        "slots": {name: list(values) for name, values in SLOTS.items()},
+        "repeats": {name: {"of": of, "min": lo, "max": hi} for name, (of, lo, hi) in REPEATS.items()},
+    }
+
+
 def words() -> list[str]:
     """Every word the grammar can produce, sorted."""
     found: set[str] = set()
@@ -75,7 +88,7 @@ def words() -> list[str]:
 
 
 def _fill(slot: str, rng: np.random.Generator) -> str:
-    if slot == "digits":
+    if slot == "digits":  # REPEATS["digits"], drawn in one call
         return " ".join(DIGITS[i] for i in rng.integers(0, 10, size=int(rng.integers(2, 5))))
     values = SLOTS[slot]
     return values[int(rng.integers(len(values)))]

@@ -41,7 +41,7 @@ def models(project: Project, *, target: str = "rpi4", spec: str = SPEC) -> dict[
 def heldout(project: Project, limit: int = 0) -> list[tuple[np.ndarray, str]]:
     from edgepack_runtime.audio import read_wav
 
-    path = project.root / MANIFEST
+    path = project.find(MANIFEST)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = rows[:limit] if limit else rows
     return [(read_wav(path.parent / r["audio"]).samples, r["text"]) for r in rows]
@@ -51,7 +51,7 @@ def rate(model: Path, project: Project) -> dict[str, Any]:
     from edgepack_runtime.asr import Recognizer
     from edgepack_runtime.asrcli import rate_demo
 
-    return rate_demo(Recognizer.load(model), project.root / MANIFEST)
+    return rate_demo(Recognizer.load(model), project.find(MANIFEST))
 
 
 def latency(model: Path, project: Project, *, chunks_ms: tuple[int, ...] = CHUNKS_MS) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import yaml
 
@@ -23,6 +23,9 @@ Platform = Literal["linux/arm64", "linux/arm/v7", "linux/amd64"]
 # board's Debian release (for boards PyPI has no wheels for: 32-bit ARM).
 DepsSource = Literal["wheels", "debian"]
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+# Optional runtime features of a target. capture: live audio input (`listen`): PyAudio and the
+# PortAudio, ALSA and JACK libraries it carries; a target without it does not get them.
+Feature = Literal["capture"]
 
 # docker platform -> (Debian architecture, wheel platform tag suffix, binfmt name)
 PLATFORM_ARCH: dict[str, tuple[str, str, str]] = {
@@ -48,6 +51,29 @@ class SmokeConfig:
     runs: int = field(metadata={"doc": "timed repetitions of the smoke inference"})
     timeout_s: int = field(metadata={"doc": "wall-clock limit of the emulated smoke run"})
     audio: str = field(metadata={"doc": "smoke input audio, relative to the project root"})
+
+
+@dataclass(frozen=True)
+class UnusedGroup:
+    """Files no entry point of the runtime loads, left out of the image, with the evidence why.
+
+    bench/opened.py lists what the runtime opens under QEMU_STRACE; the smoke
+    test and tests/integration/test_slim.py (every runtime module imported in
+    the pruned image) check that nothing needed went.
+    """
+
+    name: str = field(metadata={"doc": "the group's name, shown in the plan and the report"})
+    why: str = field(metadata={"doc": "why no entry point of the runtime loads these files"})
+    site: tuple[str, ...] = field(
+        default=(), metadata={"doc": "globs under the runtime's site-packages (the wheels; Debian's "
+                              "dist-packages for deps: debian)"},
+    )  # fmt: skip
+    rootfs: tuple[str, ...] = field(
+        default=(), metadata={"doc": "globs of base rootfs paths (unpacked Debian packages); * matches /"}
+    )
+    unless: Feature | None = field(
+        default=None, metadata={"doc": "the feature that needs these files: kept in a target that has it"}
+    )
 
 
 ExecutionProvider = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -120,6 +146,13 @@ class Target:
     wheels: tuple[str, ...] = field(
         metadata={"doc": "packages built for the board from wheels/<name>.yaml recipes (edgepack wheels)"}
     )
+    features: tuple[Feature, ...] = field(
+        metadata={"doc": "optional runtime features: capture (live audio input: PyAudio and its libraries)"}
+    )
+    unused: tuple[UnusedGroup, ...] = field(
+        metadata={"doc": "groups of files no entry point of the runtime loads, each with why: left out of "
+                  "the image unless the target has the group's feature"}
+    )  # fmt: skip
     memory_mb: int | None = field(
         metadata={"doc": "the board's RAM: the smoke container's memory limit (null: no limit)"}
     )
@@ -167,19 +200,36 @@ class Target:
         return f"QEMU -cpu {self.qemu_cpu}" if self.emulated else "native (no emulation)"
 
 
+# What a project may leave out and edgepack supplies: the built-in boards (targets/ and their locks),
+# the runtime Dockerfile, the native wheel recipes, the smoke clip, the bundled model specs and weights.
+# In a clone these are the repository's own folders (symlinks); in the wheel, copies.
+BUILTIN = Path(__file__).resolve().parent / "_data"
+PROJECT_FILE = "edgepack.toml"
+_PROJECT_KEYS = {"targets": "folder of target files", "build": "output folder",
+                 "python_path": "folders put on sys.path (torch factories, sample callables)"}
+
+
 @dataclass(frozen=True)
 class Project:
-    """The folder holding targets/, docker/, runtime/ and build/."""
+    """The user's project: its targets/ (over the built-in boards), models, samples and build/ folder.
+
+    Found by walking up to an ``edgepack.toml`` (or ``[tool.edgepack]`` in
+    pyproject.toml); any file the project does not have comes from edgepack's
+    own (``find``): a project can be one target file that ``extends: rpi4``.
+    """
 
     root: Path
+    targets_folder: str = "targets"
+    build_folder: str = "build"
+    python_path: tuple[str, ...] = (".",)
 
     @property
     def targets_dir(self) -> Path:
-        return self.root / "targets"
+        return self.root / self.targets_folder
 
     @property
     def build_dir(self) -> Path:
-        return self.root / "build"
+        return self.root / self.build_folder
 
     @property
     def cache_root(self) -> Path:
@@ -191,28 +241,111 @@ class Project:
         folder = self.cache_root / kind
         return folder / key[:20] if key else folder
 
+    def find(self, relative: str | Path) -> Path:
+        """The project's file if it has one, else edgepack's built-in one, else the project's (missing)."""
+        mine = self.root / relative
+        if mine.exists():
+            return mine
+        builtin = BUILTIN / relative
+        return builtin if builtin.exists() else mine
+
+    def target_file(self, name: str) -> Path:
+        """targets/NAME.yaml of the project, else the built-in board's."""
+        mine = self.targets_dir / f"{name}.yaml"
+        builtin = BUILTIN / "targets" / f"{name}.yaml"
+        return builtin if not mine.exists() and builtin.is_file() else mine
+
     def target_names(self) -> list[str]:
-        return sorted(
-            p.stem
-            for p in self.targets_dir.glob("*.yaml")
-            if p.stem != "defaults" and p.parent.name == "targets"
-        )
+        """The project's own targets (``--target all``, the CI matrix); the built-in boards if it has none."""
+        own = _target_stems(self.targets_dir)
+        return own or builtin_boards()
+
+    def known_targets(self) -> list[str]:
+        """Every name ``--target`` accepts here: the project's targets and the built-in boards."""
+        return sorted({*_target_stems(self.targets_dir), *builtin_boards()})
 
     def lock_path(self, target: Target, kind: Literal["debian", "requirements", "sdcard"]) -> Path:
+        """The target's lock: the project's, else the built-in board's (a refresh writes the project's)."""
+        return self.find(self.lock_relative(target, kind))
+
+    def lock_relative(self, target: Target, kind: Literal["debian", "requirements", "sdcard"]) -> Path:
+        locks = Path(self.targets_folder) / "locks"
         if kind == "sdcard":
-            return (
-                self.targets_dir / "locks" / f"sdcard-{target.name}-{target.debian.suite}-{target.arch}.json"
-            )
+            return locks / f"sdcard-{target.name}-{target.debian.suite}-{target.arch}.json"
         if kind == "debian":
-            return self.targets_dir / "locks" / f"debian-{target.debian.suite}-{target.arch}.json"
+            return locks / f"debian-{target.debian.suite}-{target.arch}.json"
         tag = target.python.replace(".", "")
-        return self.targets_dir / "locks" / f"requirements-py{tag}-{target.wheel_arch}.txt"
+        return locks / f"requirements-py{tag}-{target.wheel_arch}.txt"
+
+    def writable(self, path: Path) -> Path:
+        """Where a refreshed copy of ``path`` goes: the project's own file, never edgepack's built-in one."""
+        try:  # BUILTIN's entries are symlinks in a clone: compare the paths, not what they resolve to
+            return self.root / path.absolute().relative_to(BUILTIN)
+        except ValueError:
+            return path
+
+
+def _target_stems(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "defaults") if folder.is_dir() else []
+
+
+def builtin_boards() -> list[str]:
+    """The boards edgepack ships (a project's target can ``extends:`` one)."""
+    return _target_stems(BUILTIN / "targets")
+
+
+def find_project(start: Path | None = None) -> Project:
+    """Walk up from ``start`` to an edgepack.toml or a pyproject.toml with [tool.edgepack].
+
+    Without either, the folder itself is the project (the built-in boards fill in what it lacks).
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        config = folder / PROJECT_FILE
+        if config.is_file():
+            return _project_from(folder, _read_toml(config), config)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("edgepack")
+            if isinstance(table, dict):
+                return _project_from(folder, table, pyproject)
+    return Project(here)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {getattr(exc, 'strerror', None) or exc}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}.", hint="Fix the syntax.") from None
+
+
+def _project_from(root: Path, table: dict[str, Any], origin: Path) -> Project:
+    where = f"{origin}" + (" [tool.edgepack]" if origin.name == "pyproject.toml" else "")
+    for key in table:
+        if key not in _PROJECT_KEYS:
+            close = difflib.get_close_matches(key, list(_PROJECT_KEYS), n=1)
+            tip = f" Did you mean '{close[0]}'?" if close else f" Known keys: {', '.join(_PROJECT_KEYS)}."
+            raise ConfigError(f"{where}: unknown key '{key}'.{tip}")
+    folders = {k: table.get(k, d) for k, d in (("targets", "targets"), ("build", "build"))}
+    for key, value in folders.items():
+        if not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ConfigError(f"{where}: '{key}' must be a folder inside the project, got {value!r}.")
+    paths = table.get("python_path", ["."])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ConfigError(f"{where}: 'python_path' must be a list of folders, got {paths!r}.")
+    return Project(
+        root, targets_folder=folders["targets"], build_folder=folders["build"], python_path=tuple(paths)
+    )
 
 
 def load_target(project: Project, name: str) -> Target:
-    path = project.targets_dir / f"{name}.yaml"
-    if not path.is_file():
-        known = project.target_names()
+    path = project.target_file(name)
+    if not (path.exists() or path.is_symlink()):  # a folder or a symlink loop: load_yaml names the problem
+        known = project.known_targets()
         close = difflib.get_close_matches(name, known, n=1)
         tip = f"Did you mean '{close[0]}'? " if close else ""
         raise ConfigError(
@@ -222,9 +355,23 @@ def load_target(project: Project, name: str) -> Target:
     doc = load_yaml(path)
     if doc.data in ({}, None) or not isinstance(doc.data, dict):
         raise ConfigError(f"{path}:1: expected a mapping of target settings.")
-    defaults = load_yaml(project.targets_dir / "defaults.yaml")
-    merged: Located = doc.over(defaults)
-    merged.data.setdefault("name", name)
+    defaults = load_yaml(project.find(Path(project.targets_folder) / "defaults.yaml"))
+    base = defaults
+    extends = doc.data.pop("extends", None)
+    if extends is not None:
+        board = BUILTIN / "targets" / f"{extends}.yaml"
+        if not isinstance(extends, str) or not board.is_file():
+            boards = sorted(p.stem for p in (BUILTIN / "targets").glob("*.yaml") if p.stem != "defaults")
+            line = doc.lines.get(("extends",), (path, 1))[1]
+            close = difflib.get_close_matches(str(extends), boards, n=1)
+            tip = f"Did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"{path}:{line}: extends: {extends!r} is not a built-in board.",
+                              hint=f"{tip}Built-in boards: {', '.join(boards)}.")  # fmt: skip
+        board_doc = load_yaml(board)
+        board_doc.data.pop("name", None)
+        base = board_doc.over(defaults)
+    merged: Located = doc.over(base)
+    merged.data["name"] = doc.data.get("name", name)
     target = build(Target, merged.data, where=merged)
     if target.name != name:
         raise ConfigError(
@@ -232,6 +379,7 @@ def load_target(project: Project, name: str) -> Target:
         )
     _check_cpu(target, merged)
     _check_deps(target, project=project, where=merged)
+    _check_features(target, where=merged)
     return target
 
 
@@ -274,14 +422,15 @@ def known_cpus() -> list[str]:
 
 def select_targets(project: Project, spec: str) -> list[str]:
     """``all`` or a comma-separated list of target names, in order, each checked (did-you-mean)."""
-    known = project.target_names()
+    known = project.known_targets()
     if spec.strip() == "all":
-        if not known:
-            raise ConfigError(f"no targets in {project.targets_dir}.", hint="Add targets/NAME.yaml.")
-        return known
+        return project.target_names()
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
         raise ConfigError("--target is empty.", hint=f"Give 'all' or names from: {', '.join(known)}.")
+    if "all" in names:
+        raise ConfigError(f"--target {spec}: 'all' means every target; it is not combined with names.",
+                          hint="Give --target all, or a list of names.")  # fmt: skip
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
@@ -317,7 +466,7 @@ def _check_deps(target: Target, *, project: Project, where: Located) -> None:
     if target.wheels:
         _fail_at(where, ("wheels",), "deps: debian installs no PyPI wheels, so 'wheels' must be [].",
                  hint="List the Debian package (python3-<name>) in debian.packages instead.")  # fmt: skip
-    requirements = project.root / target.requirements
+    requirements = project.find(target.requirements)
     if not requirements.is_file():
         _fail_at(where, ("requirements",), f"{requirements}: requirements file not found.")
     missing = [debian_package_for(n) for n in requirement_names(requirements)
@@ -329,6 +478,20 @@ def _check_deps(target: Target, *, project: Project, where: Located) -> None:
                  f"deps: debian, but debian.packages lacks {', '.join(missing)} "
                  f"(required by {target.requirements}).",
                  hint=f"{tip}Add them, then: edgepack lock --target {target.name}")  # fmt: skip
+
+
+def _check_features(target: Target, *, where: Located) -> None:
+    """Group names are unique; a wheel that only a feature uses needs that feature (else it is waste)."""
+    names = [g.name for g in target.unused]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        _fail_at(where, ("unused",), f"unused: group name {dupes[0]!r} appears twice.")
+    for wheel in target.wheels:
+        for group in target.unused:
+            if group.unless and group.unless not in target.features and wheel in group.site:
+                _fail_at(where, ("wheels",),
+                         f"wheels lists {wheel}, which only the {group.unless} feature uses, "
+                         f"but features does not list {group.unless}.",
+                         hint=f"Add {group.unless} to features, or remove {wheel} from wheels.")  # fmt: skip
 
 
 def _fail_at(where: Located, at: tuple[str, ...], message: str, *, hint: str = "") -> NoReturn:

@@ -71,6 +71,12 @@ class SmokeTestError(EdgepackError):
 
 
 class ModelCheckError(EdgepackError):
-    """A converted model (trace, export, quantization) does not compute what the original does."""
+    """The model stage: a converted model (trace, export) does not compute what the original does."""
 
-    exit_code = 5
+    exit_code = 9
+
+
+class QuantizationGateError(ModelCheckError):
+    """The quantized model fails its gate: accuracy (task metric, cosine), or it quantized nothing."""
+
+    exit_code = 10

@@ -1,5 +1,6 @@
 """edgepack's tasks as one invoke collection: the ``edgepack`` command, and reusable in your tasks.py.
 
+    edgepack init [--model M.onnx]      a new project: edgepack.toml, a target extending a board, a model spec
     edgepack build --target rpi4        model + app -> smoke-tested board image
     edgepack build --target all         every target, in parallel (docker buildx bake)
     edgepack doctor [--fix]             check / install the host toolchain
@@ -10,6 +11,7 @@
     edgepack model.export|quantize|validate|report|schema   the model stages of a spec, alone
     edgepack wheels.build|preflight     native wheels for the board
     edgepack asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
+    edgepack speech.finetune --data DIR   fine-tune the recogniser on your recordings (docs/speech.md)
     edgepack ci.matrix|workflow|push    GitHub Actions, generated from targets/ (docs/ci.md)
     edgepack builders.add|ls            native buildx nodes (arm64 over SSH) instead of QEMU
     edgepack flash.image|boot|write     flashable SD-card image, booted under QEMU; written to a card safely
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from edgepack.commands import asr, build, builders, ci, device, doctor, flash, model, wheels
+from edgepack.commands import asr, build, builders, ci, device, doctor, flash, model, project, speech, wheels
 
 
 def _family(name: str, module: object, *tasks: object, default: object = None) -> Collection:
@@ -35,12 +37,14 @@ ns = Collection(
     build.build,
     build.lock,
     build.targets,
+    project.init,
     doctor.doctor_,
     doctor.test,
     _family("model", model, model.export, model.quantize, model.validate, model.report, model.schema),
     _family("device", device, device.deploy_, device.smoke_, device.bench_, device.metrics_, device.regress),
     _family("wheels", wheels, wheels.build_, wheels.preflight, default=wheels.build_),
     _family("asr", asr, asr.demo_rate, asr.demo_latency, asr.demo_blocks),
+    _family("speech", speech, speech.finetune),
     _family("ci", ci, ci.matrix, ci.workflow, ci.push),
     _family("builders", builders, builders.add, builders.ls),
     _family("flash", flash, flash.image, flash.boot, flash.write),

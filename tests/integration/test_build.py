@@ -174,16 +174,23 @@ def tiny_onnx(path: Path) -> None:
     onnx.save(model, path)
 
 
-def test_build_with_a_user_model_reuses_base_and_deps(built) -> None:
+def test_build_with_a_user_model_goes_through_the_model_stages(built) -> None:
+    """`--model tiny.onnx`: quantized (dynamic int8 by default), validated, smoke-tested."""
     b, _, _ = built
     tiny_onnx(b.project.root / "tiny.onnx")
     other = Build(target=b.target, project=b.project, runner=Runner(echo=False), model="tiny.onnx")
     records = {r.name: r for r in execute(plan(other), other.cache)}
+    assert {"export", "quantize", "validate"} <= set(records)
     assert records["base"].cached and records["deps"].cached
     assert not records["model"].cached and not records["image"].cached
-    assert records["model"].outputs["meta"]["kind"] == "generic"
+    meta = records["validate"].outputs["meta"]
+    assert meta["kind"] == "generic" and meta["quantize"] == "dynamic"
+    assert (
+        meta["smoke"]["fed"]["source"].startswith("synthetic")
+        and records["app"].outputs["fed"] == meta["smoke"]["fed"]
+    )
     (check,) = records["smoke"].outputs["checks"]
-    assert check["name"] == "y" and check["shape"] == [1, 4] and check["ok"]
+    assert check["name"] == "y" and check["shape"] == [2, 4] and check["ok"]
     labels = records["image"].outputs["labels"]
     assert labels["io.edgepack.model.source"] == "tiny.onnx"
 

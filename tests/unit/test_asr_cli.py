@@ -15,6 +15,7 @@ from edgepack.modelpipe import metadata
 from edgepack_runtime import capture
 from edgepack_runtime.__main__ import main
 from edgepack_runtime.audio import read_wav
+from edgepack_runtime.debugaudio import AXIS_HEIGHT, PANEL_WIDTH
 from edgepack_runtime.resample import resample
 from tests.unit.test_asr_audio import float_wav, write_wav
 
@@ -124,9 +125,27 @@ def test_debug_audio_prints_what_the_model_sees_and_writes_a_png(
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert height == 40 * 3 and width > 2 * info["model_frames"]
+    # Two fixed-width panels with a gap, whatever the length; a time axis under each.
+    assert height == 40 * 3 + AXIS_HEIGHT and width == 2 * PANEL_WIDTH + 12
     idat = data.index(b"IDAT")
     size = int.from_bytes(data[idat - 4 : idat], "big")
     assert len(zlib.decompress(data[idat + 4 : idat + 4 + size])) == height * (1 + 3 * width)
     assert main(["debug-audio", str(wav), "--model", str(asr_model), "--no-resample"]) == 0
     assert "REFUSED: 48000 Hz with --no-resample" in capsys.readouterr().out
+
+
+def test_debug_audio_draws_a_long_file_at_the_same_width_with_seconds(
+    asr_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from edgepack_runtime import debugaudio
+
+    rng = np.random.default_rng(0)
+    wav = write_wav(tmp_path / "long.wav", (rng.standard_normal(16000 * 44) * 3000).astype("<i2"))
+    png = tmp_path / "long.png"
+    assert main(["debug-audio", str(wav), "--model", str(asr_model), "--png", str(png), "--json"]) == 0
+    data = png.read_bytes()
+    assert int.from_bytes(data[16:20], "big") == 2 * PANEL_WIDTH + 12
+    axis = debugaudio._axis(44.0)
+    ticks = np.flatnonzero((axis[0:4] == 0).all(axis=(0, 2)))
+    assert len(ticks) == 5 and ticks[0] == 0  # 0, 10, 20, 30, 40 s
+    assert ticks[1] == round(10 / 44 * (PANEL_WIDTH - 1))

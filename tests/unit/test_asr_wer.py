@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import smoke
 from edgepack.errors import ConfigError, InputError
 from edgepack.modelpipe import metadata, taskmetric
 from edgepack.modelpipe.spec import load_spec
+from edgepack.pipeline import smoke
 from edgepack_runtime.modelmeta import SAMPLE_RATE, TASK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,9 @@ def test_manifest_errors_are_input_errors(tmp_path: Path) -> None:
 
 
 def test_bad_decoder_is_a_config_error(tmp_path: Path) -> None:
-    text = SPEC.read_text().replace("edgepack_runtime.asr:decode_session", "edgepack_runtime.asr:nope")
+    text = SPEC.read_text().replace(
+        "edgepack_runtime.asr:decode_command_session", "edgepack_runtime.asr:nope"
+    )
     (tmp_path / "cmdasr.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"evaluate.decoder 'edgepack_runtime.asr:nope' cannot be imported"):
         taskmetric._decoder(load_spec(tmp_path / "cmdasr.yaml"))

@@ -23,6 +23,7 @@ import numpy as np
 from edgepack_runtime.audio import AudioError
 from edgepack_runtime.ctc import StreamingGreedyDecoder, greedy_decode
 from edgepack_runtime.features import StreamingFeatures, log_mel
+from edgepack_runtime.grammar import Command, GrammarDecoder, GrammarSpec
 from edgepack_runtime.modelmeta import AsrMeta, asr_meta, custom_props
 from edgepack_runtime.smoke import session as ort_session
 
@@ -47,6 +48,7 @@ class Transcript:
 class Recognizer:
     session: Any  # onnxruntime.InferenceSession
     meta: AsrMeta
+    grammar: GrammarDecoder | None = None  # from the model's edgepack.grammar, if it has one
 
     @classmethod
     def load(cls, model: Path, *, threads: int = 1) -> Recognizer:
@@ -56,7 +58,15 @@ class Recognizer:
 
     @classmethod
     def from_session(cls, session: Any, *, shown_as: str = "model") -> Recognizer:
-        return cls(session, asr_meta(custom_props(session), shown_as=shown_as))
+        props = custom_props(session)
+        meta = asr_meta(props, shown_as=shown_as)
+        spec = GrammarSpec.from_props(props)
+        grammar = GrammarDecoder(spec, meta.charset, blank=meta.blank) if spec is not None else None
+        return cls(session, meta, grammar)
+
+    def command(self, log_probs: np.ndarray) -> Command | None:
+        """The best command of the model's grammar (None for a model without one)."""
+        return self.grammar.decode(log_probs) if self.grammar is not None else None
 
     @property
     def rate(self) -> int:
@@ -163,8 +173,23 @@ def transcribe_stream(
 
 
 def decode_session(session: Any, samples: np.ndarray, rate: int) -> str:
-    """``evaluate.decoder`` of models/cmdasr.yaml: the on-device streaming path on one utterance."""
+    """The on-device streaming path on one utterance, free-text (greedy CTC) output."""
     rec = Recognizer.from_session(session)
     if rate != rec.rate:
         raise AudioError(f"evaluation audio is {rate} Hz, the model expects {rec.rate} Hz.")
     return transcribe_stream(rec, samples).text
+
+
+def decode_command_session(session: Any, samples: np.ndarray, rate: int) -> str:
+    """``evaluate.decoder`` of models/cmdasr.yaml: streaming, then the grammar's best sentence.
+
+    The best guess is scored even when its confidence is below the reject
+    threshold (rejection is measured on its own by bench/asr.py); a model
+    without a grammar gives its free text.
+    """
+    rec = Recognizer.from_session(session)
+    if rate != rec.rate:
+        raise AudioError(f"evaluation audio is {rate} Hz, the model expects {rec.rate} Hz.")
+    result = transcribe_stream(rec, samples)
+    command = rec.command(result.log_probs)
+    return command.text if command is not None else result.text

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from edgepack_runtime.modelmeta import ModelMetaError
 
 DEFAULT_MODEL = Path("/opt/edgepack/model/model.onnx")
 COMMANDS = ("transcribe", "debug-audio", "listen", "demo-rate")
+NO_COMMAND = "(no command)"
 log = logging.getLogger("edgepack_runtime")
 
 
@@ -47,6 +49,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     for p in (t, d, li):
         p.add_argument("--no-resample", action="store_true", help="a rate other than the model's is an error")
+    for p in (t, li):
+        p.add_argument("--free-text", action="store_true",
+                       help="greedy CTC text, not decoded into the model's command grammar")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,20 +105,37 @@ def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"partial: {partial}", flush=True)
     else:
         result = rec.transcribe(audio.samples)
+    t0 = time.perf_counter()
+    command = None if args.free_text else rec.command(result.log_probs)
+    compute = result.compute_seconds + time.perf_counter() - t0
+    text = result.text if command is None else command.text if command.accepted else ""
     if not args.json:
-        print(result.text)
-    out = {"text": result.text, "mode": "stream" if args.stream else "batch",
-           "audio_seconds": result.audio_seconds, "compute_ms": round(result.compute_seconds * 1e3, 3),
-           "rtf": result.rtf}  # fmt: skip
+        print(text if command is None or command.accepted else NO_COMMAND)
+    if command is not None:
+        _log_command(command)
+    out = {"text": text, "free_text": result.text, "command": command.as_dict() if command else None,
+           "mode": "stream" if args.stream else "batch", "audio_seconds": result.audio_seconds,
+           "compute_ms": round(compute * 1e3, 3),
+           "rtf": compute / result.audio_seconds if result.audio_seconds else None}  # fmt: skip
     if args.stream:
         out |= {
             "chunk_ms": args.chunk_ms,
             "partials": result.partials,
             "chunk_latency_ms": _pcts(result.chunk_ms),
         }
-    log.info("rtf %.4f (%.0f ms for %.2f s of audio)%s", result.rtf, result.compute_seconds * 1e3,
+    log.info("rtf %.4f (%.0f ms for %.2f s of audio)%s", out["rtf"], compute * 1e3,
              result.audio_seconds, _latency_line(result.chunk_ms) if args.stream else "")  # fmt: skip
     return out
+
+
+def _log_command(command: Any) -> None:
+    if command.accepted:
+        slots = " ".join(f"{k}={v!r}" for k, v in command.slots.items())
+        log.info("command %r (%s%s), confidence %.2f", command.text, command.intent,
+                 f"; {slots}" if slots else "", command.confidence)  # fmt: skip
+    else:
+        log.info("no command: the best match %r has confidence %.2f, under the threshold",
+                 command.text, command.confidence)  # fmt: skip
 
 
 def _debug_audio(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,7 +146,7 @@ def _debug_audio(args: argparse.Namespace) -> dict[str, Any]:
     info = debugaudio.describe(audio, rec.meta, allow_resample=not args.no_resample)
     if args.png is not None and audio.samples.size:
         right, wrong, caption = debugaudio.spectrograms(audio, rec.meta)
-        debugaudio.write_png(args.png, right, wrong)
+        debugaudio.write_png(args.png, right, wrong, hop_s=rec.meta.frontend.hop_length / rec.rate)
         info |= {"png": str(args.png), "png_left": f"at {rec.rate} Hz (correct)", "png_right": caption}
     if not args.json:
         for key, value in info.items():
@@ -139,17 +161,21 @@ def _listen(args: argparse.Namespace) -> dict[str, Any]:
     if args.file is not None:
         audio = read_wav(args.file)
         require_signal(audio, source=str(args.file))
-        if audio.rate != rec.rate and args.no_resample:
-            from edgepack_runtime.resample import conform
+        if audio.rate != rec.rate:
+            from edgepack_runtime.resample import QUALITY, conform
 
-            conform(audio, rate=rec.rate, allow_resample=False, source=str(args.file))
+            if args.no_resample:
+                conform(audio, rate=rec.rate, allow_resample=False, source=str(args.file))
+            # The same line as transcribe's; listen resamples block by block as the audio arrives.
+            log.info("%s: %d Hz resampled to the model's %d Hz (soxr %s, streaming)", args.file, audio.rate,
+                     rec.rate, QUALITY)  # fmt: skip
 
     def on_text(kind: str, text: str) -> None:
         if not args.json:
             print(f"{kind}: {text}", flush=True)
 
     result = listen(rec, file=args.file, device=args.device, block=args.block, chunk_ms=args.chunk_ms,
-                    seconds=args.seconds, on_text=on_text)  # fmt: skip
+                    seconds=args.seconds, on_text=on_text, free_text=args.free_text)  # fmt: skip
     c = result["counters"]
     log.info("%s; %d callbacks, %d overruns, %d dropouts (%d samples), %d chunk errors%s",
              result["scheduling"], c["callbacks"], c["overruns"], c["dropouts"], c["dropped"],

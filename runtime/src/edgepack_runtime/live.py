@@ -1,8 +1,12 @@
-"""``listen``: capture (a device or a file at real-time pace) -> ring -> ASR stream, with its counters.
+"""``listen``: capture (a device or a file at real-time pace) -> ring -> endpointer -> ASR, with its counters.
 
-An utterance ends after ``END_SILENCE_S`` of silence following some text:
-its final text is emitted and a fresh stream (features, GRU state, decoder)
-starts for the next one.
+The endpointer (:mod:`edgepack_runtime.endpoint`, an adaptive noise floor)
+decides where a command starts and ends. At a start, a fresh stream
+(features, GRU state, decoder) is fed the command's pre-roll and then each
+block as it arrives (partial text); at its end the stream is finished and
+the log-probabilities of the whole command are decoded into the grammar: a
+command with its slots and confidence, or "no command" (reject). A model
+without a grammar, or ``free_text``, gives the greedy CTC text instead.
 """
 
 from __future__ import annotations
@@ -17,49 +21,85 @@ import numpy as np
 
 from edgepack_runtime import capture
 from edgepack_runtime.asr import AsrStream, Recognizer
-from edgepack_runtime.audio import SILENCE_DBFS, Level, level, read_wav
+from edgepack_runtime.audio import read_wav
+from edgepack_runtime.endpoint import EndpointConfig, Endpointer
 from edgepack_runtime.resample import StreamResampler
 
-END_SILENCE_S = 0.8
 RING_SECONDS = 2.0
+PIECE = 640
 
-OnText = Callable[[str, str], None]  # (kind: "partial" | "final", text so far)
+OnText = Callable[[str, str], None]  # (kind: "partial" | "final" | "rejected", text)
 
 
 class Utterances:
-    """The consumer's processing: resample, stream, end an utterance on silence."""
+    """The consumer's processing: resample, endpoint, stream each command, decode it."""
 
-    def __init__(self, rec: Recognizer, *, src_rate: int, chunk_ms: float, on_text: OnText) -> None:
+    def __init__(self, rec: Recognizer, *, src_rate: int, chunk_ms: float, on_text: OnText,
+                 endpoint: EndpointConfig | None = None, free_text: bool = False) -> None:  # fmt: skip
         self.rec, self.chunk_ms, self.on_text = rec, chunk_ms, on_text
+        self.free_text = free_text or rec.grammar is None
         self.resampler = StreamResampler(src_rate=src_rate, dst_rate=rec.rate)
-        self.stream: AsrStream = rec.stream(chunk_ms=chunk_ms)
-        self.silent_samples = 0
+        self.endpointer = Endpointer(endpoint or EndpointConfig())
+        self.keep = round((self.endpointer.config.pre_roll_s + 0.1) * rec.rate)
+        self.recent = np.zeros(0, dtype=np.float32)  # the last `keep` samples, for the pre-roll
+        self.position = 0  # samples (at the model's rate) seen so far
+        self.stream: AsrStream | None = None
         self.finals: list[str] = []
+        self.commands: list[dict[str, Any]] = []
         self.chunk_ms_all: list[float] = []
         self.compute_seconds = 0.0
 
     def __call__(self, samples: np.ndarray) -> None:
         x = self.resampler(samples)
+        # In pieces of 40 ms: a batch from the ring can hold seconds, and a command's
+        # start and end (>= 0.45 s apart) must not fall in the same piece.
+        for start in range(0, len(x), PIECE):
+            self._piece(x[start : start + PIECE])
+
+    def _piece(self, x: np.ndarray) -> None:
+        ended = self.endpointer.feed(x)
+        if self.stream is not None:
+            self._feed(x)
+        if ended and self.stream is not None:
+            self.end()
+        if self.stream is None and self.endpointer.in_speech:
+            self.stream = self.rec.stream(chunk_ms=self.chunk_ms)
+            start = max(self.endpointer.open_start, self.position - len(self.recent))
+            self._feed(np.concatenate([self.recent, x])[start - (self.position - len(self.recent)) :])
+        self.position += len(x)
+        self.recent = np.concatenate([self.recent, x])[-self.keep :]
+
+    def _feed(self, x: np.ndarray) -> None:
+        assert self.stream is not None
         if self.stream.feed(x):
             self.on_text("partial", self.stream.text)
-        quiet = Level.dbfs(level(x).peak) < SILENCE_DBFS + 20  # -40 dBFS: a pause, not speech
-        self.silent_samples = self.silent_samples + len(x) if quiet else 0
-        if self.stream.text and self.silent_samples >= END_SILENCE_S * self.rec.rate:
-            self.end()
 
     def end(self) -> None:
-        self.stream.finish()
-        if self.stream.text:
-            self.finals.append(self.stream.text)
-            self.on_text("final", self.stream.text)
-        self.chunk_ms_all += self.stream.chunk_ms
-        self.compute_seconds += self.stream.compute_seconds
-        self.stream = self.rec.stream(chunk_ms=self.chunk_ms)
-        self.silent_samples = 0
+        """Close the command being streamed (if any) and decode it."""
+        if self.stream is None:
+            return
+        stream, self.stream = self.stream, None
+        stream.finish()
+        self.chunk_ms_all += stream.chunk_ms
+        t0 = time.perf_counter()
+        command = None if self.free_text else self.rec.command(stream.transcript().log_probs)
+        self.compute_seconds += stream.compute_seconds + time.perf_counter() - t0
+        if command is None:
+            if stream.text:
+                self.finals.append(stream.text)
+                self.on_text("final", stream.text)
+            return
+        self.commands.append(command.as_dict() | {"free_text": stream.text})
+        if command.accepted:
+            self.finals.append(command.text)
+            self.on_text("final", command.text)
+        else:
+            self.on_text("rejected", f"{command.text} (confidence {command.confidence:.2f})")
 
 
 def listen(rec: Recognizer, *, file: Path | None, device: str | None, block: int, chunk_ms: float,
-           seconds: float, on_text: OnText, speed: float = 1.0) -> dict[str, Any]:  # fmt: skip
+           seconds: float, on_text: OnText, speed: float = 1.0,
+           free_text: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run until the file ends (or ``seconds`` pass, or Ctrl-C); return the report."""
     audio = read_wav(file) if file is not None else None
     rate = audio.rate if audio is not None else rec.rate
@@ -72,7 +112,7 @@ def listen(rec: Recognizer, *, file: Path | None, device: str | None, block: int
         source = capture.FileSource(audio.samples, rate=rate, block=block, callback=callback, speed=speed)
     else:
         source = capture.open_device(device, rate=rate, block=block, callback=callback)
-    work = Utterances(rec, src_rate=rate, chunk_ms=chunk_ms, on_text=on_text)
+    work = Utterances(rec, src_rate=rate, chunk_ms=chunk_ms, on_text=on_text, free_text=free_text)
     consumer = capture.Consumer(ring, counters, work, rate=rate, max_batch=ring.capacity)
     source.start()  # its thread (or PortAudio's) inherits the real-time policy requested above
     t0 = getattr(source, "t0", 0.0) or time.perf_counter()
@@ -98,6 +138,7 @@ def report(counters: capture.Counters, work: Utterances, *, scheduling: str, rat
     lat = c.pop("latency_ms")
     return {
         "texts": work.finals,
+        "commands": work.commands,
         "scheduling": scheduling,
         "rate": rate,
         "block": block,

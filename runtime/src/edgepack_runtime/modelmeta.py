@@ -10,7 +10,9 @@ from the weights they belong to:
   global ``mean`` and ``std`` of the normalisation;
 * ``edgepack.asr``: JSON of ``charset``, ``blank``, ``subsampling``,
   ``left_context_frames``, ``state_shape`` ([layers, batch, hidden]) and the
-  ``streaming_rule`` in words.
+  ``streaming_rule`` in words;
+* ``edgepack.grammar`` (optional): JSON of the command grammar and its
+  confidence calibration (:mod:`edgepack_runtime.grammar`).
 
 A model without ``edgepack.sample_rate`` is refused: guessing a rate is how
 audio gets silently fed at the wrong one.
@@ -32,6 +34,7 @@ TASK, SAMPLE_RATE, FRONTEND, ASR = (
     "edgepack.frontend",
     "edgepack.asr",
 )
+GRAMMAR = "edgepack.grammar"
 _ASR_KEYS = ("charset", "blank", "subsampling", "left_context_frames", "state_shape", "streaming_rule")
 
 
@@ -100,9 +103,12 @@ def asr_props(meta: dict[str, Any]) -> dict[str, str]:
     """The metadata_props of an ASR model from its training metadata (e.g. speech/weights/cmdasr.json)."""
     fe = meta["front_end"]
     frontend = {f.name: fe[f.name] for f in fields(FrontEndConfig)} | {"mean": fe["mean"], "std": fe["std"]}
-    return {
+    props = {
         TASK: "asr",
         SAMPLE_RATE: str(int(fe["sample_rate"])),
         FRONTEND: json.dumps(frontend, sort_keys=True),
         ASR: json.dumps({k: meta[k] for k in _ASR_KEYS}, sort_keys=True),
     }
+    if "grammar" in meta:  # the command grammar and its calibration (edgepack_runtime.grammar)
+        props[GRAMMAR] = json.dumps(meta["grammar"], sort_keys=True)
+    return props

@@ -18,7 +18,6 @@ import onnxruntime as ort
 from edgepack_runtime import __version__
 from edgepack_runtime.arrays import encode
 from edgepack_runtime.audio import read_wav, require_rate
-from edgepack_runtime.metrics import process_stats
 from edgepack_runtime.vad import SileroVAD
 
 CPU = "CPUExecutionProvider"
@@ -107,9 +106,17 @@ def run_smoke(
         "audio_seconds": seconds,
         "rtf": float(np.median(passes) / seconds) if seconds else None,
         # This process's peak (VmHWM); under QEMU user mode, the emulator's own memory included.
-        "peak_rss_mb": round(process_stats()["peak_rss_bytes"] / 1e6, 1),
+        "peak_rss_mb": round(_peak_rss_bytes() / 1e6, 1),
         **extra,
     }
+
+
+def _peak_rss_bytes() -> int:
+    """metrics.process_stats, imported only here: metrics imports http.server (and so ssl, email,
+    OpenSSL's libraries), which cost the smoke start ~0.3 s under QEMU for a number read from /proc."""
+    from edgepack_runtime.metrics import process_stats
+
+    return int(process_stats()["peak_rss_bytes"])
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:

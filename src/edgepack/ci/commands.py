@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from edgepack.ci import matrix, release, workflow
+from edgepack.commands.boundary import project
 from edgepack.config import Project, load_target
 from edgepack.errors import ConfigError, ToolchainError
 from edgepack.fsutil import write_text
@@ -27,7 +27,7 @@ console = Console(highlight=False)
 
 
 def _project() -> Project:
-    return Project(Path().resolve())
+    return project()
 
 
 def print_matrix(*, only: str) -> None:

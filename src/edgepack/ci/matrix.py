@@ -63,7 +63,7 @@ class Entry:
 
 
 def load_config(project: Project) -> tuple[MatrixConfig, Located]:
-    doc = load_yaml(project.root / MATRIX_FILE)
+    doc = load_yaml(project.find(MATRIX_FILE))
     return build(MatrixConfig, doc.data, where=doc), doc
 
 

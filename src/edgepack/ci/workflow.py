@@ -161,9 +161,17 @@ def generated(project: Project) -> dict[Path, str]:
 
 
 def write(project: Project) -> Path:
+    write_all(project)
+    return project.root / WORKFLOW
+
+
+def write_all(project: Project) -> list[Path]:
+    """Write every generated file (build.yml, locks.yml, the matrix schema); return their paths."""
+    written = []
     for rel, text in generated(project).items():
         write_text(project.root / rel, text)
-    return project.root / WORKFLOW
+        written.append(project.root / rel)
+    return written
 
 
 def check(project: Project) -> Path:

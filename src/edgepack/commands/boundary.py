@@ -13,8 +13,8 @@ Exit codes (README, "Errors"):
 | 6 | a board refused or is unreachable |
 | 7 | a performance regression against the baseline |
 | 8 | the file system: permission denied, no space left, read-only, a folder where a file belongs |
-| 9 | the model stage: export or validation failed |
-| 10 | the quantization gate: the quantized model fails its accuracy or size/speed checks |
+| 9 | the model stage: trace, export or fp32 validation failed |
+| 10 | the quantization gate: the quantized model fails its task metric or cosine, quantized no node, or does not load |
 | 130 | interrupted (Ctrl-C): finished steps stay cached, no partial output is kept |
 """
 
@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from invoke import Program, task
 from invoke.exceptions import Exit, ParseError
 
-from edgepack.config import Project
+from edgepack.config import Project, find_project
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.runner import Runner
 from edgepack.ui import errors
@@ -91,6 +91,7 @@ def command(
     optional: Sequence[str] = (),
     name: str | None = None,
     required: Sequence[str] = (),
+    positional: Sequence[str] = (),
 ) -> Callable[[F], Any]:
     """An invoke task run inside the error boundary; no automatic short flags (``-h`` is always help).
 
@@ -115,6 +116,7 @@ def command(
             iterable=list(iterable),
             optional=list(optional),
             name=name,
+            positional=list(positional),
         )
 
     return wrap
@@ -144,8 +146,17 @@ def _with_defaults(body: Callable[..., Any], help: dict[str, str]) -> dict[str, 
 
 
 def project(root: str | None = None) -> Project:
-    """The project the command works on: the current folder (issue: discovery by edgepack.toml)."""
-    return Project(Path(root or ".").resolve())
+    """The project the command works on: found from the current folder up (edgepack.toml, [tool.edgepack]).
+
+    Its ``python_path`` folders go on sys.path, explicitly: a spec's torch factory or sample callable
+    (``package.module:fn``) imports from the project, not from wherever edgepack was started.
+    """
+    found = find_project(Path(root) if root else None)
+    for folder in reversed(found.python_path):
+        path = str((found.root / folder).resolve())
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return found
 
 
 def runner(*, dry: bool = False, echo: bool = False) -> Runner:
@@ -199,6 +210,7 @@ class EdgepackProgram(Program):
     """invoke's Program with edgepack's conventions: usage errors exit 2, with a did-you-mean for tasks."""
 
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
+        argv = self._help_first(list(sys.argv) if argv is None else argv)
         try:
             self.create_config()
             self.parse_core(argv)
@@ -227,6 +239,14 @@ class EdgepackProgram(Program):
                 sys.exit(exc.code)
         except KeyboardInterrupt:
             sys.exit(130)
+
+    def _help_first(self, argv: list[str] | str) -> list[str] | str:
+        """``edgepack TASK ... -h``: help for the task, whatever precedes it (no flag value eats -h)."""
+        if isinstance(argv, str) or not any(a in ("-h", "--help") for a in argv[1:]):
+            return argv
+        names = set(self.namespace.task_names) if self.namespace else set()
+        task = next((a for a in argv[1:] if a in names), None)
+        return [argv[0], "--help", task] if task else argv
 
     def _suggest(self, message: str) -> str:
         prefix = "No idea what '"

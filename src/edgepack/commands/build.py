@@ -15,19 +15,20 @@ from edgepack.fsutil import write_text
 from edgepack.host import builders, doctor, gpu
 from edgepack.locks import catalog as lock_catalog
 from edgepack.locks.drift import Drift
-from edgepack.pipeline import parallel, report
-from edgepack.pipeline.context import Build
+from edgepack.pipeline import parallel, report, smoke
+from edgepack.pipeline.context import Build, ModelOptions
 from edgepack.pipeline.docker import BuildxOptions
 from edgepack.pipeline.plan import plan
 from edgepack.pipeline.steps import cached_state
 from edgepack.runner import Runner
 from edgepack.ui import build as ui_build
 from edgepack.ui import console, errors
+from edgepack.ui import model as ui_model
 from edgepack.wheels import preflight
 
 
 @command(
-    iterable=["cache_from", "cache_to"],
+    iterable=["cache_from", "cache_to", "samples"],
     help={
         "target": "target name (targets/NAME.yaml), a comma-separated list, or all (see: edgepack targets)",
         "model": "a model spec (models/NAME.yaml) or an .onnx file instead of the target's model",
@@ -40,6 +41,9 @@ from edgepack.wheels import preflight
         "cache_from": "buildx layer cache to read, e.g. type=gha,scope=rpi4 (repeatable)",
         "cache_to": "buildx layer cache to write, e.g. type=gha,scope=rpi4,mode=max (repeatable)",
         "locked": "refuse to build when a locked package can no longer be fetched (release builds)",
+        "samples": "recorded inputs for the model: FILE.npz, a folder of them, or package.module:fn "
+        "(repeatable); they feed calibration, validation and the smoke test",
+        "quantize": "none, dynamic, static, fp16 or auto (default: the spec's; a bare .onnx: dynamic)",
     },
     required=("target",),
 )
@@ -56,6 +60,8 @@ def build(
     cache_from=None,
     cache_to=None,
     locked=False,
+    samples=None,
+    quantize="",
 ):
     """Build the targets' images with the model baked in, and smoke-test them (QEMU with the board's CPU)."""
     run_build(
@@ -69,7 +75,16 @@ def build(
         cache_from=tuple(cache_from),
         cache_to=tuple(cache_to),
         locked=locked,
+        model_options=model_options(samples, quantize),
     )
+
+
+def model_options(samples: list[str] | None, quantize: str) -> ModelOptions:
+    """--samples / --quantize, checked here: a wrong value is exit 2 naming the flag."""
+    modes = ("none", "dynamic", "static", "fp16", "auto")
+    if quantize and quantize not in modes:
+        raise ConfigError(f"--quantize {quantize}: expected one of {', '.join(modes)}.")
+    return ModelOptions(samples=tuple(samples or ()), quantize=quantize)
 
 
 @command(
@@ -105,6 +120,7 @@ def run_build(
     cache_from: tuple[str, ...] = (),
     cache_to: tuple[str, ...] = (),
     locked: bool = False,
+    model_options: ModelOptions | None = None,
 ) -> None:
     """One target or many, through the one executor; a table per target set, a report per target."""
     proj = project()
@@ -125,11 +141,13 @@ def run_build(
     if dry:
         for name in names:
             target = load_target(proj, name)
-            b = Build(target=target, project=proj, runner=runner(), model=model or target.model)
+            b = Build(target=target, project=proj, runner=runner(), model=model or target.model,
+                      model_options=model_options or ModelOptions())  # fmt: skip
             steps = plan(b)
             title = f"{name}: build plan" if several else "build plan"
             console.print(ui_build.plan_table(steps, cached_state(steps, b.cache), title=title))
-            console.print(ui_build.smoke_input_line(b))
+            for line in ui_model.fed_lines(smoke.planned_input(b)):
+                console.print(line)
         return
     drift = sync_locks(proj, names, runner=run, locked=locked)
     targets = []
@@ -152,6 +170,7 @@ def run_build(
                 drift=drift.get(name, ()),
                 buildx=buildx,
                 preflight=several,
+                model_options=model_options,
             )
         )
     if several:
@@ -174,6 +193,8 @@ def run_build(
         if t.failure is not None:
             raise t.failure[1]
         ui_build.render_summary(reports[t.name], console)
+        for line in ui_model.fed_lines(reports[t.name].get("smoke_input") or {}):
+            console.print(line)
         console.print(f"report  {proj.build_dir / t.name / 'report.json'}")
         return
     console.print(ui_build.targets_table(parallel.summary_rows(targets, reports)))
@@ -242,19 +263,12 @@ def list_targets(*, schema: bool, as_json: bool = False) -> None:
         console.print(f"wrote {path}")
         return
     rows = []
-    for name in proj.target_names():
+    own = set(proj.target_names()) if proj.targets_dir.is_dir() else set()
+    for name in proj.known_targets():
         t: Target = load_target(proj, name)
-        rows.append(
-            {
-                "name": t.name,
-                "platform": t.platform,
-                "cpu": t.cpu_model,
-                "smoke": t.runs_on,
-                "model": t.model,
-                "gpu": t.gpu.base_image if t.gpu else None,
-                "description": t.description,
-            }
-        )
+        rows.append({"name": t.name, "platform": t.platform, "cpu": t.cpu_model, "smoke": t.runs_on,
+                     "model": t.model, "gpu": t.gpu.base_image if t.gpu else None,
+                     "description": t.description, "source": "project" if name in own else "built-in"})  # fmt: skip
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -13,7 +13,7 @@ from invoke.exceptions import Exit
 from rich.table import Table
 
 from edgepack.commands.boundary import command, integer, number
-from edgepack.config import Project, Target, load_target
+from edgepack.config import Project, Target, find_project, load_target
 from edgepack.device import bench as device_bench
 from edgepack.device import deploy as device_deploy
 from edgepack.device import fleet
@@ -44,7 +44,7 @@ class Selection:
 
     @property
     def project(self) -> Project:
-        return Project(Path(self.root).resolve())
+        return find_project(Path(self.root))
 
 
 def inventory_path(project: Project, given: str | None) -> Path:
@@ -97,7 +97,7 @@ def _finish(rows: list[fleet.Row]) -> None:
 
 @cache
 def _target(root: Path, name: str) -> Target:
-    return load_target(Project(root), name)
+    return load_target(find_project(root), name)
 
 
 def deploy(sel: Selection) -> list[fleet.Row]:
@@ -179,7 +179,7 @@ def metrics(sel: Selection, *, seconds: float) -> list[fleet.Row]:
 
 
 def run_regress(target_name: str, *, boards: Sequence[str], update_baseline: bool, root: str = ".") -> None:
-    project = Project(Path(root).resolve())
+    project = find_project(Path(root))
     target = load_target(project, target_name)
     findings, notes = device_regress.regress(
         project, target, boards=list(boards) or None, update_baseline=update_baseline

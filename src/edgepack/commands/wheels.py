@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from rich import box
 from rich.table import Table
 
 from edgepack import wheels
 from edgepack.commands.boundary import command
-from edgepack.config import Project, load_target
+from edgepack.config import Project, find_project, load_target
 from edgepack.errors import ConfigError
 from edgepack.locks import catalog as lock_catalog
 from edgepack.runner import Runner
@@ -24,7 +23,7 @@ from edgepack.wheels.strategy import STRATEGIES
 def build_wheels(
     target_name: str, *, strategy: str, package: str | None, verify: bool, verbose: bool
 ) -> None:
-    project = Project(Path().resolve())
+    project = find_project()
     target = load_target(project, target_name)
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
@@ -70,7 +69,7 @@ def build_wheels(
 
 
 def run_preflight(target_name: str, *, verbose: bool) -> None:
-    project = Project(Path().resolve())
+    project = find_project()
     target = load_target(project, target_name)
     rows = checks.preflight(target, project=project, runner=Runner(echo=verbose))
     console.print(ui_wheels.render(rows, target))

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,8 +40,10 @@ class LockFile:
     sources: tuple[str, ...]
     workdir: Path  # apt's private state when it is re-resolved
 
+    dest: Path | None = None  # the project's own copy, where a refresh or a drift writes
+
     def debian_ref(self) -> DebianLockRef:
-        return DebianLockRef(self.path, self.sources, self.target.name, self.workdir)
+        return DebianLockRef(self.path, self.sources, self.target.name, self.workdir, self.dest)
 
 
 def refresh_command(target: str) -> str:
@@ -68,7 +70,8 @@ def locks_of(project: Project, target: Target, kinds: Iterable[Kind] = KINDS) ->
     if "sdcard" in wanted and target.sdcard is not None:
         files.append(LockFile("sdcard", project.lock_path(target, "sdcard"), target, target.sdcard.sources,
                               apt / f"sdcard-{target.debian.suite}-{target.arch}"))  # fmt: skip
-    return files
+    # A built-in board's lock is read from edgepack; refreshed or drifted, it is written into the project.
+    return [replace(f, dest=project.writable(f.path)) for f in files]
 
 
 def sync(
@@ -89,8 +92,9 @@ def sync(
         if not lock.path.is_file():
             continue  # the step that needs it names the missing lock and the command
         if lock.kind == "requirements":
-            drift += sync_pypi(lock.path, target=target.name, platform=pydeps.platform_args(target),
-                               requirements=project.root / target.requirements, store=store, runner=runner,
+            drift += sync_pypi(lock.path, dest=lock.dest, target=target.name,
+                               platform=pydeps.platform_args(target), store=store, runner=runner,
+                               requirements=project.find(target.requirements),
                                locked=locked, root=project.root, say=say)  # fmt: skip
         else:
             drift += sync_debian(lock.debian_ref(), store=store, runner=runner, locked=locked,
@@ -115,7 +119,7 @@ def _refresh_one(project: Project, lock: LockFile, *, runner: Runner) -> str:
     target = lock.target
     if lock.kind == "requirements":
         preflight.require_wheels(target, project=project, runner=runner)
-        pydeps.lock(target, project=project, runner=runner)
+        pydeps.lock(target, project=project, runner=runner, out=lock.dest or lock.path)
         return "PyPI wheels"
     if lock.kind in ("sysroot", "builder"):
         recipes = wheelhouse.selected(target, project, recipe_names(recipes_dir(project.root)))
@@ -133,7 +137,7 @@ def _refresh_one(project: Project, lock: LockFile, *, runner: Runner) -> str:
                                        workdir=lock.workdir)  # fmt: skip
     if runner.dry_run:
         return "dry run: nothing written"
-    debian.write_lock(lock.path, resolved)
+    debian.write_lock(lock.dest or lock.path, resolved)
     return f"{len(resolved.packages)} packages, digest {resolved.digest()[:16]}"
 
 

@@ -56,6 +56,7 @@ class DebianLockRef:
     sources: tuple[str, ...]
     target: str
     workdir: Path  # apt's private state for a re-resolve
+    dest: Path | None = None  # where a re-resolved lock is written (the project's copy); default: path
 
     def name(self, root: Path) -> str:
         try:
@@ -106,7 +107,7 @@ def sync_debian(
             "but no source serves it.",
             hint="The mirror may be mid-update: try again in a few minutes.",
         )
-    write_lock(ref.path, new_lock)  # atomic: a temporary file, then a rename
+    write_lock(ref.dest or ref.path, new_lock)  # atomic: a temporary file, then a rename
     return drift
 
 

@@ -91,6 +91,7 @@ def download(spec: str, *, platform: Sequence[str], runner: Runner) -> tuple[Pat
 def sync_pypi(
     path: Path,
     *,
+    dest: Path | None = None,
     target: str,
     platform: Sequence[str],
     requirements: Path | None,
@@ -137,7 +138,7 @@ def sync_pypi(
         drift.append(Drift(name, pin.name, pin.version, version, "pypi"))
         say(f"  {pin.name} {pin.version} -> {version}")
     keep = [p for p in pins if p.name not in {g.name for g in gone}]
-    write_pins(path, comments, [*keep, *fresh])
+    write_pins(dest or path, comments, [*keep, *fresh])
     return drift
 
 

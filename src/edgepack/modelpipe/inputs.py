@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgepack.errors import InputError
+from edgepack.errors import ConfigError, InputError
 from edgepack.modelpipe.spec import ModelSpec, TensorSpec
 
 Feeds = dict[str, np.ndarray]
@@ -38,12 +38,32 @@ def export_sizes(spec: ModelSpec) -> dict[str, int]:
 
 def make_feeds(spec: ModelSpec, sizes: Mapping[str, int], *, seed: int) -> Feeds:
     rng = np.random.default_rng(seed)
-    return {t.name: _tensor(t, sizes, rng) for t in spec.inputs}
+    feeds = {t.name: _tensor(t, sizes, rng) for t in spec.inputs}
+    for t in spec.inputs:  # a constant input proves nothing (a mask of zeros, ids all 0), unless asked for
+        a = feeds[t.name]
+        if not t.fill and t.values != "zeros" and a.size > 1 and np.all(a == a.flat[0]):
+            raise ConfigError(
+                f"model spec '{spec.name}': input '{t.name}' would be constant ({a.flat[0]!r}): its "
+                "declared values leave one choice.",
+                hint=f"Widen inputs[{t.name}].range or values, set fill: ones|zeros if constant is "
+                "meant, or give samples.",
+            )
+    return feeds
 
 
 def _tensor(t: TensorSpec, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
     shape = tuple(sizes[a] if isinstance(a, str) else a for a in t.shape)
     dtype = NP_DTYPES[t.dtype]
+    integral = not np.issubdtype(dtype, np.floating)
+    if t.fill:
+        return (np.ones if t.fill == "ones" else np.zeros)(shape, dtype=dtype)
+    if isinstance(t.values, tuple):
+        return rng.choice(np.array(t.values), size=shape).astype(dtype)
+    if t.range:
+        lo, hi = t.range
+        if integral:
+            return rng.integers(int(lo), int(hi), size=shape, endpoint=True).astype(dtype)
+        return rng.uniform(lo, hi, size=shape).astype(dtype)
     if t.values == "zeros":
         return np.zeros(shape, dtype=dtype)
     if t.values == "integers":
@@ -51,6 +71,19 @@ def _tensor(t: TensorSpec, sizes: Mapping[str, int], rng: np.random.Generator) -
     if t.values == "uniform":
         return rng.uniform(t.low, t.high, size=shape).astype(dtype)
     return (rng.standard_normal(shape) * t.std).astype(dtype)
+
+
+def describe(feeds: Mapping[str, np.ndarray]) -> dict[str, dict[str, object]]:
+    """What was fed, for the plan, the report and the summary: shape, dtype, value range per input."""
+    out: dict[str, dict[str, object]] = {}
+    for name, a in feeds.items():
+        lo, hi = (a.min().item(), a.max().item()) if a.size else (0, 0)
+        out[name] = {"shape": list(a.shape), "dtype": str(a.dtype), "min": _num(lo), "max": _num(hi)}
+    return out
+
+
+def _num(v: float | int | bool) -> float | int:
+    return round(float(v), 4) if isinstance(v, float) else int(v)
 
 
 def example(spec: ModelSpec) -> InputSet:
@@ -84,14 +117,27 @@ def _flip(a: np.ndarray) -> np.ndarray:
 
 
 def require_matching(spec: ModelSpec, feeds: Feeds, *, what: str) -> None:
-    """Feeds (calibration, evaluation) must have the spec's names, dtypes and fixed sizes."""
+    """Feeds (calibration, evaluation, samples) must have the spec's names, dtypes and fixed sizes."""
+    extra = sorted(set(feeds) - {t.name for t in spec.inputs})
+    if extra:
+        raise InputError(
+            f"{what}: the model has no input {', '.join(repr(e) for e in extra)} "
+            f"(its inputs: {', '.join(t.name for t in spec.inputs)})."
+        )
     for t in spec.inputs:
         if t.name not in feeds:
-            raise InputError(f"{what}: input '{t.name}' is missing (got {', '.join(sorted(feeds))}).")
+            raise InputError(
+                f"{what}: input '{t.name}' is missing (got {', '.join(sorted(feeds)) or 'none'})."
+            )
         got = feeds[t.name]
+        if not isinstance(got, np.ndarray):
+            raise InputError(f"{what}: input '{t.name}' is a {type(got).__name__}, not a numpy array.")
         if got.dtype != NP_DTYPES[t.dtype]:
-            raise InputError(f"{what}: input '{t.name}' is {got.dtype}, the spec says {t.dtype}.")
+            raise InputError(
+                f"{what}: input '{t.name}' is {got.dtype}, the model takes {t.dtype}.",
+                hint=f"Convert it: array.astype(numpy.{t.dtype}).",
+            )
         fixed = [(i, a) for i, a in enumerate(t.shape) if isinstance(a, int)]
         if got.ndim != len(t.shape) or any(got.shape[i] != a for i, a in fixed):
             want = "[" + ", ".join(str(a) for a in t.shape) + "]"
-            raise InputError(f"{what}: input '{t.name}' has shape {list(got.shape)}, the spec says {want}.")
+            raise InputError(f"{what}: input '{t.name}' has shape {list(got.shape)}, the model takes {want}.")

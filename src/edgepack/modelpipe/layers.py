@@ -29,7 +29,7 @@ class LayerError:
     tensor: str
     node: str
     op_type: str
-    sqnr_db: float
+    sqnr_db: float | None  # None: the reference is zero or constant (n/a)
     max_abs: float
 
 
@@ -82,8 +82,28 @@ def compare_layers(
         if any(a.shape != b.shape for a, b in zip(ref, got, strict=True)):
             continue
         value = float(sqnr(list(ref), list(got)))
+        sqnr_value = None if not informative(list(ref)) else value if math.isfinite(value) else 999.0
         diff = max(
             float(np.abs(a.astype(np.float64) - b).max(initial=0.0)) for a, b in zip(ref, got, strict=True)
         )
-        rows.append(LayerError(name, node.name, node.op_type, value if math.isfinite(value) else 999.0, diff))
-    return sorted(rows, key=lambda r: r.sqnr_db)
+        rows.append(LayerError(name, node.name, node.op_type, sqnr_value, diff))
+    return rank(rows)
+
+
+def rank(rows: list[LayerError]) -> list[LayerError]:
+    """Worst SQNR first; tensors with no signal to compare against (n/a) last."""
+    return sorted(rows, key=lambda r: (r.sqnr_db is None, r.sqnr_db if r.sqnr_db is not None else 0.0))
+
+
+def worst_meaningful(rows: list[LayerError]) -> LayerError | None:
+    """The worst layer whose reference carries a signal: the one to blame in a failure message."""
+    return next((r for r in rank(rows) if r.sqnr_db is not None), None)
+
+
+def informative(ref: list[np.ndarray]) -> bool:
+    """A reference that is all zero or constant has no signal: its SQNR says nothing (n/a, not 0 dB).
+
+    A mask's Where that outputs zeros everywhere ranked worst at 0.0 dB and was named in every
+    failure, while the real culprit (an FFN MatMul at 6.4 dB) came second.
+    """
+    return any(a.size > 1 and float(np.ptp(a)) > 0.0 for a in ref)

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from edgepack.errors import ConfigError, InputError, ModelCheckError
+from edgepack.errors import ConfigError, InputError, QuantizationGateError
 from edgepack.modelpipe.inputs import Feeds
 from edgepack.modelpipe.serial import PROCESS_STATE
 from edgepack.modelpipe.spec import ModelSpec
@@ -126,10 +126,28 @@ def preprocess(src: Path, dst: Path) -> str:
     ):
         try:
             quant_pre_process(str(src.resolve()), str(dst.resolve()))
-            return "symbolic shape inference + optimization"
+            done = "symbolic shape inference + optimization"
         except Exception:  # symbolic shape inference gives up on some graphs (If, Loop)
             quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_symbolic_shape=True)
-            return "ONNX shape inference + optimization (symbolic inference failed)"
+            done = "ONNX shape inference + optimization (symbolic inference failed)"
+    return done + _at_least_opset_13(dst)
+
+
+def _at_least_opset_13(path: Path) -> str:
+    """Per-channel QDQ needs DequantizeLinear's axis (opset 13): PP-OCR's opset-11 detector came out
+    of quantize_static unloadable ("Unrecognized attribute: axis for operator DequantizeLinear")."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset >= 13:
+        return ""
+    try:
+        onnx.save(version_converter.convert_version(model, 13), str(path))
+    except Exception:  # the converter lacks adapters for some ops: quantize the model as it is
+        return f"; opset {opset} kept (the converter could not lift it to 13)"
+    return f"; opset {opset} -> 13 (per-channel QDQ needs it)"
 
 
 def excluded_nodes(model_path: Path, spec: ModelSpec) -> list[str]:
@@ -174,9 +192,28 @@ def missing_int8_kernels(model_path: Path, spec: ModelSpec, *, runtime: str) -> 
     return nodes, notes
 
 
+def default_mode(cpu: CpuInfo) -> str:
+    """What a bare .onnx gets without --quantize: dynamic int8 on every CPU edgepack targets.
+
+    Every listed core has int8 GEMMs in onnxruntime (SDOT/UDOT on ARMv8.2, widening NEON on
+    ARMv8.0, AVX2 on x86): int8 weights quarter the model and its memory traffic; none but
+    ARMv8.2 has fp16 arithmetic, and fp16 only halves. The outcome is checked, not assumed:
+    a model it leaves unquantized, bigger or slower is reported (outcome.py).
+    """
+    return "dynamic"
+
+
 def quantize(
-    spec: ModelSpec, fp32: Path, out: Path, *, calibration: Sequence[Feeds], cpu: CpuInfo, runtime: str
+    spec: ModelSpec,
+    fp32: Path,
+    out: Path,
+    *,
+    calibration: Sequence[Feeds],
+    cpu: CpuInfo,
+    runtime: str,
+    prepared: Path | None = None,
 ) -> QuantResult:
+    """``prepared``: a pre-processed copy of ``fp32`` (auto mode pre-processes once for its tries)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -193,8 +230,12 @@ def quantize(
         return QuantResult("none", 0.0, (), ("fp32 kept: quantize.mode is none",))
     if q.mode == "fp16":
         return _fp16(spec, fp32, out, cpu=cpu)
-    pre = out.with_name("preprocessed.onnx")
-    notes = [f"pre-processing: {preprocess(fp32, pre)}"]
+    pre = out.with_name(out.stem + ".preprocessed.onnx")
+    if prepared is not None:
+        shutil.copyfile(prepared, pre)
+        notes = ["pre-processing: done once for every try"]
+    else:
+        notes = [f"pre-processing: {preprocess(fp32, pre)}"]
     gaps, why = missing_int8_kernels(pre, spec, runtime=runtime)
     excluded = sorted({*excluded_nodes(pre, spec), *gaps})
     notes += why
@@ -229,14 +270,31 @@ def quantize(
     except (InputError, ConfigError):
         raise
     except Exception as exc:  # onnxruntime.quantization raises assorted errors
-        raise ModelCheckError(
+        raise QuantizationGateError(
             f"model '{spec.name}': {q.mode} quantization failed: {str(exc).splitlines()[0][:240]}",
             hint="Exclude the node or op type it names (quantize.exclude_*).",
         ) from None
     finally:
         pre.unlink(missing_ok=True)
+    _require_loadable(spec, out)
     notes.append(_arm_note(q.mode, cpu))
     return QuantResult(q.mode, time.perf_counter() - t0, tuple(excluded), tuple(notes))
+
+
+def _require_loadable(spec: ModelSpec, out: Path) -> None:
+    """onnxruntime's quantizer can write a model its own runtime refuses (per-channel QDQ on an opset
+    older than 13: "Unrecognized attribute: axis for operator DequantizeLinear")."""
+    from edgepack.modelpipe.export import session
+
+    try:
+        session(out)
+    except Exception as exc:  # onnxruntime's errors are untyped
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise QuantizationGateError(
+            f"model '{spec.name}': the {spec.quantize.mode} model does not load in onnxruntime: "
+            f"{first.split(' : ')[-1][:200]}",
+            hint="Try another quantize.mode (or auto), per_channel: false, or keep fp32.",
+        ) from None
 
 
 def _fp16(spec: ModelSpec, fp32: Path, out: Path, *, cpu: CpuInfo) -> QuantResult:

@@ -36,10 +36,10 @@ def plot_layers(rows: list[LayerError], out: Path, *, title: str, top: int = 30)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = rows[:top]
+    shown = [r for r in rows if r.sqnr_db is not None][:top]  # n/a rows have no SQNR to draw
     fig, ax = plt.subplots(figsize=(9, 0.3 * len(shown) + 1.5))
     labels = [f"{r.node or r.tensor} ({r.op_type})"[-60:] for r in shown]
-    values = [min(r.sqnr_db, 120.0) for r in shown]
+    values = [min(r.sqnr_db or 0.0, 120.0) for r in shown]
     colors = ["#c0392b" if v < 20 else "#e67e22" if v < 30 else "#27ae60" for v in values]
     ax.barh(range(len(shown)), values, color=colors)
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
@@ -49,9 +49,3 @@ def plot_layers(rows: list[LayerError], out: Path, *, title: str, top: int = 30)
     fig.tight_layout()
     fig.savefig(out, dpi=100, metadata={"Software": None})  # no version stamp: same input, same bytes
     plt.close(fig)
-
-
-
-
-
-

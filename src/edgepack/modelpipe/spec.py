@@ -23,7 +23,8 @@ from edgepack.errors import ConfigError
 from edgepack.yamlconf import Located, build, json_schema, load_yaml
 
 Dtype = Literal["float32", "float16", "int64", "int32", "bool"]
-Task = Literal["generic", "vad", "asr"]
+Task = Literal["generic", "vad", "asr", "embedding", "classifier", "mask"]
+ValueKind = Literal["normal", "uniform", "zeros", "integers"]
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -41,12 +42,24 @@ class TensorSpec:
     name: str = field(metadata={"doc": "input name (the ONNX graph's and the forward() argument's)"})
     shape: tuple[int | str, ...] = field(metadata={"doc": "fixed sizes and dim names, e.g. [batch, 576]"})
     dtype: Dtype = field(metadata={"doc": "element type"})
-    values: Literal["normal", "uniform", "zeros", "integers"] = field(
-        metadata={"doc": "how seeded test values are drawn"}
+    values: ValueKind | tuple[float, ...] = field(
+        metadata={
+            "doc": "how seeded test values are drawn (normal, uniform, zeros, integers), or the list of "
+            "values an element takes, e.g. [8000, 16000] for a sample-rate input"
+        }
     )
     low: float = field(metadata={"doc": "uniform / integers: lowest value"})
     high: float = field(metadata={"doc": "uniform / integers: upper bound (exclusive for integers)"})
     std: float = field(metadata={"doc": "normal: standard deviation"})
+    range: tuple[float, ...] = field(
+        metadata={
+            "doc": "[lowest, highest], both included: integers drawn in it (token ids: [0, 30521]), "
+            "floats uniform in it; overrides values/low/high"
+        }
+    )
+    fill: Literal["", "ones", "zeros"] = field(
+        metadata={"doc": "a constant input on purpose (an attention mask: ones); empty: drawn"}
+    )
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,11 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Calibration:
-    source: Literal["synthetic", "audio"] = field(
-        metadata={"doc": "seeded inputs from the spec, or the task's inputs from audio files"}
+    source: Literal["synthetic", "audio", "samples"] = field(
+        metadata={
+            "doc": "seeded inputs from the spec, the task's inputs from audio files, or the spec's samples "
+            "(synthetic is replaced by the samples whenever the spec has some)"
+        }
     )
     files: tuple[str, ...] = field(metadata={"doc": "audio: WAV files, relative to the project root"})
     samples: int = field(metadata={"doc": "synthetic: how many input sets; audio: most feeds kept"})
@@ -101,8 +117,12 @@ class Calibration:
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    mode: Literal["none", "dynamic", "static", "fp16"] = field(
-        metadata={"doc": "dynamic int8 (weights; RNN/transformer), static int8 QDQ (calibrated), fp16"}
+    mode: Literal["none", "dynamic", "static", "fp16", "auto"] = field(
+        metadata={
+            "doc": "dynamic int8 (weights; RNN/transformer), static int8 QDQ (calibrated), fp16; auto: "
+            "dynamic, per-channel, static, then the worst layers kept fp32, and the smallest, fastest "
+            "model that passes the gate is kept"
+        }
     )
     per_channel: bool = field(metadata={"doc": "one scale per output channel of each weight"})
     reduce_range: bool = field(metadata={"doc": "7-bit weights (x86 without VNNI saturates otherwise)"})
@@ -112,6 +132,9 @@ class QuantizeConfig:
     exclude_nodes: tuple[str, ...] = field(metadata={"doc": "node names kept in float"})
     exclude_op_types: tuple[str, ...] = field(metadata={"doc": "op types kept in float"})
     calibration: Calibration
+    auto_steps: int = field(
+        metadata={"doc": "auto: most steps that each keep one more of the worst layers in fp32"}
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,24 @@ class Evaluation:
     max_prob_diff: float = field(metadata={"doc": "vad: largest speech-probability difference allowed"})
     max_wer_increase: float = field(metadata={"doc": "asr: largest WER increase (absolute) allowed"})
     min_output_cosine: float = field(metadata={"doc": "quantized: least cosine similarity of any output"})
+    output: str = field(metadata={"doc": "embedding/classifier/mask: the output judged; empty: the first"})
+    min_nn_agreement: float = field(
+        metadata={"doc": "embedding: least share of samples whose nearest neighbour stays the same"}
+    )
+    top_k: int = field(metadata={"doc": "classifier: k of the top-k agreement"})
+    min_top1_agreement: float = field(metadata={"doc": "classifier: least share of samples, same top-1"})
+    min_topk_agreement: float = field(
+        metadata={"doc": "classifier: least share of samples whose fp32 top-1 is in the quantized top-k"}
+    )
+    mask_threshold: float = field(metadata={"doc": "mask: a pixel is 'on' above this value"})
+    min_iou: float = field(metadata={"doc": "mask: least intersection over union of the on-pixels"})
+    metric: str = field(
+        metadata={
+            "doc": "your metric: 'package.module:fn' (reference, output) -> float, each a list (one per "
+            "input set) of {output name: array}; higher is better"
+        }
+    )
+    min_metric: float = field(metadata={"doc": "your metric: least value that passes"})
 
 
 @dataclass(frozen=True)
@@ -136,6 +177,13 @@ class ModelSpec:
     seed: int = field(metadata={"doc": "seed of every generated input"})
     source: Source
     inputs: tuple[TensorSpec, ...] = field(metadata={"doc": "forward() arguments, in order"})
+    samples: tuple[str, ...] = field(
+        metadata={
+            "doc": "recorded inputs: .npz files of named arrays (one file, one input set), folders of them, "
+            "or 'package.module:fn' yielding dicts of arrays; they feed export checks, calibration, "
+            "validation and the smoke test (the first)"
+        }
+    )
     outputs: tuple[str, ...] = field(metadata={"doc": "output names, in order"})
     dims: tuple[Dim, ...] = field(metadata={"doc": "dynamic axes: their export size and check sizes"})
     export: ExportConfig
@@ -157,7 +205,12 @@ def _defaults() -> Located:
 
 def load_spec(path: Path) -> ModelSpec:
     """Load and check ``path`` (a model spec YAML) merged over the defaults."""
-    doc = load_yaml(path)
+    return spec_from_document(load_yaml(path))
+
+
+def spec_from_document(doc: Located) -> ModelSpec:
+    """A spec from a parsed document (a file, or one edgepack wrote for a bare .onnx) over the defaults."""
+    path = doc.path
     if not isinstance(doc.data, dict) or not doc.data:
         raise ConfigError(f"{path}:1: expected a mapping of model settings.")
     merged = doc.over(_defaults())
@@ -211,7 +264,31 @@ def _check(spec: ModelSpec, where: Located) -> None:
             )
         if not [s for s in d.check if s != d.export]:
             fail(("dims", str(i), "check"), f"dim '{d.name}': check sizes need one never used at export.")
+    for i, t in enumerate(spec.inputs):
+        if t.range and (len(t.range) != 2 or t.range[0] > t.range[1]):
+            fail(
+                ("inputs", str(i), "range"),
+                f"input '{t.name}': range is [lowest, highest], got {list(t.range)}.",
+            )
+        if isinstance(t.values, tuple) and not t.values:
+            fail(
+                ("inputs", str(i), "values"),
+                f"input '{t.name}': values lists the values to draw; it is empty.",
+            )
+    for i, name in enumerate(spec.samples):
+        if ":" in name and not _FACTORY.match(name):
+            fail(("samples", str(i)), f"samples entry {name!r}: a callable is 'package.module:fn'.")
+    if spec.evaluate.metric and not _FACTORY.match(spec.evaluate.metric):
+        fail(
+            ("evaluate", "metric"),
+            f"evaluate.metric must be 'package.module:fn', got {spec.evaluate.metric!r}.",
+        )
     q = spec.quantize
+    if q.calibration.source == "samples" and not spec.samples:
+        fail(
+            ("quantize", "calibration", "source"),
+            "calibration.source is samples, but the spec has no samples.",
+        )
     if q.mode == "static" and q.calibration.source == "audio" and not q.calibration.files:
         fail(("quantize", "calibration"), "static quantization from audio needs calibration.files.")
     if spec.task == "vad" and q.mode != "none" and not spec.evaluate.audio:

@@ -11,19 +11,22 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
 
+from edgepack.config import BUILTIN
 from edgepack.fsutil import sha256_file
 from edgepack.modelpipe import (
     compare,
     export,
     inputs,
     layers,
+    onnxspec,
     pipeline,
     quantize,
     report,
+    samples,
     sources,
     spec,
     taskmetric,
@@ -47,9 +50,18 @@ def target_onnxruntime(b: Build) -> str:
     return export.locked_onnxruntime(b.project.lock_path(b.target, "requirements"))
 
 
+def spec_root(b: Build) -> Path:
+    """What the spec's relative paths (weights, samples, manifests) are relative to: its project.
+
+    A built-in spec (models/cmdasr.yaml from edgepack itself) names edgepack's own files.
+    """
+    path = b.project.find(b.model).absolute()  # not resolved: BUILTIN's entries are symlinks in a clone
+    return BUILTIN if path.is_relative_to(BUILTIN) else b.project.root
+
+
 def context(b: Build) -> pipeline.Context:
     return pipeline.Context(
-        root=b.project.root,
+        root=spec_root(b),
         cache=b.project.cache_dir("model-src"),
         runner=b.runner,
         runtime=target_onnxruntime(b),
@@ -60,7 +72,21 @@ def context(b: Build) -> pipeline.Context:
 
 
 def load(b: Build) -> spec.ModelSpec:
-    return spec.load_spec(b.project.root / b.model)
+    """The build's spec: models/NAME.yaml, or the one read from a bare .onnx; then --samples/--quantize."""
+    from edgepack.pipeline.model import resolve
+
+    opts = b.model_options
+    if not spec.is_spec_path(b.model):
+        ref = resolve(b.model, project_root=b.project.root)  # checks it is a loadable .onnx
+        assert ref.path is not None
+        mode = opts.quantize or quantize.default_mode(quantize.cpu_info(b.target.cpu_model))
+        return onnxspec.spec_for_onnx(ref.path, shown_as=b.model, quantize=mode, samples=opts.samples)
+    s = spec.load_spec(b.project.find(b.model))
+    if opts.samples:
+        s = replace(s, samples=opts.samples)
+    if opts.quantize:
+        s = replace(s, quantize=replace(s.quantize, mode=opts.quantize))
+    return s
 
 
 def _files(names: tuple[str, ...] | list[str], root: Path) -> str:
@@ -71,7 +97,7 @@ def plan_model(b: Build) -> list[Step]:
     """The four model steps of build ``b`` (its model is a spec), each naming the one before it."""
     s = load(b)
     ctx = context(b)
-    root = b.project.root
+    root = spec_root(b)
     files = {k: sources.file_digest(v, s, root=root) for k, v in sources.source_files(s).items()}
     src = _step(
         b,
@@ -88,7 +114,8 @@ def plan_model(b: Build) -> list[Step]:
             "model": src.key,
             "onnxruntime": ctx.runtime,
             "torch": _torch_version(),
-            "code": _code(export, trace_mod, inputs, compare, spec),
+            "samples": samples.key(s.samples, root),
+            "code": _code(export, trace_mod, inputs, compare, spec, samples),
         },
         lambda out: pipeline.export_stage(s, ctx, _dir(b, src), out),
         needs=src,
@@ -97,12 +124,13 @@ def plan_model(b: Build) -> list[Step]:
     qua = _step(
         b,
         "quantize",
-        f"quantize: {s.quantize.mode}",
+        f"quantize: {s.quantize.mode}"
+        + (" (tries, keeps the smallest, fastest that passes)" if s.quantize.mode == "auto" else ""),
         {
             "export": exp.key,
             "cpu": json.dumps(asdict(ctx.cpu), sort_keys=True),
             "calibration": _files(cal.files, root),
-            "code": _code(quantize, taskmetric),
+            "code": _code(quantize, taskmetric, validate_mod, layers, compare),
         },
         lambda out: pipeline.quantize_stage(s, ctx, _dir(b, exp), out),
         needs=exp,
@@ -116,7 +144,7 @@ def plan_model(b: Build) -> list[Step]:
         {
             "quantize": qua.key,
             "audio": _files(audio, root),
-            "code": _code(validate_mod, layers, report, taskmetric, compare),
+            "code": _code(validate_mod, layers, report, taskmetric, compare, pipeline),
         },
         lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out),
         needs=qua,

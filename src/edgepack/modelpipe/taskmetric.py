@@ -157,9 +157,125 @@ def wer(spec: ModelSpec, fp32: Path, quant: Path, root: Path) -> list[Metric]:
     ]
 
 
-def task_metrics(spec: ModelSpec, fp32: Path, quant: Path, root: Path) -> list[Metric]:
+Outputs = list[tuple[str, list[np.ndarray], list[np.ndarray]]]  # (input set, fp32 outputs, quantized)
+
+
+def task_metrics(
+    spec: ModelSpec, fp32: Path, quant: Path, root: Path, outputs: Outputs | None = None
+) -> list[Metric]:
+    """The spec's task metric, plus the user's (evaluate.metric); ``outputs``: both models', judged sets."""
     if spec.task == "vad" and spec.evaluate.audio:
-        return vad_agreement(spec, fp32, quant, root)
-    if spec.task == "asr" and spec.evaluate.manifest:
-        return wer(spec, fp32, quant, root)
-    return []
+        found = vad_agreement(spec, fp32, quant, root)
+    elif spec.task == "asr" and spec.evaluate.manifest:
+        found = wer(spec, fp32, quant, root)
+    elif spec.task in ("embedding", "classifier", "mask") and outputs:
+        ref, got = _rows(spec, outputs)
+        found = {"embedding": embedding, "classifier": classifier, "mask": mask_iou}[spec.task](
+            spec, ref, got, len(outputs)
+        )
+    else:
+        found = []
+    if spec.evaluate.metric and outputs:
+        found.append(user_metric(spec, outputs))
+    return found
+
+
+def _judged(spec: ModelSpec) -> int:
+    name = spec.evaluate.output
+    if not name:
+        return 0
+    if name not in spec.outputs:
+        raise ConfigError(
+            f"model spec '{spec.name}': evaluate.output '{name}' is not an output "
+            f"(outputs: {', '.join(spec.outputs)})."
+        )
+    return spec.outputs.index(name)
+
+
+def _rows(spec: ModelSpec, outputs: Outputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    i = _judged(spec)
+    return [r[i] for _, r, _ in outputs], [g[i] for _, _, g in outputs]
+
+
+def _matrix(arrays: list[np.ndarray]) -> np.ndarray:
+    """One row per item: [batch, dim] stays, [batch, ..., dim] is flattened to rows of the last axis."""
+    return np.concatenate([a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1) for a in arrays]).astype(
+        np.float64
+    )
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return m / np.where(norms == 0, 1.0, norms)
+
+
+def embedding(spec: ModelSpec, ref: list[np.ndarray], got: list[np.ndarray], sets: int) -> list[Metric]:
+    """Cosine of each embedding to its fp32 self, and whether each keeps its nearest neighbour."""
+    ev = spec.evaluate
+    r, g = _unit(_matrix(ref)), _unit(_matrix(got))
+    cos = np.sum(r * g, axis=1)
+    detail = f"{len(r)} embeddings from {sets} input sets"
+    found = [Metric("embedding cosine (least)", float(cos.min()), ev.min_output_cosine,
+                    bool(cos.min() >= ev.min_output_cosine), detail)]  # fmt: skip
+    if len(r) >= 3:
+        sim_r, sim_g = r @ r.T, g @ g.T
+        np.fill_diagonal(sim_r, -np.inf)
+        np.fill_diagonal(sim_g, -np.inf)
+        agree = float(np.mean(sim_r.argmax(axis=1) == sim_g.argmax(axis=1)))
+        found.append(Metric("nearest-neighbour agreement", agree, ev.min_nn_agreement,
+                            agree >= ev.min_nn_agreement, detail))  # fmt: skip
+    return found
+
+
+def classifier(spec: ModelSpec, ref: list[np.ndarray], got: list[np.ndarray], sets: int) -> list[Metric]:
+    """Top-1 agreement, and the share of items whose fp32 top-1 class is in the quantized top-k."""
+    ev = spec.evaluate
+    r, g = _matrix(ref), _matrix(got)
+    top1 = r.argmax(axis=1)
+    agree1 = float(np.mean(top1 == g.argmax(axis=1)))
+    k = min(ev.top_k, g.shape[1])
+    topk = np.argsort(-g, axis=1)[:, :k]
+    agreek = float(np.mean([t in row for t, row in zip(top1, topk, strict=True)]))
+    detail = f"{len(r)} items from {sets} input sets, {r.shape[1]} classes"
+    return [
+        Metric("top-1 agreement", agree1, ev.min_top1_agreement, agree1 >= ev.min_top1_agreement, detail),
+        Metric(f"top-{k} agreement", agreek, ev.min_topk_agreement, agreek >= ev.min_topk_agreement, detail),
+    ]
+
+
+def mask_iou(spec: ModelSpec, ref: list[np.ndarray], got: list[np.ndarray], sets: int) -> list[Metric]:
+    """Intersection over union of the pixels above evaluate.mask_threshold, over every judged set."""
+    ev = spec.evaluate
+    on_r = np.concatenate([a.ravel() > ev.mask_threshold for a in ref])
+    on_g = np.concatenate([a.ravel() > ev.mask_threshold for a in got])
+    union = int(np.sum(on_r | on_g))
+    iou = float(np.sum(on_r & on_g) / union) if union else 1.0
+    detail = f"{int(on_r.sum())} fp32 on-pixels of {on_r.size} in {sets} input sets"
+    if not on_r.any():
+        detail += ": the inputs show nothing above the threshold; give samples that do"
+    return [Metric("mask IoU", iou, ev.min_iou, iou >= ev.min_iou and bool(on_r.any()), detail)]
+
+
+def user_metric(spec: ModelSpec, outputs: Outputs) -> Metric:
+    """evaluate.metric: ``fn(reference, output) -> float``, each a list of {output name: array}."""
+    from edgepack.modelpipe.samples import import_callable
+
+    ref_name = spec.evaluate.metric
+    fn = import_callable(ref_name, what=f"model spec '{spec.name}': evaluate.metric")
+    names = list(spec.outputs)
+
+    def named(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {names[i] if i < len(names) else f"output{i}": a for i, a in enumerate(arrays)}
+
+    try:
+        value = fn([named(r) for _, r, _ in outputs], [named(g) for _, _, g in outputs])
+    except Exception as exc:  # the user's code
+        raise InputError(
+            f"evaluate.metric {ref_name} raised {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise InputError(
+            f"evaluate.metric {ref_name} returned {type(value).__name__}; it must return a float."
+        )
+    v, limit = float(value), spec.evaluate.min_metric
+    return Metric(ref_name, v, limit, v >= limit, f"yours, over {len(outputs)} input sets; higher is better")

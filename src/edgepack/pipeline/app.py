@@ -14,7 +14,7 @@ from edgepack.pipeline.steps import Outputs, Step, key_of
 
 
 def app_step(b: Build, model: Step) -> Step:
-    audio = b.project.root / b.target.smoke.audio
+    audio = b.project.find(b.target.smoke.audio)
     smoke_cfg = json.dumps([b.target.smoke.runs, b.target.threads])
     inputs = {
         "model": model.key,
@@ -40,9 +40,17 @@ def app_step(b: Build, model: Step) -> Step:
             shutil.copytree(
                 RUNTIME_SRC, site / "edgepack_runtime", ignore=shutil.ignore_patterns("__pycache__")
             )
-            write_json(tmp / "reference.json", smoke.host_reference(spec))
+            reference = smoke.host_reference(spec)
+            fed = smoke.fed(meta, audio, shown_as=b.target.smoke.audio)
+            smoke.require_informative(reference, fed)
+            write_json(tmp / "reference.json", reference)
             precompile(site, b, board=board_site(b.target.python))
-        return {"root": str(out / "root"), "reference": str(out / "reference.json"), "model": meta}
+        return {
+            "root": str(out / "root"),
+            "reference": str(out / "reference.json"),
+            "model": meta,
+            "fed": fed,
+        }
 
     summary = "runtime package, model, smoke input; host reference"
     return Step("app", summary, inputs, action, lambda o: Path(o["reference"]).is_file(), needs=(model.name,))

@@ -7,6 +7,7 @@ from pathlib import Path
 from edgepack import debian
 from edgepack.debian.rootfs import DROP as ROOTFS_DROP
 from edgepack.fsutil import sha256_file
+from edgepack.pipeline import slim
 from edgepack.pipeline.context import DEBIAN_SITE, Build, code_digest
 from edgepack.pipeline.steps import Outputs, Step, key_of
 
@@ -15,10 +16,14 @@ def base_step(b: Build) -> Step:
     lock_path = b.project.lock_path(b.target, "debian")
     lock = debian.read_lock(lock_path, target=b.target.name)
     inputs = {"debian.lock": lock.digest(), "code": code_digest(debian), "python": b.target.python}
-    drop = ROOTFS_DROP
+    drop = ROOTFS_DROP + slim.rootfs_globs(b.target)
     if b.target.deps == "debian":  # the target's prune applies to Debian's Python modules instead of wheels
-        drop += tuple(f"{DEBIAN_SITE}/{pattern}" for pattern in b.target.prune)
+        site = slim.site_groups(b.target)
+        drop += tuple(f"{DEBIAN_SITE}/{pattern}" for globs in site.values() for pattern in globs)
         inputs["prune"] = " ".join(b.target.prune)
+        inputs.update(slim.inputs({**site, "rootfs": slim.rootfs_globs(b.target)}, b.target))
+    else:
+        inputs.update(slim.inputs(slim.rootfs_globs(b.target), b.target))
     out = b.cache_dir("base", key_of("base", inputs)) / "rootfs.tar"
 
     def action() -> Outputs:

@@ -40,6 +40,14 @@ def board_site(python: str) -> str:
 
 
 @dataclass(frozen=True)
+class ModelOptions:
+    """``edgepack build --samples/--quantize``: over the spec's, or the whole spec of a bare .onnx."""
+
+    samples: tuple[str, ...] = ()
+    quantize: str = ""  # "" = the spec's (a bare .onnx: what the target's CPU benefits from)
+
+
+@dataclass(frozen=True)
 class Build:
     target: Target
     project: Project
@@ -49,6 +57,7 @@ class Build:
     buildx: BuildxOptions = field(default_factory=BuildxOptions)
     # Lock entries re-resolved before this build because no source served them (edgepack.locks.drift).
     drift: tuple[Drift, ...] = ()
+    model_options: ModelOptions = field(default_factory=ModelOptions)
 
     @property
     def cache(self) -> StepCache:

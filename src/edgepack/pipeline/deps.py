@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgepack import wheels
 from edgepack.fsutil import sha256_file
-from edgepack.pipeline import pip
+from edgepack.pipeline import pip, slim
 from edgepack.pipeline.context import Build, board_site, bytecode_key, code_digest, precompile
 from edgepack.pipeline.steps import Outputs, Step, key_of
 
@@ -19,7 +19,8 @@ def deps_step(b: Build) -> Step:
         "requirements.lock": lock_digest,
         "platform": " ".join(pip.platform_args(b.target)),
         "prune": " ".join(b.target.prune),
-        "code": code_digest(pip, sys.modules[__name__]),
+        **slim.inputs(slim.site_groups(b.target), b.target),
+        "code": code_digest(pip, slim, sys.modules[__name__]),
     }
     if b.target.wheels:  # built for the board from wheels/*.yaml (edgepack wheels), by recipe + toolchain
         inputs["wheels"] = wheels.planned_digest(b.target, project=b.project, runner=b.runner)
@@ -28,9 +29,9 @@ def deps_step(b: Build) -> Step:
 
     def action() -> Outputs:
         built = wheels.ensure_index(b.target, project=b.project, runner=b.runner) if b.target.wheels else None
-        pip.install(b.target, project=b.project, runner=b.runner, out_dir=out, wheelhouse=built)
+        removed = pip.install(b.target, project=b.project, runner=b.runner, out_dir=out, wheelhouse=built)
         precompile(out, b, board=board_site(b.target.python))
-        return {"site_packages": str(out)}
+        return {"site_packages": str(out), "left_out": removed}
 
     summary = f"locked wheels for {b.target.platform}"
     return Step("deps", summary, inputs, action, lambda o: Path(o["site_packages"]).is_dir())

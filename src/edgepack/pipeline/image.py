@@ -64,7 +64,7 @@ class ImageJob:
 
 
 def image_step(b: Build, *, base: Step, deps: Step | None, app: Step) -> Step:
-    dockerfile = b.project.root / "docker" / "runtime.Dockerfile"
+    dockerfile = b.project.find("docker/runtime.Dockerfile")
     labels = image_labels(b)
     build_args = {"THREADS": str(b.target.threads), "BASE": bytecode_stage(b)}
     # The config's time: SOURCE_DATE_EPOCH when set, else the commit's, which the revision label pins.
@@ -120,7 +120,7 @@ def image_job(b: Build, image: Step) -> ImageJob:
         target=b.target.name,
         tag=tag,
         context=context,
-        dockerfile=b.project.root / "docker" / "runtime.Dockerfile",
+        dockerfile=b.project.find("docker/runtime.Dockerfile"),
         platform=b.target.platform,
         tags=(tag, f"{b.target.image}:latest"),
         labels=labels,

@@ -29,10 +29,11 @@ from edgepack.fsutil import write_json
 from edgepack.host import doctor
 from edgepack.locks.drift import Drift
 from edgepack.pipeline import bake
-from edgepack.pipeline.context import Build
+from edgepack.pipeline.context import Build, ModelOptions
 from edgepack.pipeline.docker import BuildxOptions
 from edgepack.pipeline.executor import NO_EVENTS, Events, TargetRun, execute_many
-from edgepack.pipeline.image import ImageJob, finish_image, image_job, publish
+from edgepack.pipeline.image import ImageJob, finish_image, image_job
+from edgepack.pipeline.outputs import publish_outputs
 from edgepack.pipeline.plan import plan
 from edgepack.pipeline.steps import Outputs, Step, StepRecord
 from edgepack.runner import Runner
@@ -92,6 +93,7 @@ def prepare(
     drift: tuple[Drift, ...] = (),
     buildx: BuildxOptions | None = None,
     preflight: bool = True,
+    model_options: ModelOptions | None = None,
 ) -> TargetBuild:
     """Load, plan and (``preflight``) check the toolchain for one target; a failure is kept, not raised."""
     result = TargetBuild(name)
@@ -104,6 +106,7 @@ def prepare(
             model=model or target.model,
             buildx=buildx or BuildxOptions(),
             drift=drift,
+            model_options=model_options or ModelOptions(),
         )
         if preflight:
             doctor.require_toolchain(runner=runner, platform=target.platform, target=name)
@@ -142,7 +145,7 @@ def bake_images(
 ) -> dict[str, Outputs | EdgepackError]:
     """One bake for the images it can build; those that RUN something are built alone, at the same time."""
     results: dict[str, Outputs | EdgepackError] = {}
-    dockerfile = project.root / "docker" / "runtime.Dockerfile"
+    dockerfile = project.find("docker/runtime.Dockerfile")
     todo: dict[str, tuple[Build, Step, ImageJob]] = {}
     alone: list[tuple[TargetRun, Step]] = []
     for run, step in items:
@@ -243,9 +246,9 @@ def write_failure(run: TargetBuild, project: Project) -> Path:
 
 
 def published(run: TargetBuild) -> Path:
+    """build/<target>/: the image tar, the model, the smoke spec, run.sh (pipeline.outputs)."""
     assert run.build is not None
-    image = next(r for r in run.records if r.name == "image")
-    return publish(run.build, image.outputs)
+    return publish_outputs(run.build, run.records)
 
 
 def summary_rows(runs: Sequence[TargetBuild], reports: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from edgepack.config import Project, Target
 from edgepack.errors import ConfigError
 from edgepack.fsutil import atomic_path, sha256_file, write_text
+from edgepack.pipeline import slim
 from edgepack.runner import Runner
 
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-.*\.whl$")
@@ -40,12 +41,12 @@ def platform_args(target: Target) -> list[str]:
     return [*args, "--python-version", target.python, "--implementation", "cp", "--abi", f"cp{py}"]
 
 
-def lock(target: Target, *, project: Project, runner: Runner) -> Path:
+def lock(target: Target, *, project: Project, runner: Runner, out: Path | None = None) -> Path:
     """Resolve the requirements for the target's platform and write name==version --hash lines."""
-    requirements = project.root / target.requirements
+    requirements = project.find(target.requirements)
     if not requirements.is_file():
         raise ConfigError(f"{requirements}: requirements file not found (target '{target.name}').")
-    out = project.lock_path(target, "requirements")
+    out = out or project.writable(project.lock_path(target, "requirements"))
     with tempfile.TemporaryDirectory(prefix="edgepack-lock-") as tmp:
         runner.run(
             pip_argv(
@@ -69,11 +70,12 @@ def lock(target: Target, *, project: Project, runner: Runner) -> Path:
 
 def install(
     target: Target, *, project: Project, runner: Runner, out_dir: Path, wheelhouse: Path | None = None
-) -> None:
+) -> dict[str, list[str]]:
     """Install the locked wheels for the target into ``out_dir`` (a site-packages tree).
 
     ``wheelhouse``: an index folder of wheels edgepack built for the board
     (``edgepack wheels``), installed in the same pip call, by their sha256.
+    Returns what was left out, by group (``pipeline.slim``).
     """
     built = ["-r", wheelhouse / "requirements.txt", "--find-links", wheelhouse] if wheelhouse else []
     locked = project.lock_path(target, "requirements")
@@ -105,7 +107,8 @@ def install(
         )
         # Console scripts carry the host interpreter's path: useless on the board.
         shutil.rmtree(tmp / "bin", ignore_errors=True)
-        prune(tmp, target.prune)
+        removed = slim.remove_groups(tmp, slim.site_groups(target))
+    return removed
 
 
 @contextlib.contextmanager
@@ -132,12 +135,4 @@ def _stored_wheels(target: Target, locked: Path, *, runner: Runner) -> Iterator[
 
 def prune(tree: Path, patterns: tuple[str, ...]) -> list[str]:
     """Remove what matches ``patterns`` (globs relative to ``tree``); return what went."""
-    removed = []
-    for pattern in patterns:
-        for path in sorted(tree.glob(pattern)):
-            removed.append(path.relative_to(tree).as_posix())
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    return removed
+    return slim.remove(tree, patterns)

@@ -16,7 +16,7 @@ from edgepack.pipeline.base import base_step
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.deps import deps_step
 from edgepack.pipeline.image import image_step
-from edgepack.pipeline.model import model_step
+from edgepack.pipeline.model import bundled_models, model_step
 from edgepack.pipeline.smoke import smoke_step
 from edgepack.pipeline.steps import Step
 
@@ -32,8 +32,9 @@ def plan(b: Build) -> list[Step]:
 
 
 def model_steps_of(b: Build) -> list[Step]:
-    """A model file is one step; a model spec (models/NAME.yaml) is model, export, quantize, validate."""
-    if is_spec_path(b.model):
+    """A bundled model by name is one step (its pinned file as it is); a model spec (models/NAME.yaml)
+    and a user's .onnx file are model, export, quantize, validate: every such path bakes a checked model."""
+    if is_spec_path(b.model) or b.model not in bundled_models():
         from edgepack.modelpipe.steps import plan_model
 
         return plan_model(b)

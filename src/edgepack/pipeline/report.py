@@ -36,6 +36,7 @@ def build_report(
         },
         "model": {"source": model["source"], "sha256": model["sha256"], "kind": model["kind"]},
         "smoke": by_name["smoke"].outputs,
+        "smoke_input": by_name["app"].outputs.get("fed", {}),
         "lock_drift": [d.to_json() for d in b.drift],
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgepack.config import Target
-from edgepack.errors import CommandError, SmokeTestError
+from edgepack.errors import CommandError, InputError, SmokeTestError
 from edgepack.pipeline.context import Build, stamp_of
 from edgepack.pipeline.docker import run_argv
 from edgepack.pipeline.steps import Outputs, Step
@@ -47,6 +47,8 @@ def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Pat
         spec.update(
             input=f"../model/{meta['smoke']['audio']}", text=meta["smoke"]["text"], chunk_ms=ASR_CHUNK_MS
         )
+    elif meta.get("smoke", {}).get("inputs"):  # the model stage's: the first sample set, or synthetic
+        spec["input"] = f"../model/{meta['smoke']['inputs']}"
     else:
         np.savez(smoke_dir / "inputs.npz", **generic_inputs(meta["signature"]["inputs"]))
         spec["input"] = "inputs.npz"
@@ -72,10 +74,86 @@ def generic_inputs(inputs: list[dict[str, Any]], *, seed: int = 0) -> dict[str, 
     return feeds
 
 
+def fed(meta: dict[str, Any], audio: Path, *, shown_as: str) -> dict[str, Any]:
+    """What the smoke test feeds the model: its source (samples / synthetic / audio) and each input."""
+    if meta["kind"] == "vad":
+        return {"source": f"audio: {shown_as} (the target's smoke.audio)"}
+    found = meta.get("smoke", {}).get("fed")
+    if found:
+        return dict(found)
+    inputs = generic_inputs(meta["signature"]["inputs"])
+    return {"source": "synthetic: symbolic dims 1", "inputs": describe(inputs)}
+
+
+def describe(feeds: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    from edgepack.modelpipe.inputs import describe as describe_feeds
+
+    return describe_feeds(feeds)
+
+
+def planned_input(b: Build) -> dict[str, Any]:
+    """``--dry``: what the smoke test will feed, known before anything runs (samples are read, not run)."""
+    from edgepack.modelpipe.spec import is_spec_path
+    from edgepack.pipeline.model import bundled_models
+
+    audio = b.target.smoke.audio
+    if not is_spec_path(b.model) and b.model in bundled_models():
+        return {"source": f"audio: {audio} (the target's smoke.audio)"}
+    from edgepack.modelpipe import inputs, samples
+    from edgepack.modelpipe.steps import load, spec_root
+
+    spec = load(b)
+    if spec.task == "vad":
+        return {"source": f"audio: {audio} (the target's smoke.audio)"}
+    if spec.task == "asr":
+        return {"source": f"audio: {spec.evaluate.manifest} (first utterance)"}
+    if spec.samples:
+        found = samples.load(spec.samples, spec, root=spec_root(b))
+        return {
+            "source": f"samples: {found[0].label} (first of {len(found)})",
+            "inputs": inputs.describe(found[0].feeds),
+        }
+    return {
+        "source": f"synthetic: seed {spec.seed}, the spec's dims and values (give samples for real inputs)",
+        "inputs": inputs.describe(inputs.example(spec).feeds),
+    }
+
+
 def host_reference(spec_path: Path) -> dict[str, Any]:
+    """The runtime's own smoke run on the host; onnxruntime refusing the input: one line, no traceback."""
     from edgepack_runtime.smoke import run_smoke
 
-    return run_smoke(spec_path)
+    try:
+        return run_smoke(spec_path)
+    except (RuntimeError, ValueError) as exc:  # onnxruntime's Fail / InvalidArgument are RuntimeErrors
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise InputError(
+            f"app step failed because onnxruntime refused the smoke input on the host: {first[:240]}",
+            hint="Give samples the model accepts (--samples, or the spec's samples:); "
+            "build/<target>/model/report.json shows what was fed.",
+        ) from None
+
+
+def require_informative(reference: dict[str, Any], fed: dict[str, Any]) -> None:
+    """A constant or all-zero host reference proves nothing: any int8 kernel would "match" it.
+
+    A 1x1-pixel image gave a text detector's 1x1x32x32 block of zeros, and the smoke test
+    "passed ... max abs diff 0.00e+00". Refused, naming the output, with what to do.
+    """
+    for name, obj in reference.get("outputs", {}).items():
+        value = decode(obj)
+        if value.size > 1 and np.issubdtype(value.dtype, np.number) and float(np.ptp(value)) == 0.0:
+            what = "all zero" if not value.any() else f"constant ({value.flat[0]!r})"
+            synthetic = fed.get("source", "").startswith("synthetic")
+            raise InputError(
+                f"smoke test refused: the host reference of output '{name}' {list(value.shape)} is {what} on "
+                f"the smoke input ({fed.get('source', 'unknown')}), so it cannot tell a right board from a "
+                "wrong one.",
+                hint="Give samples that exercise the model (--samples FILE.npz|package.module:fn, or the "
+                "spec's samples:)."
+                if synthetic
+                else "Put first a sample that makes the model respond (the first sample is the smoke input).",
+            )
 
 
 def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any]:

@@ -19,8 +19,7 @@ def render(doc: dict[str, Any], console: Console, *, layers: int = 8) -> None:
     checks = exp.get("checks", [])
     worst = max((c["max_abs"] for c in checks), default=0.0)
     console.print(
-        f"  verified at {len(checks)} input sets ({', '.join(c['label'] for c in checks)}): "
-        f"max abs {worst:.2e}"
+        f"  verified at {len(checks)} input sets ({_few([c['label'] for c in checks])}): max abs {worst:.2e}"
     )
     size, lat = val["size_bytes"], val["latency_ms"]
     console.print(
@@ -30,6 +29,20 @@ def render(doc: dict[str, Any], console: Console, *, layers: int = 8) -> None:
     )
     for note in quant.get("notes", []):
         console.print(f"  [dim]{note}[/]")
+    counted = quant.get("outcome") or {}
+    if counted:
+        console.print(
+            f"  quantized nodes {counted['quantized']} ({counted['in_subgraphs']} in subgraphs), "
+            f"{counted['float_candidates']} MatMul/Conv/Gemm/RNN left float"
+        )
+        if counted.get("note"):
+            console.print(f"  [yellow]{counted['note']}[/]")
+    for warning in val.get("warnings", []):
+        console.print(f"  [yellow]warning:[/] {warning}")
+    if quant.get("attempts"):
+        console.print(attempts_table(quant["attempts"]))
+    if val.get("judged_on"):
+        console.print(f"  judged on {val['judged_on']} inputs")
     console.print(outputs_table(val["outputs"]))
     if val["metrics"]:
         table = Table(title="task metric", title_justify="left")
@@ -43,9 +56,30 @@ def render(doc: dict[str, Any], console: Console, *, layers: int = 8) -> None:
         for col in ("node", "op", "SQNR dB", "max abs"):
             table.add_column(col)
         for r in val["layers"][:layers]:
-            table.add_row(r["node"], r["op_type"], f"{r['sqnr_db']:.1f}", f"{r['max_abs']:.3g}")
+            sqnr = "n/a" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"
+            table.add_row(r["node"], r["op_type"], sqnr, f"{r['max_abs']:.3g}")
         console.print(table)
     console.print(f"  validation {_mark(val['ok'])}")
+
+
+def fed_lines(fed: dict[str, Any]) -> list[str]:
+    """What the smoke test feeds (or fed): its source, then each input's shape, dtype and range."""
+    lines = [f"smoke   input: {fed.get('source', 'unknown')}"]
+    for name, d in (fed.get("inputs") or {}).items():
+        lines.append(f"          {name} {d['shape']} {d['dtype']}, values {d['min']} .. {d['max']}")
+    return lines
+
+
+def attempts_table(rows: list[dict[str, Any]]) -> Table:
+    """quantize.mode auto: every try, the kept one marked."""
+    table = Table(title="quantize auto: tries", title_justify="left")
+    for col in ("try", "quantized nodes", "MB", "host ms", "least cosine", "pass", "why"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        label = f"[bold]{r['label']}[/] (kept)" if r.get("chosen") else r["label"]
+        table.add_row(label, str(r["quantized_nodes"]), f"{r['bytes'] / 1e6:.2f}", f"{r['host_ms']:.3f}",
+                      f"{r['least_cosine']:.4f}", _mark(r["ok"]), r["why"][:120])  # fmt: skip
+    return table
 
 
 def outputs_table(rows: list[dict[str, Any]]) -> Table:
@@ -64,6 +98,10 @@ def outputs_table(rows: list[dict[str, Any]]) -> Table:
             _mark(r["ok"]),
         )
     return table
+
+
+def _few(labels: list[str], n: int = 6) -> str:
+    return ", ".join(labels[:n]) + (f", ... (+{len(labels) - n})" if len(labels) > n else "")
 
 
 def _mark(ok: bool) -> str:

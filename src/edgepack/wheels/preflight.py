@@ -35,7 +35,7 @@ class Row:
 
 def requirements(target: Target, project: Project) -> list[str]:
     """The target's requirement lines (name==version), then its recipes' pins."""
-    path = project.root / target.requirements
+    path = project.find(target.requirements)
     if not path.is_file():
         raise ConfigError(f"{path}: requirements file not found (target '{target.name}').")
     found = []

@@ -25,7 +25,7 @@ from edgepack.errors import ConfigError
 from edgepack.yamlconf import Located, build, json_schema, load_yaml
 
 # edgepack's own recipes: used by a project that has no wheels/ folder (as runtime/ is).
-BUNDLED = Path(__file__).resolve().parents[3] / "wheels"
+BUNDLED = Path(__file__).resolve().parents[1] / "_data" / "wheels"  # edgepack's own recipes
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DEBIAN_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 

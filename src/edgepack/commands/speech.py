@@ -1,0 +1,28 @@
+"""``edgepack speech.finetune``: the bundled recogniser fine-tuned on the user's recordings (speech/)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from edgepack.commands.boundary import command, project
+from edgepack.ui import console
+
+
+@command(
+    help={
+        "data": "folder of WAV files (any rate) and manifest.jsonl ({audio, text} per line)",
+        "name": "name of the new model spec (models/NAME.yaml)",
+        "epochs": "passes over the recordings",
+    },
+    required=("data",),
+)
+def finetune(c, data=None, name="cmdasr-finetuned", epochs=6):
+    """Fine-tune the bundled recogniser on your recordings; writes models/NAME.yaml for edgepack build."""
+    proj = project()
+    sys.path.insert(0, str(proj.root))  # speech/ is the project's training code, not an installed package
+    from speech.finetune import finetune as run
+
+    base = proj.root / "speech" / "weights" / "cmdasr.pt"
+    result = run(proj.root / data, name=name, base=base, epochs=int(epochs), root=proj.root)
+    console.print_json(json.dumps(result))
