@@ -19,7 +19,7 @@ from edgepack.pipeline import parallel as multibuild
 from edgepack.pipeline.executor import TargetRun
 from edgepack.pipeline.image import ImageJob
 from edgepack.pipeline.steps import Step, StepCache, execute
-from edgepack_runtime.smoke import choose_providers
+from edgepack_runtime.session import choose_providers
 from tests.conftest import FakeRunner, ok
 from tests.unit.conftest import write_target
 

@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("bench", "serve"):
         return _run_metrics_command(args)
     if args.command == "info":
-        from edgepack_runtime.smoke import _platform
+        from edgepack_runtime.session import platform_info
 
-        print(json.dumps(_platform(), indent=2))
+        print(json.dumps(platform_info(), indent=2))
         return 0
     from edgepack_runtime.smoke import run_smoke
 

@@ -25,7 +25,7 @@ from edgepack_runtime.ctc import StreamingGreedyDecoder, greedy_decode
 from edgepack_runtime.features import StreamingFeatures, log_mel
 from edgepack_runtime.grammar import Command, GrammarDecoder, GrammarSpec
 from edgepack_runtime.modelmeta import AsrMeta, asr_meta, custom_props
-from edgepack_runtime.smoke import session as ort_session
+from edgepack_runtime.session import session as ort_session
 
 DEFAULT_CHUNK_MS = 320
 

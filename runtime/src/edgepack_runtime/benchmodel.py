@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepack_runtime.smoke import _platform, session
+from edgepack_runtime.session import platform_info, session
 
 
 def bench_model(model: Path, inputs: Path, *, runs: int, threads: int) -> dict[str, Any]:
@@ -28,5 +28,5 @@ def bench_model(model: Path, inputs: Path, *, runs: int, threads: int) -> dict[s
         "min_ms": min(times),
         "runs": runs,
         "threads": threads,
-        "runtime": _platform(),
+        "runtime": platform_info(),
     }

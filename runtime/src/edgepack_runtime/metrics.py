@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import threading
 import time
 from collections import deque
@@ -23,25 +22,14 @@ from typing import Any
 import numpy as np
 
 from edgepack_runtime import __version__
+from edgepack_runtime.procstats import process_stats
+from edgepack_runtime.smoke import load_spec, run_smoke  # metrics runs the smoke; never the reverse
 
 # Seconds; a Pi 4 runs one 32 ms VAD chunk in well under a millisecond, an ASR pass in ~100 ms.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 WINDOW = 2048  # latest observations kept for the percentiles
 
 
-def process_stats() -> dict[str, float]:
-    """RSS now and at peak (bytes), CPU seconds used: /proc when mounted, else getrusage."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats = {"peak_rss_bytes": float(usage.ru_maxrss * 1024), "cpu_seconds": usage.ru_utime + usage.ru_stime}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                name = "rss_bytes" if key == "VmRSS" else "peak_rss_bytes"
-                stats[name] = float(value.split()[0]) * 1024
-    except OSError:
-        stats.setdefault("rss_bytes", stats["peak_rss_bytes"])
-    return stats
 
 
 def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:
@@ -202,8 +190,6 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 
 def model_info(spec_path: Path) -> dict[str, str]:
-    from edgepack_runtime.smoke import load_spec
-
     spec = load_spec(spec_path)
     model = spec_path.parent / spec["model"]
     info = {"kind": spec["kind"], "file": model.name}
@@ -216,8 +202,6 @@ def model_info(spec_path: Path) -> dict[str, str]:
 
 def bench(spec_path: Path, *, runs: int, warmup: int = 1, threads: int | None = None) -> dict[str, Any]:
     """The smoke inference ``warmup + runs`` times: latency percentiles, peak RSS, CPU use."""
-    from edgepack_runtime.smoke import run_smoke
-
     if warmup:
         run_smoke(spec_path, runs=warmup, threads=threads)
     cpu0, t0 = process_stats()["cpu_seconds"], time.perf_counter()
@@ -247,8 +231,6 @@ def serve(
     canary: Callable[[], dict[str, float]] | None = None,
 ) -> Metrics:
     """Run the model on its input in a loop, at the audio's own pace; expose the metrics."""
-    from edgepack_runtime.smoke import run_smoke
-
     metrics = Metrics(model=model_info(spec_path))
     server = start_http(metrics, port=port) if port else None
     deadline = time.monotonic() + duration_s if duration_s > 0 else float("inf")

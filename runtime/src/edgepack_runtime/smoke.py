@@ -7,7 +7,6 @@ on the board; the host compares the two.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -15,31 +14,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgepack_runtime import __version__
 from edgepack_runtime.arrays import encode
 from edgepack_runtime.audio import read_wav, require_rate
+from edgepack_runtime.procstats import process_stats
+from edgepack_runtime.session import platform_info, session
 from edgepack_runtime.vad import SileroVAD
-
-CPU = "CPUExecutionProvider"
-
-
-def choose_providers(wanted: list[str], available: list[str]) -> list[str]:
-    """The wanted execution providers this onnxruntime build offers, in order; the CPU one last.
-
-    A Jetson image on NVIDIA's base offers TensorRT and CUDA; the CPU-path image
-    (and the host) offers only the CPU provider, which is always the fallback.
-    """
-    chosen = [p for p in wanted if p in available and p != CPU]
-    return [*chosen, CPU]
-
-
-def session(model: Path, *, threads: int, providers: list[str] | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    chosen = choose_providers(providers or [CPU], ort.get_available_providers())
-    return ort.InferenceSession(str(model), options, providers=chosen)
 
 
 class SpecError(ValueError):
@@ -97,7 +76,7 @@ def run_smoke(
     if chunk_seconds is not None:
         chunk_seconds.extend(calls)
     return {
-        "runtime": _platform(),
+        "runtime": platform_info(),
         "providers": sess.get_providers(),  # what ran: the session drops providers it could not use
         "outputs": {name: encode(value) for name, value in outputs.items()},
         "load_ms": round(load_ms, 3),
@@ -106,17 +85,9 @@ def run_smoke(
         "audio_seconds": seconds,
         "rtf": float(np.median(passes) / seconds) if seconds else None,
         # This process's peak (VmHWM); under QEMU user mode, the emulator's own memory included.
-        "peak_rss_mb": round(_peak_rss_bytes() / 1e6, 1),
+        "peak_rss_mb": round(process_stats()["peak_rss_bytes"] / 1e6, 1),
         **extra,
     }
-
-
-def _peak_rss_bytes() -> int:
-    """metrics.process_stats, imported only here: metrics imports http.server (and so ssl, email,
-    OpenSSL's libraries), which cost the smoke start ~0.3 s under QEMU for a number read from /proc."""
-    from edgepack_runtime.metrics import process_stats
-
-    return int(process_stats()["peak_rss_bytes"])
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
@@ -178,20 +149,3 @@ def _run_generic(
     return dict(zip(names, values, strict=True)), times, 0.0
 
 
-def _platform() -> dict[str, str]:
-    features = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("features", "flags")):
-                features = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "edgepack_runtime": __version__,
-        "onnxruntime": ort.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_features": features,
-    }
