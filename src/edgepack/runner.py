@@ -8,12 +8,13 @@ and its tail is shown on failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -124,6 +125,45 @@ class Runner:
                 hint=hint,
             )
         return result
+
+
+    def spawn(self, argv: Sequence[str | os.PathLike[str]], *, log: Path, what: str = "") -> None:
+        """Start a daemon that outlives edgepack (dockerd), its output appended to ``log``; not waited for.
+
+        The caller says what it starts (the doctor prints it as a shell line with the redirection).
+        """
+        args = [os.fspath(a) for a in argv]
+        if self.dry_run:
+            return
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            try:
+                subprocess.Popen(args, cwd=self.home, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            except FileNotFoundError as exc:
+                missing = f"'{args[0]}' is not installed"
+                raise ToolchainError(f"{what or args[0]} failed because {missing}.") from exc
+
+    @contextlib.contextmanager
+    def streaming(
+        self, argv: Sequence[str | os.PathLike[str]], *, what: str = ""
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """A running command whose output the caller reads as it comes (QEMU's console); killed after."""
+        args = [os.fspath(a) for a in argv]
+        if self.echo:
+            print(f"+ {shlex.join(args)}", file=self.stream)  # type: ignore[arg-type]
+        try:
+            proc = subprocess.Popen(args, cwd=self.home, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)  # fmt: skip
+        except FileNotFoundError as exc:
+            raise ToolchainError(f"{what or args[0]} failed because '{args[0]}' is not installed.") from exc
+        try:
+            yield proc
+        finally:
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def _decode(data: bytes | str | None) -> str:

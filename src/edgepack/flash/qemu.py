@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import re
 import selectors
-import shlex
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +65,13 @@ def boot(image: Path, *, workdir: Path, cpu: str, timeout_s: float, runner: Runn
                         "or run: edgepack doctor --fix")  # fmt: skip
     argv = boot_argv(qemu=qemu, image=image, kernel=kernel, initrd=initrd, cmdline=cmdline, cpu=cpu)
     log = workdir / "console.log"
-    if runner.echo:  # QEMU's output is streamed and watched, so it does not go through Runner.run
-        print(f"+ {shlex.join(argv)}", file=runner.stream)  # type: ignore[arg-type]
-    return _watch(argv, log=log, timeout_s=timeout_s)
+    return _watch(argv, log=log, timeout_s=timeout_s, runner=runner)
 
 
-def _watch(argv: list[str], *, log: Path, timeout_s: float) -> BootResult:
+def _watch(argv: list[str], *, log: Path, timeout_s: float, runner: Runner) -> BootResult:
     """Run QEMU, copy the serial console to ``log``, stop at the smoke line or the deadline."""
     t0 = time.monotonic()
-    with log.open("wb") as sink, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.STDOUT) as proc:  # fmt: skip
+    with log.open("wb") as sink, runner.streaming(argv, what="booting the image under QEMU") as proc:
         assert proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -99,6 +94,7 @@ def _watch(argv: list[str], *, log: Path, timeout_s: float) -> BootResult:
                     fatal = fatal or (line if FATAL.search(line) else "")
         finally:
             proc.kill()
+            proc.wait()
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
     why = f"the console showed: {fatal}" if fatal else f"no smoke result appeared within {timeout_s:.0f} s"
     raise CommandError(

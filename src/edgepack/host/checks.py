@@ -13,7 +13,6 @@ import platform as platform_module
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -108,19 +107,6 @@ def _host_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
-def _spawn_detached(argv: Sequence[str], log: Path) -> None:
-    """Start a daemon that outlives doctor.
-
-    The one process that bypasses Runner.run, which waits for its command to
-    end; the caller echoes it the same way.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
 @dataclass(frozen=True)
 class Host:
     """Where doctor looks and acts; unit tests point it at a fake tree."""
@@ -129,7 +115,8 @@ class Host:
     binfmt: BinfmtMisc = field(default_factory=BinfmtMisc)
     euid: int = field(default_factory=os.geteuid)
     arch: str = field(default_factory=_host_arch)
-    spawn: Callable[[Sequence[str], Path], None] = _spawn_detached
+    # How a daemon is started (dockerd): by the doctor's runner, unless a test replaces it.
+    spawn: Callable[[Sequence[str], Path], None] | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
@@ -356,7 +343,10 @@ def _start_dockerd(ctx: Ctx) -> None:
     log = ctx.host.path(pins.log)
     ctx.echo(f"{shlex.join(argv)} >>{log} 2>&1 &")
     try:
-        ctx.host.spawn(argv, log)
+        if ctx.host.spawn is not None:
+            ctx.host.spawn(argv, log)
+        else:
+            ctx.runner.spawn(argv, log=log, what="starting dockerd")
     except OSError as exc:
         raise ToolchainError(f"starting dockerd failed because {exc.strerror}.") from exc
     for _ in range(pins.start_timeout_s):
