@@ -295,6 +295,18 @@ def finetune_demo(weights: Path) -> dict[str, Any]:
     return out
 
 
+def built_image(project: Project, target: str) -> str:
+    """The image of the target's last successful build, else the newest local one of its name."""
+    report = project.build_dir / target / "report.json"
+    if report.exists():
+        tag = json.loads(report.read_text()).get("image", {}).get("tag")
+        if tag:
+            return str(tag)
+    argv = ["docker", "images", f"edgepack/{target}", "--format", "{{.Repository}}:{{.Tag}}"]
+    listed = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.split()
+    return listed[0] if listed else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="rpi4")
@@ -349,15 +361,13 @@ def main() -> None:
     for path in sorted(CACHE.glob("lofo-*/cmdasr.json")):
         lofo[path.parent.name] = json.loads(path.read_text()).get("test_wer")
     result["leave_one_family_out_free_text"] = lofo
-    report_path = project.build_dir / args.target / "report.json"
-    if args.qemu_files and report_path.exists():
-        image = json.loads(report_path.read_text())["image"]["tag"]
+    image = args.image or built_image(project, args.target)
+    if args.qemu_files and image:
         rows = [
             json.loads(line) for line in (ROOT / asrdemo.MANIFEST).read_text().splitlines() if line.strip()
         ]
-        result["qemu_int8"] = qemu(
-            image, target.qemu_cpu, models["int8"], [r["audio"] for r in rows[: args.qemu_files]]
-        )
+        files = [r["audio"] for r in rows[: args.qemu_files]]
+        result["qemu_int8"] = qemu(image, target.qemu_cpu, models["int8"], files)
     out = ROOT / "bench" / "results" / "asr.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

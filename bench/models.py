@@ -48,6 +48,7 @@ SPECS = (
     # The guide's models (docs/your-model.md): real samples, quantize.mode auto.
     "models/magika.yaml",
     "models/ppocr-det.yaml",
+    "models/minilm.yaml",
 )
 
 
@@ -129,6 +130,7 @@ def main() -> None:
         type=int,
         help="timed runs under QEMU for the Whisper models (default: --qemu-runs)",
     )
+    parser.add_argument("--only", default="", help="comma-separated model names (e.g. magika,minilm)")
     args = parser.parse_args()
     project = Project(ROOT)
     target = load_target(project, args.target)
@@ -143,7 +145,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgepack-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # the image runs as uid 1000
-        for spec_file in SPECS:
+        only = {n.strip() for n in args.only.split(",") if n.strip()}
+        for spec_file in [s for s in SPECS if not only or Path(s).stem in only]:
             fp32, int8, spec, record = variants(project, args.target, spec_file, work)
             feeds = feeds_for(spec, fp32)
             row: dict[str, Any] = {"model": spec.name, "spec": spec_file, "quantize": spec.quantize.mode}
@@ -204,6 +207,9 @@ def main() -> None:
         "models": rows,
     }
     out = ROOT / "bench" / "results" / "models.json"
+    if only and out.is_file():  # a partial run replaces its own rows, keeps the others'
+        old = json.loads(out.read_text())
+        doc["models"] = [r for r in old.get("models", []) if r["model"] not in only] + rows
     write_json(out, doc)
     print(f"wrote {out}")
 

@@ -150,10 +150,14 @@ def command_wer(
 
 
 def augmented(recordings: list[Recording], normalizer: Normalizer, rng: np.random.Generator) -> Split:
+    """Each recording through speech.augment; babble is three other recordings at once."""
     feats = []
     for r in recordings:
         recipe = augment.draw_recipe(rng, strength=0.6)
-        feats.append(features(augment.apply(r.samples, recipe, rng).astype(np.float64) / 32768.0, normalizer))
+        others = [recordings[int(i)].samples for i in rng.choice(len(recordings), 3)]
+        babble = sum(np.resize(o / augment.rms(o), 16000 * 4) for o in others)
+        x = augment.apply(r.samples, recipe, rng, babble=np.asarray(babble)).astype(np.float64) / 32768.0
+        feats.append(features(x, normalizer))
     return Split(feats, [r.text for r in recordings], ["user"] * len(feats), ["aug"] * len(feats))
 
 

@@ -78,7 +78,9 @@ def latency(model: Path, project: Project, *, chunks_ms: tuple[int, ...] = CHUNK
     return out
 
 
-def blocks(model: Path, project: Project, *, sizes: tuple[int, ...] = BLOCKS, utterances: int = 3) -> dict:
+def blocks(
+    model: Path, project: Project, *, sizes: tuple[int, ...] = BLOCKS, utterances: int = 3
+) -> dict[str, Any]:
     """``listen --file`` at real-time pace: the oldest sample's wait until processed, by block size."""
     import tempfile
     import wave

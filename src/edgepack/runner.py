@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from edgepack.errors import CommandError, ToolchainError
 
@@ -46,7 +46,7 @@ class Runner:
 
     dry_run: bool = False
     echo: bool = True
-    stream: object = field(default=sys.stderr, repr=False)
+    stream: TextIO = field(default=sys.stderr, repr=False)
     # Every command runs here unless told otherwise, never in the process's current folder: a step on
     # another thread may hold a chdir (onnxruntime's quant_pre_process writes into the cwd) when a
     # command starts, and a scratch cwd deleted under a running pip breaks it.
@@ -86,7 +86,7 @@ class Runner:
         """
         args = [os.fspath(a) for a in argv]
         if self.echo:
-            print(f"+ {shlex.join(args)}", file=self.stream)  # type: ignore[arg-type]
+            print(f"+ {shlex.join(args)}", file=self.stream)
         if self.dry_run and mutates:
             return Result(args, 0, "", "")
         full_env = None if env is None else {**os.environ, **env}
@@ -126,7 +126,6 @@ class Runner:
             )
         return result
 
-
     def spawn(self, argv: Sequence[str | os.PathLike[str]], *, log: Path, what: str = "") -> None:
         """Start a daemon that outlives edgepack (dockerd), its output appended to ``log``; not waited for.
 
@@ -151,7 +150,7 @@ class Runner:
         """A running command whose output the caller reads as it comes (QEMU's console); killed after."""
         args = [os.fspath(a) for a in argv]
         if self.echo:
-            print(f"+ {shlex.join(args)}", file=self.stream)  # type: ignore[arg-type]
+            print(f"+ {shlex.join(args)}", file=self.stream)
         try:
             proc = subprocess.Popen(args, cwd=self.home, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT)  # fmt: skip

@@ -21,12 +21,18 @@ In a project's own tasks.py: ``from edgepack.tasks import ns``.
 
 from __future__ import annotations
 
-from invoke import Collection
+from types import ModuleType
+
+from invoke.collection import Collection
+from invoke.tasks import Task
 
 from edgepack.commands import asr, build, builders, ci, device, doctor, flash, model, project, speech, wheels
+from edgepack.commands.boundary import Body
 
 
-def _family(name: str, module: object, *tasks: object, default: object = None) -> Collection:
+def _family(
+    name: str, module: ModuleType, *tasks: Task[Body], default: Task[Body] | None = None
+) -> Collection:
     family = Collection(name)
     for task in tasks:
         family.add_task(task, default=task is default)

@@ -13,13 +13,16 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
 from edgepack.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +169,8 @@ def build(cls: type[T], data: Any, *, where: Located, at: tuple[str, ...] = ()) 
 
 def _coerce(hint: Any, value: Any, *, where: Located, at: tuple[str, ...]) -> Any:
     origin = get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, where=where, at=at)  # type: ignore[arg-type]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a hint is a class, never an instance
+        return build(hint, value, where=where, at=at)
     if origin is Literal:
         if value not in get_args(hint):
             allowed = ", ".join(repr(a) for a in get_args(hint))

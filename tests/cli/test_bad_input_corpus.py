@@ -171,14 +171,14 @@ CASES = [
     ),
     Case(
         "init over a project",
-        ["init", "{p}", "--model", "{p}/m.onnx"],
+        ["init", "--folder", "{p}", "--model", "{p}/m.onnx"],
         2,
         ("does not overwrite",),
         lambda p: (write("edgepack.toml", "")(p), write("m.onnx", b"x")(p)),
     ),
     Case(
         "init with a file that is not ONNX",
-        ["init", "{p}/new", "--model", "{p}/m.onnx"],
+        ["init", "--folder", "{p}/new", "--model", "{p}/m.onnx"],
         2,
         ("m.onnx: not a readable ONNX model",),
         write("m.onnx", b"not onnx"),

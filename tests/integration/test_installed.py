@@ -98,7 +98,8 @@ def test_a_new_project_outside_the_repository_builds_a_smoke_tested_image(
 ) -> None:
     edgepack = str(installed / "edgepack")
     project = tmp_path / "my-project"
-    init = run([edgepack, "init", str(project), "--model", str(model), "--name", "tiny"], cwd=tmp_path)
+    argv = [edgepack, "init", "--folder", str(project), "--model", str(model), "--name", "tiny"]
+    init = run(argv, cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     assert (project / "targets/tiny.yaml").read_text().startswith("# A target")
     assert "extends: rpi4" in (project / "targets/tiny.yaml").read_text()

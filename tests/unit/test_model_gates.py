@@ -106,6 +106,7 @@ def test_auto_tries_each_recipe_reports_every_try_and_keeps_the_smallest_passing
     q = doc["quantize"]
     labels = [a["label"] for a in q["attempts"]]
     assert labels[:4] == ["dynamic", "dynamic, per-channel", "static QDQ", "static QDQ, per-channel"]
+    assert labels[4] == "static QDQ, per-channel, int8 activations"
     kept = [a for a in q["attempts"] if a["chosen"]]
     assert len(kept) == 1 and kept[0]["ok"] and kept[0]["label"] == q["chosen"]
     passing = [a for a in q["attempts"] if a["ok"]]
@@ -221,3 +222,17 @@ def test_the_quantize_flag_is_checked() -> None:
     assert model_options(["a.npz"], "auto").samples == ("a.npz",)
     with pytest.raises(ConfigError, match=r"--quantize int4: expected one of none, dynamic"):
         model_options(None, "int4")
+
+
+def test_an_exporter_error_is_named_in_one_line_without_the_ir_dump() -> None:
+    from edgepack.modelpipe.export import unsupported
+
+    ir = "\n".join(f"  %{i} : Tensor = aten::add(%x, %y)" for i in range(2000))
+    exc = RuntimeError(
+        f"graph(%self : __torch__.VADRNNJIT,\n{ir}\nExporting the operator 'prim::Uninitialized' to ONNX "
+        "opset version 17 is not supported."
+    )
+    assert unsupported(exc) == (
+        "Exporting the operator 'prim::Uninitialized' to ONNX opset version 17 is not supported"
+    )
+    assert unsupported(ValueError("plain message\nmore")) == "plain message"

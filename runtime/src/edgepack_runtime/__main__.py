@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgepack_runtime import asrcli
 from edgepack_runtime.audio import AudioError
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _add_metrics_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_metrics_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="the smoke inference N times: p50/p95/p99, peak RSS, CPU; JSON")
     bench.add_argument(
         "--spec", type=Path, default=None, help="default: the image's, or --target's last build"
@@ -130,7 +131,7 @@ def _add_metrics_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     )
 
 
-def bench_summary(result: dict) -> str:  # type: ignore[type-arg]
+def bench_summary(result: dict[str, Any]) -> str:
     """The benchmark for a person: latency percentiles, memory, CPU (``--json`` prints everything)."""
     lat = result.get("latency_ms", {})
     lines = [

@@ -18,7 +18,7 @@ from edgepack.host import builders
 from edgepack.host.binfmt import BinfmtMisc
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.docker import BuildxOptions
-from edgepack.pipeline.image import push_image
+from edgepack.pipeline.image import IMAGE_SOURCE_ENV, push_image
 from edgepack.pipeline.plan import plan
 from edgepack.pipeline.steps import Step
 from edgepack.runner import Runner
@@ -90,7 +90,7 @@ def _require_smoke_run_here(b: Build, steps: list[Step]) -> None:
     planned = release.Planned(target=b.target.name, image_key=by_name["image"].key,
                               smoke_key=by_name["smoke"].key, image_id=image["id"])  # fmt: skip
     release.require_smoke_run(release.read_report(b.out_dir / "report.json"), planned)
-    release.require_source_label(image.get("labels", {}), source=os.environ.get(release.IMAGE_SOURCE_ENV),
+    release.require_source_label(image.get("labels", {}), source=os.environ.get(IMAGE_SOURCE_ENV),
                                  target=b.target.name)  # fmt: skip
 
 

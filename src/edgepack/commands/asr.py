@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import json
 
+from invoke.context import Context
 from rich.table import Table
 
-from edgepack.commands.boundary import command, project
+from edgepack.commands.boundary import command, given, project
 from edgepack.ui import console
 
 JSON_HELP = {"target": "target name", "json": "one JSON object instead of the table"}
 
 
 @command(name="demo-rate", help=JSON_HELP, required=("target",))
-def demo_rate(c, target=None, json=False):
+def demo_rate(c: Context, target: str | None = None, json: bool = False) -> None:
     """WER of the held-out set: explicit resampling vs the same audio at 44.1 kHz fed as 16 kHz."""
-    asr_demo("rate", target_name=target, as_json=json)
+    asr_demo("rate", target_name=given(target), as_json=json)
 
 
 @command(name="demo-latency", help=JSON_HELP, required=("target",))
-def demo_latency(c, target=None, json=False):
+def demo_latency(c: Context, target: str | None = None, json: bool = False) -> None:
     """Streaming (per chunk, end of speech to text) vs whole-file latency, host, 1 thread."""
-    asr_demo("latency", target_name=target, as_json=json)
+    asr_demo("latency", target_name=given(target), as_json=json)
 
 
 @command(name="demo-blocks", help=JSON_HELP, required=("target",))
-def demo_blocks(c, target=None, json=False):
+def demo_blocks(c: Context, target: str | None = None, json: bool = False) -> None:
     """Capture latency by callback block size (128..2048), a file driven at real-time pace."""
-    asr_demo("blocks", target_name=target, as_json=json)
+    asr_demo("blocks", target_name=given(target), as_json=json)
 
 
 def asr_demo(which: str, *, target_name: str, as_json: bool) -> None:

@@ -14,7 +14,7 @@ Exit codes (README, "Errors"):
 | 7 | a performance regression against the baseline |
 | 8 | the file system: permission denied, no space left, read-only, a folder where a file belongs |
 | 9 | the model stage: trace, export or fp32 validation failed |
-| 10 | the quantization gate: the quantized model fails its task metric or cosine, quantized no node, or does not load |
+| 10 | the quantization gate: the quantized model fails its metric or cosine, quantized nothing, or fails to load |
 | 130 | interrupted (Ctrl-C): finished steps stay cached, no partial output is kept |
 """
 
@@ -31,15 +31,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from invoke import Program, task
+from invoke.context import Context
 from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
+from invoke.tasks import Task
 
 from edgepack.config import Project, find_project
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.runner import Runner
 from edgepack.ui import errors
 
-F = TypeVar("F", bound=Callable[..., Any])
+# A task's body: ``(c: Context, **flags)``; invoke reads its flags from the signature.
+Body = Callable[..., Any]
+T = TypeVar("T")
 
 FILESYSTEM_EXIT = 8
 _OS_ADVICE = {
@@ -92,15 +96,15 @@ def command(
     name: str | None = None,
     required: Sequence[str] = (),
     positional: Sequence[str] = (),
-) -> Callable[[F], Any]:
+) -> Callable[[Body], Task[Body]]:
     """An invoke task run inside the error boundary; no automatic short flags (``-h`` is always help).
 
     Each flag's default is appended to its help text, so ``--help`` shows it.
     """
 
-    def wrap(body: F) -> Any:
+    def wrap(body: Body) -> Task[Body]:
         @functools.wraps(body)
-        def guarded(c: Any, *args: Any, **kwargs: Any) -> Any:
+        def guarded(c: Context, *args: Any, **kwargs: Any) -> Any:
             with guard():
                 for flag in required:  # flags, not positionals: "-h" after the task stays help
                     if kwargs.get(flag) in (None, ""):
@@ -109,7 +113,7 @@ def command(
                         )
                 return body(c, *args, **kwargs)
 
-        return task(
+        return Task(  # what invoke's @task(...) makes of a function
             guarded,
             auto_shortflags=False,
             help=_with_defaults(body, help or {}),
@@ -120,6 +124,12 @@ def command(
         )
 
     return wrap
+
+
+def given(value: T | None) -> T:
+    """A flag named in ``@command(required=...)``: the boundary has refused the task without it."""
+    assert value is not None, "a required flag reached its task unset"
+    return value
 
 
 def _required_hint(flag: str) -> str:
@@ -213,7 +223,7 @@ class EdgepackProgram(Program):
         argv = self._help_first(list(sys.argv) if argv is None else argv)
         try:
             self.create_config()
-            self.parse_core(argv)
+            self.parse_core(argv.split() if isinstance(argv, str) else argv)  # as invoke's normalize_argv
             self.parse_collection()
             self.parse_tasks()
             self.parse_cleanup()

@@ -268,7 +268,8 @@ def list_targets(*, schema: bool, as_json: bool = False) -> None:
         t: Target = load_target(proj, name)
         rows.append({"name": t.name, "platform": t.platform, "cpu": t.cpu_model, "smoke": t.runs_on,
                      "model": t.model, "gpu": t.gpu.base_image if t.gpu else None,
-                     "description": t.description, "source": "project" if name in own else "built-in"})  # fmt: skip
+                     "description": t.description,
+                     "source": "project" if name in own else "built-in"})  # fmt: skip
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from invoke.context import Context
+
 from edgepack.ci import commands as ci_actions
-from edgepack.commands.boundary import command
+from edgepack.commands.boundary import command, given
 
 
 @command(
@@ -17,14 +19,25 @@ from edgepack.commands.boundary import command
     },
     required=("node", "endpoint"),
 )
-def add(c, node=None, endpoint=None, platform=None, no_bootstrap=False, verbose=False):
+def add(
+    c: Context,
+    node: str | None = None,
+    endpoint: str | None = None,
+    platform: list[str] | None = None,
+    no_bootstrap: bool = False,
+    verbose: bool = False,
+) -> None:
     """Add a native builder node (docker buildx create --append) to the edgepack builder."""
     ci_actions.add_builder(
-        node, endpoint=endpoint, platforms=tuple(platform), bootstrap=not no_bootstrap, verbose=verbose
+        given(node),
+        endpoint=given(endpoint),
+        platforms=tuple(platform or ()),
+        bootstrap=not no_bootstrap,
+        verbose=verbose,
     )
 
 
 @command()
-def ls(c):
+def ls(c: Context) -> None:
     """buildx nodes and what each builds natively; where each target would build (native or QEMU)."""
     ci_actions.list_builders()

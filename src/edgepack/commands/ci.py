@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from invoke.context import Context
+
 from edgepack.ci import commands as ci_actions
-from edgepack.commands.boundary import command
+from edgepack.commands.boundary import command, given
 
 
 @command(help={"target": "one target's entry (default: every target)", "only": "the old name of --target"})
-def matrix(c, target="all", only=""):
+def matrix(c: Context, target: str = "all", only: str = "") -> None:
     """Print the CI matrix (JSON) from targets/ and .github/matrix.yaml: the workflow's first job runs it."""
     ci_actions.print_matrix(only=only or target)
 
 
 @command(help={"check": "fail (exit 2) when .github/workflows/ is not what targets/ generate"})
-def workflow(c, check=False):
+def workflow(c: Context, check: bool = False) -> None:
     """Regenerate .github/workflows/*.yml from targets/, .github/matrix.yaml and the pinned actions."""
     ci_actions.write_workflow(check=check)
 
@@ -30,8 +32,21 @@ def workflow(c, check=False):
     },
     required=("target", "image", "builder"),
 )
-def push(c, target=None, image=None, builder=None, model=None, cache_from=None, verbose=False):
+def push(
+    c: Context,
+    target: str | None = None,
+    image: str | None = None,
+    builder: str | None = None,
+    model: str | None = None,
+    cache_from: list[str] | None = None,
+    verbose: bool = False,
+) -> None:
     """Push a smoke-tested build with SBOM and provenance; writes build/<target>/pushed.txt (image@digest)."""
     ci_actions.push(
-        target, image=image, builder=builder, model=model, cache_from=tuple(cache_from), verbose=verbose
+        given(target),
+        image=given(image),
+        builder=given(builder),
+        model=model,
+        cache_from=tuple(cache_from or ()),
+        verbose=verbose,
     )

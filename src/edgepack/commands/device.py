@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.tasks import Task
 from rich.table import Table
 
-from edgepack.commands.boundary import command, integer, number
+from edgepack.commands.boundary import Body, command, given, integer, number
 from edgepack.config import Project, Target, find_project, load_target
 from edgepack.device import bench as device_bench
 from edgepack.device import deploy as device_deploy
@@ -236,7 +238,7 @@ def _report_for(project: Project, image_id: str) -> dict[str, Any] | None:
     import json
 
     for path in project.build_dir.glob("*/report.json"):
-        report = json.loads(path.read_text())
+        report: dict[str, Any] = json.loads(path.read_text())
         if report.get("image", {}).get("id") == image_id:
             return report
     return None
@@ -268,16 +270,16 @@ BOARDS = {
 MANY = ["host", "board", "label"]
 
 
-def board_task(name: str, *, help: dict[str, str] | None = None) -> Any:
+def board_task(name: str, *, help: dict[str, str] | None = None) -> Callable[[Body], Task[Body]]:
     """The board-selection flags every device task shares, plus its own."""
     return command(name=name, iterable=MANY, help={**BOARDS, **(help or {})})
 
 
 def _selection(
     target: str | None,
-    host: Sequence[str],
-    board: Sequence[str],
-    label: Sequence[str],
+    host: Sequence[str] | None,
+    board: Sequence[str] | None,
+    label: Sequence[str] | None,
     all: bool,
     inventory: str | None,
     key: str | None,
@@ -285,55 +287,56 @@ def _selection(
     mode: str | None,
     jobs: str,
 ) -> Selection:
-    if mode not in (None, "docker", "bundle"):
+    modes: tuple[Mode | None, ...] = (None, "docker", "bundle")
+    if mode not in modes:
         raise ConfigError(f"--mode {mode}: expected docker or bundle.")
     return Selection(
         target=target,
-        hosts=tuple(host),
-        boards=tuple(board),
-        labels=tuple(label),
+        hosts=tuple(host or ()),  # invoke gives an iterable flag [] when it is not given
+        boards=tuple(board or ()),
+        labels=tuple(label or ()),
         all=all,
         inventory=inventory,
         key=key,
         known_hosts=known_hosts,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         jobs=integer("jobs", jobs, minimum=1, maximum=64),
     )
 
 
 @board_task("deploy")
 def deploy_(
-    c,
-    target=None,
-    host=None,
-    board=None,
-    label=None,
-    all=False,
-    inventory=None,
-    key=None,
-    known_hosts=None,
-    mode=None,
-    jobs="4",
-):
+    c: Context,
+    target: str | None = None,
+    host: list[str] | None = None,
+    board: list[str] | None = None,
+    label: list[str] | None = None,
+    all: bool = False,
+    inventory: str | None = None,
+    key: str | None = None,
+    known_hosts: str | None = None,
+    mode: str | None = None,
+    jobs: str = "4",
+) -> None:
     """Deploy the smoke-tested image to boards over SSH: arch and space checked first; resumable, atomic."""
     deploy(_selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs))
 
 
 @board_task("smoke", help={"runs": "timed passes (default: the target's smoke.runs)"})
 def smoke_(
-    c,
-    target=None,
-    host=None,
-    board=None,
-    label=None,
-    all=False,
-    inventory=None,
-    key=None,
-    known_hosts=None,
-    mode=None,
-    jobs="4",
-    runs=None,
-):
+    c: Context,
+    target: str | None = None,
+    host: list[str] | None = None,
+    board: list[str] | None = None,
+    label: list[str] | None = None,
+    all: bool = False,
+    inventory: str | None = None,
+    key: str | None = None,
+    known_hosts: str | None = None,
+    mode: str | None = None,
+    jobs: str = "4",
+    runs: str | None = None,
+) -> None:
     """The QEMU smoke test on the boards themselves: outputs against the host reference, into report.json."""
     sel = _selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
     smoke(sel, runs=integer("runs", runs, minimum=1, maximum=1000) if runs else None)
@@ -341,20 +344,20 @@ def smoke_(
 
 @board_task("bench", help={"runs": "timed passes over the smoke input", "warmup": "untimed passes"})
 def bench_(
-    c,
-    target=None,
-    host=None,
-    board=None,
-    label=None,
-    all=False,
-    inventory=None,
-    key=None,
-    known_hosts=None,
-    mode=None,
-    jobs="4",
-    runs="5",
-    warmup="1",
-):
+    c: Context,
+    target: str | None = None,
+    host: list[str] | None = None,
+    board: list[str] | None = None,
+    label: list[str] | None = None,
+    all: bool = False,
+    inventory: str | None = None,
+    key: str | None = None,
+    known_hosts: str | None = None,
+    mode: str | None = None,
+    jobs: str = "4",
+    runs: str = "5",
+    warmup: str = "1",
+) -> None:
     """Benchmark on the boards: latency p50/p95/p99, peak RSS, CPU, temperature and throttling."""
     sel = _selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
     bench(
@@ -366,19 +369,19 @@ def bench_(
 
 @board_task("metrics", help={"seconds": "how long the metrics service runs"})
 def metrics_(
-    c,
-    target=None,
-    host=None,
-    board=None,
-    label=None,
-    all=False,
-    inventory=None,
-    key=None,
-    known_hosts=None,
-    mode=None,
-    jobs="4",
-    seconds="10",
-):
+    c: Context,
+    target: str | None = None,
+    host: list[str] | None = None,
+    board: list[str] | None = None,
+    label: list[str] | None = None,
+    all: bool = False,
+    inventory: str | None = None,
+    key: str | None = None,
+    known_hosts: str | None = None,
+    mode: str | None = None,
+    jobs: str = "4",
+    seconds: str = "10",
+) -> None:
     """Run the runtime's metrics service (Prometheus text on 127.0.0.1, JSON lines) on the boards; show it."""
     sel = _selection(target, host, board, label, all, inventory, key, known_hosts, mode, jobs)
     metrics(sel, seconds=number("seconds", seconds, minimum=1, maximum=3600))
@@ -393,6 +396,8 @@ def metrics_(
     },
     required=("target",),
 )
-def regress(c, target=None, board=None, update_baseline=False):
+def regress(
+    c: Context, target: str | None = None, board: list[str] | None = None, update_baseline: bool = False
+) -> None:
     """Compare the boards' latest bench with baselines/<target>/<model>.json; exit 7 on a regression."""
-    run_regress(target, boards=board, update_baseline=update_baseline)
+    run_regress(given(target), boards=board or [], update_baseline=update_baseline)

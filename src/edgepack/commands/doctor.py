@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 
+from invoke.context import Context
 from invoke.exceptions import Exit
 
 from edgepack.commands.boundary import command, runner
@@ -19,14 +21,14 @@ from edgepack.ui.doctor import render_checks
         "json": "print the checks as JSON",
     },
 )
-def doctor_(c, fix=False, json=False):
+def doctor_(c: Context, fix: bool = False, json: bool = False) -> None:
     """Check the host toolchain (docker, buildx, QEMU in binfmt_misc); --fix installs what is missing."""
     run_doctor(fix=fix, as_json=json)
 
 
 @command(help={"unit": "unit tests only (no docker)", "k": "pytest -k expression"})
-def test(c, unit=False, k=""):
-    """Run the test suite: unit tests, then integration tests with the real docker, buildx and QEMU."""
+def test(c: Context, unit: bool = False, k: str = "") -> None:
+    """Type-check (mypy), then the tests: unit, then integration with the real docker, buildx and QEMU."""
     run_tests(unit_only=unit, keyword=k)
 
 
@@ -49,10 +51,22 @@ def run_doctor(*, fix: bool, as_json: bool = False) -> None:
 
 
 def run_tests(*, unit_only: bool, keyword: str) -> None:
-    """pytest in this process: unit tests first (fast), then the CLI and integration tests."""
+    """mypy, then pytest, in this process: unit tests first (fast), then the CLI and integration tests."""
     import pytest
 
+    type_check()
     paths = ["tests/unit"] if unit_only else ["tests/unit", "tests/cli", "tests/integration"]
     code = pytest.main([*paths, *(["-k", keyword] if keyword else [])])
     if code != 0:
         raise Exit(code=int(code))
+
+
+def type_check() -> None:
+    """mypy with pyproject.toml's [tool.mypy] (strict; its ``files``): its errors fail the tests."""
+    from mypy import api as mypy
+
+    report, errors, status = mypy.run([])
+    sys.stdout.write(report)  # one line on success
+    sys.stderr.write(errors)
+    if status != 0:
+        raise Exit(code=status)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgepack.commands.boundary import command, project, runner
+from invoke.context import Context
+
+from edgepack.commands.boundary import command, given, project, runner
 from edgepack.config import load_target
 from edgepack.errors import ConfigError
 from edgepack.locks import catalog as lock_catalog
 from edgepack.pipeline.context import Build
-from edgepack.pipeline.steps import cached_state, execute
+from edgepack.pipeline.steps import Step, cached_state, execute
 from edgepack.ui import build as ui_build
 from edgepack.ui import console, errors
 
@@ -23,18 +25,20 @@ from edgepack.ui import console, errors
     },
     required=("target",),
 )
-def image(c, target=None, dry_run=False, dry=False, verbose=False):
+def image(
+    c: Context, target: str | None = None, dry_run: bool = False, dry: bool = False, verbose: bool = False
+) -> None:
     """Build the target's SD-card image: .img, .img.xz, sha256, rpi-imager entry (build/<target>/sdcard/)."""
-    flash_image(target, dry=dry_run or dry, verbose=verbose)
+    flash_image(given(target), dry=dry_run or dry, verbose=verbose)
 
 
 @command(
     help={"target": "target name", "image": "an .img (default: the target's last build)", "verbose": "echo"},
     required=("target",),
 )
-def boot(c, target=None, image=None, verbose=False):
+def boot(c: Context, target: str | None = None, image: str | None = None, verbose: bool = False) -> None:
     """Boot the card image under qemu-system-aarch64 (virt, the board's CPU) until its smoke test reports."""
-    flash_boot(target, image=image, verbose=verbose)
+    flash_boot(given(target), image=image, verbose=verbose)
 
 
 @command(
@@ -48,9 +52,17 @@ def boot(c, target=None, image=None, verbose=False):
     },
     required=("image", "device"),
 )
-def write(c, image=None, device=None, force=False, yes=False, dry_run=False, dry=False):
+def write(
+    c: Context,
+    image: str | None = None,
+    device: str | None = None,
+    force: bool = False,
+    yes: bool = False,
+    dry_run: bool = False,
+    dry: bool = False,
+) -> None:
     """Write an image to a card: refuses system, mounted, small or fixed disks; verifies by reading back."""
-    flash_write(image=image, device=device, force=force, yes=yes, dry=dry_run or dry)
+    flash_write(image=given(image), device=given(device), force=force, yes=yes, dry=dry_run or dry)
 
 
 def flash_image(target_name: str, *, dry: bool, verbose: bool) -> Path:
@@ -82,7 +94,7 @@ def flash_image(target_name: str, *, dry: bool, verbose: bool) -> Path:
         console.print(ui_build.plan_table(steps, cached_state(steps, b.cache)))
         return b.out_dir / "sdcard"
 
-    def announce(step, hit):  # type: ignore[no-untyped-def]
+    def announce(step: Step, hit: bool) -> None:
         console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
 
     records = execute(steps, b.cache, on_start=announce)
@@ -111,6 +123,8 @@ def flash_boot(target_name: str, *, image: str | None, verbose: bool) -> None:
             f"no card image at {path}, or its app step is not built.",
             hint=f"Build it: edgepack flash.image --target {target.name}",
         )
+    if target.qemu_cpu is None:  # config.py requires it of every emulated target: a card's board is one
+        raise ConfigError(f"{target.name} names no qemu_cpu: its card image cannot boot under QEMU.")
     result = qemu.boot(
         path,
         workdir=proj.build_dir / target.name / "sdcard-boot",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgepack.commands.boundary import command, project, runner
+from invoke.context import Context
+
+from edgepack.commands.boundary import command, given, project, runner
 from edgepack.config import load_target
 from edgepack.errors import ConfigError
 from edgepack.fsutil import write_text
 from edgepack.pipeline.context import Build
-from edgepack.pipeline.steps import execute
+from edgepack.pipeline.steps import Step, execute
 from edgepack.ui import console
 from edgepack.ui import model as ui_model
 
@@ -18,31 +20,31 @@ MODEL_HELP = {"target": "target name (its CPU and onnxruntime)", "spec": "model 
 
 
 @command(help=MODEL_HELP, required=("target",))
-def export(c, target=None, spec=None):
+def export(c: Context, target: str | None = None, spec: str | None = None) -> None:
     """Export the spec's model to ONNX and verify it against eager torch at every check size."""
-    model_stage("export", target_name=target, spec=spec)
+    model_stage("export", target_name=given(target), spec=spec)
 
 
 @command(help=MODEL_HELP, required=("target",))
-def quantize(c, target=None, spec=None):
+def quantize(c: Context, target: str | None = None, spec: str | None = None) -> None:
     """Export, then quantize as the spec asks (dynamic / static QDQ int8, fp16)."""
-    model_stage("quantize", target_name=target, spec=spec)
+    model_stage("quantize", target_name=given(target), spec=spec)
 
 
 @command(help=MODEL_HELP, required=("target",))
-def validate(c, target=None, spec=None):
+def validate(c: Context, target: str | None = None, spec: str | None = None) -> None:
     """Export, quantize, then validate against fp32: outputs, per-layer SQNR, task metric (gates)."""
-    model_stage("validate", target_name=target, spec=spec)
+    model_stage("validate", target_name=given(target), spec=spec)
 
 
 @command(help={"target": "target name", "json": "print the report's JSON"}, required=("target",))
-def report(c, target=None, json=False):
+def report(c: Context, target: str | None = None, json: bool = False) -> None:
     """Show the last model validation report of a target (build/<target>/model/report.json)."""
-    model_show(target_name=target, as_json=json)
+    model_show(target_name=given(target), as_json=json)
 
 
 @command()
-def schema(c):
+def schema(c: Context) -> None:
     """Regenerate models/model.schema.json from the spec's types."""
     model_schema()
 
@@ -62,7 +64,7 @@ def model_stage(stage: str, *, target_name: str, spec: str | None) -> None:
         )
     steps = plan_model(b)[: STEP_NAMES.index(stage) + 1]
 
-    def announce(step, hit):  # type: ignore[no-untyped-def]
+    def announce(step: Step, hit: bool) -> None:
         console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
 
     last = execute(steps, b.cache, on_start=announce)[-1].outputs

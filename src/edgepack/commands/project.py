@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from invoke.context import Context
+
 from edgepack.ci import workflow
 from edgepack.commands.boundary import command
 from edgepack.config import find_project
@@ -13,7 +15,6 @@ from edgepack.ui import console
 
 
 @command(
-    positional=["folder"],
     help={
         "folder": "where to create the project (default: the current folder)",
         "name": "the target's name (default: the folder's name)",
@@ -22,7 +23,14 @@ from edgepack.ui import console
         "factory": "or your torch model: package.module:callable returning the nn.Module",
     },
 )
-def init(c, folder=None, name="", board="rpi4", model=None, factory=None):
+def init(
+    c: Context,
+    folder: str | None = None,
+    name: str = "",
+    board: str = "rpi4",
+    model: str | None = None,
+    factory: str | None = None,
+) -> None:
     """Create a project: edgepack.toml, a target extending a board, a model spec, samples/, tasks.py, CI."""
     folder = folder or "."
     root = Path(folder).resolve()

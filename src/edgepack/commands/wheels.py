@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from invoke.context import Context
 from rich import box
 from rich.table import Table
 
 from edgepack import wheels
-from edgepack.commands.boundary import command
+from edgepack.commands.boundary import command, given
 from edgepack.config import Project, find_project, load_target
 from edgepack.errors import ConfigError
 from edgepack.locks import catalog as lock_catalog
@@ -28,7 +29,7 @@ def build_wheels(
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'.", hint=f"Use one of: {', '.join(STRATEGIES)}.")
     runner = Runner(echo=verbose)
-    kinds = ("base", "sysroot") if strategy == "cross" else ("base", "builder")
+    kinds: tuple[lock_catalog.Kind, ...] = ("base", "sysroot") if strategy == "cross" else ("base", "builder")
     for moved in lock_catalog.sync(project, target, runner=runner, locked=False, kinds=kinds):
         console.print(f"lock drift: {moved.lock}: {moved.label()}")
     packages = [package] if package else []
@@ -37,7 +38,7 @@ def build_wheels(
         return
     entries = wheels.build_wheels(
         target, project=project, runner=runner, strategy=strategy, packages=packages
-    )  # type: ignore[arg-type]
+    )
     results = (
         {r.package: r.output for r in wheels.verify(target, entries, project=project, runner=runner)}
         if verify
@@ -98,12 +99,19 @@ WHEELS_HELP = {
 
 
 @command(name="build", help=WHEELS_HELP, required=("target",))
-def build_(c, target=None, strategy="cross", package=None, no_test=False, verbose=False):
+def build_(
+    c: Context,
+    target: str | None = None,
+    strategy: str = "cross",
+    package: str | None = None,
+    no_test: bool = False,
+    verbose: bool = False,
+) -> None:
     """Build the target's wheels from wheels/*.yaml, repair them (auditwheel), test them under QEMU."""
-    build_wheels(target, strategy=strategy, package=package, verify=not no_test, verbose=verbose)
+    build_wheels(given(target), strategy=strategy, package=package, verify=not no_test, verbose=verbose)
 
 
 @command(help={"target": "target name", "verbose": "echo every command"}, required=("target",))
-def preflight(c, target=None, verbose=False):
+def preflight(c: Context, target: str | None = None, verbose: bool = False) -> None:
     """Which of the target's requirements have a wheel for the board, and which need building."""
-    run_preflight(target, verbose=verbose)
+    run_preflight(given(target), verbose=verbose)

@@ -106,8 +106,10 @@ class PackageIndex:
 
 
 def _highest_first(cands: list[Candidate]) -> tuple[Candidate, ...]:
-    key = functools.cmp_to_key(lambda a, b: compare_versions(b.version, a.version))
-    return tuple(sorted(cands, key=key))
+    def descending(a: Candidate, b: Candidate) -> int:
+        return compare_versions(b.version, a.version)
+
+    return tuple(sorted(cands, key=functools.cmp_to_key(descending)))
 
 
 def resolve_closure(

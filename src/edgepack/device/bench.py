@@ -61,7 +61,8 @@ def host_reference(project: Project, target: Target) -> dict[str, Any]:
             f"the host reference of the {target.name} build is gone from build/cache.",
             hint=f"Rebuild: edgepack build --target {target.name}",
         )
-    return json.loads(Path(json.loads(stamp.read_text())["reference"]).read_text())
+    reference: dict[str, Any] = json.loads(Path(json.loads(stamp.read_text())["reference"]).read_text())
+    return reference
 
 
 def require_deployed(board: Board, target: Target, project: Project) -> dict[str, Any]:
@@ -84,7 +85,8 @@ def run_json(
     board: Board, target: Target, command: list[str], *, what: str, timeout: float
 ) -> dict[str, Any]:
     out = board.run(runtime_argv(board.spec, target, command), what=what, timeout=timeout, privileged=False)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def board_smoke(board: Board, target: Target, project: Project, *, runs: int | None = None) -> dict[str, Any]:

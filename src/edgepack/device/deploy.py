@@ -160,7 +160,8 @@ def _image_config(tag: str, runner: Runner) -> dict[str, Any]:
         what=f"docker image inspect {tag}",
         mutates=False,
     ).stdout
-    return json.loads(out or "{}")
+    config: dict[str, Any] = json.loads(out or "{}")
+    return config
 
 
 def run_script(config: dict[str, Any], *, image_id: str) -> str:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 from edgepack.errors import ConfigError
 from edgepack.yamlconf import Located, build, load_yaml, merge
@@ -167,6 +167,10 @@ def check_board(spec: BoardSpec, *, where: str) -> None:
         raise ConfigError(f"{where}: dir {spec.dir!r} of board '{spec.name}' must be a plain absolute path.")
 
 
+@overload
+def _path(value: str, inventory: Path) -> str: ...
+@overload
+def _path(value: str | None, inventory: Path) -> str | None: ...
 def _path(value: str | None, inventory: Path) -> str | None:
     if value is None:
         return None

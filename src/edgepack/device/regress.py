@@ -125,7 +125,7 @@ def compare(
 def drift(board: str, runs: list[dict[str, Any]], thresholds: Thresholds) -> list[str]:
     """Metrics that got worse at each of the latest runs, by more than drift.rel in all."""
     last = [metrics_of(r) for r in runs[-thresholds.drift.runs :]]
-    notes = []
+    notes: list[str] = []
     if len(last) < thresholds.drift.runs:
         return notes
     for name, t in thresholds.metrics.items():

@@ -38,9 +38,9 @@ def module_order(modules_dep: str, wanted: Sequence[str]) -> list[str]:
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in modules_dep.splitlines():
-        module, _, rest = line.partition(":")
-        deps[module] = rest.split()
-        by_name[_name(module)] = module
+        path, _, rest = line.partition(":")
+        deps[path] = rest.split()
+        by_name[_name(path)] = path
     order: list[str] = []
     for name in wanted:
         module = by_name.get(_name(name))

@@ -10,6 +10,7 @@ cmdline.txt plus QEMU's serial console. The disk is the image itself,
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import selectors
@@ -72,7 +73,8 @@ def _watch(argv: list[str], *, log: Path, timeout_s: float, runner: Runner) -> B
     """Run QEMU, copy the serial console to ``log``, stop at the smoke line or the deadline."""
     t0 = time.monotonic()
     with log.open("wb") as sink, runner.streaming(argv, what="booting the image under QEMU") as proc:
-        assert proc.stdout is not None
+        # stdout=PIPE, buffered: read1 returns what is there without waiting for more
+        assert isinstance(proc.stdout, io.BufferedIOBase)
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         partial, fatal = b"", ""  # the console's last, unfinished line; a line that ends all hope
@@ -80,7 +82,7 @@ def _watch(argv: list[str], *, log: Path, timeout_s: float, runner: Runner) -> B
             while not fatal and (left := timeout_s - (time.monotonic() - t0)) > 0:
                 if not sel.select(timeout=min(left, 5.0)):
                     continue
-                chunk = proc.stdout.read1(65536)  # type: ignore[attr-defined]
+                chunk = proc.stdout.read1(65536)
                 if not chunk:
                     fatal = "QEMU exited"
                     break

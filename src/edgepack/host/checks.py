@@ -57,46 +57,10 @@ class Check:
 # -- pins (resources/toolchain.yaml) -------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- emulators and binfmt_misc -------------------------------------------------------------------
 
 
-
-
 # The values Debian's qemu-user-binfmt uses.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- the host and the check context ---------------------------------------------------------------
@@ -179,11 +143,11 @@ class Ctx:
 
     def echo(self, text: str) -> None:
         if self.runner.echo:
-            print(f"+ {text}", file=self.runner.stream)  # type: ignore[arg-type]
+            print(f"+ {text}", file=self.runner.stream)
 
     def say(self, text: str) -> None:
         """A line for the user even when commands are not echoed: a wait must not look like a hang."""
-        print(text, file=self.runner.stream, flush=True)  # type: ignore[arg-type]
+        print(text, file=self.runner.stream, flush=True)
 
     def qemu_path(self, name: str) -> Path:
         return self.host.path(self.pins.qemu.install_dir) / name
@@ -448,7 +412,7 @@ def check_binfmt_mount(ctx: Ctx) -> Check:
         mounted = ctx.host.binfmt.mounted()
         return State(mounted, f"{root} {'mounted' if mounted else 'not mounted'}", f"mount {root}")
 
-    argv = ["mount", "-t", "binfmt_misc", "binfmt_misc", root]
+    argv = ["mount", "-t", "binfmt_misc", "binfmt_misc", str(root)]
     return _resolve(ctx, "binfmt_misc", probe, lambda: ctx.runner.run(argv, what="mount binfmt_misc"))
 
 
@@ -534,13 +498,7 @@ def check_platforms(ctx: Ctx, platforms: Sequence[str]) -> Check:
     return _resolve(ctx, "buildx platforms", probe, lambda: ctx.runner.run(argv, what="bootstrap buildx"))
 
 
-
-
-
-
 # -- the API --------------------------------------------------------------------------------------
-
-
 
 
 def check_wheel_tools(ctx: Ctx) -> Check:
@@ -614,7 +572,3 @@ def check_sdcard_tools(ctx: Ctx) -> Check:
         ctx.apt_install("--no-install-recommends", *pins.packages, what="install the SD-card tools")
 
     return _resolve(ctx, "sd-card tools (flash)", probe, apply)
-
-
-
-

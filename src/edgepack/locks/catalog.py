@@ -123,7 +123,7 @@ def _refresh_one(project: Project, lock: LockFile, *, runner: Runner) -> str:
         return "PyPI wheels"
     if lock.kind in ("sysroot", "builder"):
         recipes = wheelhouse.selected(target, project, recipe_names(recipes_dir(project.root)))
-        resolved = sysroot.resolve(lock.kind, target, recipes, project=project, runner=runner)  # type: ignore[arg-type]
+        resolved = sysroot.resolve(lock.kind, target, recipes, project=project, runner=runner)
     else:
         if lock.kind == "sdcard":
             from edgepack.flash import layout
@@ -145,8 +145,9 @@ def check_kinds(only: str) -> tuple[Kind, ...]:
     """``--only base,sdcard`` -> the kinds; an unknown one is a ConfigError with the choices."""
     if not only:
         return KINDS
-    chosen = tuple(k.strip() for k in only.split(",") if k.strip())
-    for kind in chosen:
+    chosen: list[Kind] = []
+    for kind in (k.strip() for k in only.split(",") if k.strip()):
         if kind not in KINDS:
             raise ConfigError(f"--only {kind}: not a kind of lock.", hint=f"Choose from: {', '.join(KINDS)}.")
-    return chosen  # type: ignore[return-value]
+        chosen.append(kind)
+    return tuple(chosen)

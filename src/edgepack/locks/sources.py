@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from edgepack.locks.store import Store
 
@@ -115,11 +116,11 @@ class Fetcher:
         self.say(f"  skipped {root}: {reason}")
 
 
-def _copy_hashing(response: object, out: object) -> str:
+def _copy_hashing(response: IO[bytes], out: IO[bytes]) -> str:
     h = hashlib.sha256()
-    while block := response.read(1 << 20):  # type: ignore[attr-defined]
+    while block := response.read(1 << 20):
         h.update(block)
-        out.write(block)  # type: ignore[attr-defined]
+        out.write(block)
     return h.hexdigest()
 
 

@@ -5,15 +5,17 @@ weights, static calibration with real data, some layers kept in float (the
 MiniLM embedding model here needed per-channel weights and six FFN MatMuls in
 fp32 to hold a 0.99 cosine; four tries). Auto does those tries in order:
 
-1. dynamic int8, 2. dynamic int8 with per-channel weights, 3. static QDQ int8 and
-   4. static QDQ int8 per-channel, calibrated on the samples (synthetic inputs without them);
-5. if none passes: from the try with the best output cosine, keep its worst
+1. dynamic int8, 2. dynamic int8 with per-channel weights, 3. static QDQ int8,
+   4. static QDQ int8 per-channel and 5. the same with int8 (not uint8) activations,
+   calibrated on the samples (synthetic inputs without them);
+6. if none passes: from the try with the best output cosine, keep its worst
    meaningful layer (per-layer SQNR) in fp32, one more layer a step, for at
    most ``quantize.auto_steps`` steps, until one passes.
 
 Every try is quantized, counted (a try that quantized nothing fails) and
 validated on the same inputs as the validate step. Among the tries that pass,
-the smallest file wins, then the fastest on this host. Every try is reported.
+those not slower than fp32 on this host come first, then the smallest file wins,
+then the fastest. Every try is reported.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ class Attempt:
     per_channel: bool
     exclude_nodes: tuple[str, ...]
     ok: bool
+    activation_type: str = "uint8"
     bytes: int = 0
     host_ms: float = 0.0
+    fp32_ms: float = 0.0
     quantized_nodes: int = 0
     least_cosine: float = 0.0
     why: str = ""  # the first failure
@@ -52,17 +56,18 @@ class Search:
 
     def effective(self) -> dict[str, Any]:
         c = self.chosen
-        return {"mode": c.mode, "per_channel": c.per_channel, "exclude_nodes": list(c.exclude_nodes)}
+        return {"mode": c.mode, "per_channel": c.per_channel, "exclude_nodes": list(c.exclude_nodes),
+                "activation_type": c.activation_type}  # fmt: skip
 
 
-def variant(spec: ModelSpec, *, mode: str, per_channel: bool, exclude: Sequence[str] = ()) -> ModelSpec:
+def variant(
+    spec: ModelSpec, *, mode: str, per_channel: bool, exclude: Sequence[str] = (), activation_type: str = ""
+) -> ModelSpec:
     q = spec.quantize
-    return replace(
-        spec,
-        quantize=replace(
-            q, mode=mode, per_channel=per_channel, exclude_nodes=tuple(sorted({*q.exclude_nodes, *exclude}))
-        ),  # type: ignore[arg-type]
-    )
+    excluded = tuple(sorted({*q.exclude_nodes, *exclude}))
+    act = activation_type or q.activation_type
+    return replace(spec, quantize=replace(q, mode=mode, per_channel=per_channel, exclude_nodes=excluded,
+                                          activation_type=act))  # type: ignore[arg-type]  # fmt: skip
 
 
 def search(
@@ -79,13 +84,20 @@ def search(
     """Every try in ``work``; returns the search and the chosen model's path."""
     pre = work / "preprocessed.onnx"
     quantize.preprocess(fp32, pre)
-    tries = [("dynamic", "dynamic", False), ("dynamic, per-channel", "dynamic", True),
-             ("static QDQ", "static", False), ("static QDQ, per-channel", "static", True)]  # fmt: skip
+    tries = [
+        ("dynamic", "dynamic", False, "uint8"),
+        ("dynamic, per-channel", "dynamic", True, "uint8"),
+        ("static QDQ", "static", False, "uint8"),
+        ("static QDQ, per-channel", "static", True, "uint8"),
+        # PP-OCRv4's detector: its ConvTranspose head lost all signal with uint8 activations
+        # (cosine 0) and kept IoU 0.96 with int8 ones.
+        ("static QDQ, per-channel, int8 activations", "static", True, "int8"),
+    ]
     attempts: list[Attempt] = []
     paths: dict[str, Path] = {}
 
-    def attempt(label: str, mode: str, per_channel: bool, exclude: Sequence[str] = ()) -> Attempt:
-        v = variant(spec, mode=mode, per_channel=per_channel, exclude=exclude)
+    def attempt(label: str, mode: str, per_channel: bool, act: str, exclude: Sequence[str] = ()) -> Attempt:
+        v = variant(spec, mode=mode, per_channel=per_channel, exclude=exclude, activation_type=act)
         out = work / f"try{len(attempts)}.onnx"
         a = _run(v, label, fp32, out, pre=pre, calibration=calibration, samples=samples, cpu=cpu,
                  runtime=runtime, root=root)  # fmt: skip
@@ -93,8 +105,8 @@ def search(
         paths[label] = out
         return a
 
-    for label, mode, per_channel in tries:
-        attempt(label, mode, per_channel)
+    for label, mode, per_channel, act in tries:
+        attempt(label, mode, per_channel, act)
     if not any(a.ok for a in attempts):
         best = max((a for a in attempts if a.quantized_nodes), key=lambda a: a.least_cosine, default=None)
         exclude: list[str] = list(best.exclude_nodes) if best else []
@@ -105,13 +117,14 @@ def search(
             if node is None:
                 break
             exclude.append(node)
-            a = attempt(f"{recipe}, {len(exclude)} layer(s) fp32", best.mode, best.per_channel, exclude)
+            a = attempt(f"{recipe}, {len(exclude)} layer(s) fp32", best.mode, best.per_channel,
+                        best.activation_type, exclude)  # fmt: skip
             if a.ok:
                 break
             best = a
     passing = [a for a in attempts if a.ok]
     if not passing:
-        lines = "; ".join(f"{a.label}: {a.why[:90]}" for a in attempts)
+        lines = "; ".join(f"{a.label}: {a.why[:150]}" for a in attempts)
         error = QuantizationGateError(
             f"model '{spec.name}': quantize.mode auto found no int8 model that passes the gate ({lines}).",
             hint="Keep fp32 (quantize.mode: none), give samples closer to real use, raise "
@@ -120,8 +133,14 @@ def search(
         )
         error.attempts = [asdict(a) for a in attempts]  # type: ignore[attr-defined]
         raise error
-    chosen = min(passing, key=lambda a: (a.bytes, a.host_ms))
+    chosen = min(passing, key=preference)
     return Search(chosen, tuple(attempts)), paths[chosen.label]
+
+
+def preference(a: Attempt) -> tuple[bool, int, float]:
+    """Not slower than fp32 first (int8 that runs 5x slower on this host is not a gain: onnxruntime
+    #20052), then the smallest file, then the fastest."""
+    return (a.host_ms > a.fp32_ms * 1.1, a.bytes, a.host_ms)
 
 
 def _run(
@@ -138,7 +157,8 @@ def _run(
     root: Path,
 ) -> Attempt:
     q = v.quantize
-    base = {"label": label, "mode": q.mode, "per_channel": q.per_channel, "exclude_nodes": q.exclude_nodes}
+    base = {"label": label, "mode": q.mode, "per_channel": q.per_channel, "exclude_nodes": q.exclude_nodes,
+            "activation_type": q.activation_type}  # fmt: skip
     try:
         quantize.quantize(v, fp32, out, calibration=calibration, cpu=cpu, runtime=runtime, prepared=pre)
     except ModelCheckError as exc:
@@ -157,6 +177,7 @@ def _run(
         ok=result.ok,
         bytes=out.stat().st_size,
         host_ms=round(result.latency_ms["final"], 3),
+        fp32_ms=round(result.latency_ms["fp32"], 3),
         quantized_nodes=counted.quantized,
         least_cosine=min((r["cosine"] for r in judged), default=0.0),
         why=result.failures[0] if result.failures else "",

@@ -183,12 +183,38 @@ def export(
                 )
                 program.save(str(out), external_data=False)
     except Exception as exc:  # the exporters raise dozens of error types
-        first = [line for line in str(exc).splitlines() if line.strip()][:2]
+        if spec.source.kind == "torchscript":
+            raise ModelCheckError(
+                f"model '{spec.name}': the TorchScript file cannot be exported to ONNX: {unsupported(exc)}.",
+                hint="Load its weights into a torch factory instead (source.kind: torch, factory: "
+                "package.module:fn, weights: the .jit file; as models/silero-vad.yaml does).",
+            ) from None
         raise ModelCheckError(
-            f"model '{spec.name}': the {exporter} exporter failed: {' '.join(first)[:300]}",
+            f"model '{spec.name}': the {exporter} exporter failed: {unsupported(exc)}",
             hint=f"Try export.exporter: {OTHER[exporter]}.",
         ) from None
     return time.perf_counter() - t0, tuple(log)
+
+
+_CONSTRUCT = (
+    re.compile(r"(Exporting the operator '?[\w:.]+'? to ONNX opset version \d+ is not supported)"),
+    re.compile(r"(Unsupported: [^\n]{0,160})"),
+    re.compile(r"((?:prim|aten)::\w+[^\n]{0,40} (?:is not|not) (?:supported|implemented)[^\n]{0,60})"),
+    re.compile(r"(Expected [^\n]{0,80} but got [^\n]{0,80})"),
+)
+
+
+def unsupported(exc: BaseException) -> str:
+    """The construct an exporter refused, in one line: never the IR dump (56 KB for a ScriptModule)."""
+    text = str(exc)
+    for pattern in _CONSTRUCT:
+        m = pattern.search(text)
+        if m:
+            return m.group(1).strip()
+    first = next(
+        (ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith((" ", "%", "graph("))), ""
+    )
+    return (first or type(exc).__name__)[:200]
 
 
 def check_onnx(path: Path, *, runtime: str, shown_as: str) -> list[str]:

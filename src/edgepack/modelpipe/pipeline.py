@@ -55,7 +55,7 @@ def source_stage(spec: ModelSpec, ctx: Context, out: Path) -> dict[str, Any]:
         files = {}
         for label, name in sources.source_files(spec).items():
             path = sources.resolve_file(name, spec, root=ctx.root, cache=ctx.cache, runner=ctx.runner)
-            dest = tmp / f"{label}{''.join(Path(name).suffixes)}"
+            dest = tmp / f"{label}{''.join(Path(name.split('!')[-1]).suffixes)}"  # archive.zip!inner
             shutil.copyfile(path, dest)
             files[label] = {"name": name, "file": dest.name, "sha256": sha256_file(dest)}
         write_json(tmp / "source.json", {"spec": ctx.spec_file, "kind": spec.source.kind, "files": files})
@@ -183,7 +183,7 @@ def _auto(
         "effective": found.effective(),
         "excluded": list(c.exclude_nodes),
         "notes": [
-            f"auto kept '{c.label}' of {len(found.attempts)} tries: the smallest, then fastest, passing"
+            f"auto kept '{c.label}' of {len(found.attempts)} tries: passing, not slower than fp32, smallest"
         ],
     }
 
@@ -243,7 +243,8 @@ def effective_spec(spec: ModelSpec, quant_dir: Path) -> ModelSpec:
     eff = json.loads((quant_dir / "quantize.json").read_text()).get("effective")
     if not eff or spec.quantize.mode != "auto":
         return spec
-    return auto.variant(spec, mode=eff["mode"], per_channel=eff["per_channel"], exclude=eff["exclude_nodes"])
+    return auto.variant(spec, mode=eff["mode"], per_channel=eff["per_channel"], exclude=eff["exclude_nodes"],
+                        activation_type=eff.get("activation_type", ""))  # fmt: skip
 
 
 def validate_stage(

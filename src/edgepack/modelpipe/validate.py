@@ -103,8 +103,10 @@ def validate(
     )
     if quantized and judged != "synthetic":
         # Real inputs judge a quantized model: random states and signals lie outside the ranges it was
-        # calibrated for. The synthetic rows stay in the report.
+        # calibrated for. The synthetic rows stay in the report, marked as not judged.
         checks = [(label, c) for label, c in checks if label.startswith(("audio", "sample"))]
+        for row in rows:
+            row["judged"] = row["inputs"].startswith(("audio", "sample"))
     ranked = (
         layers.compare_layers(
             fp32,

@@ -88,11 +88,13 @@ def code_digest(*modules: ModuleType) -> str:
 
 
 def stamp_of(b: Build, step: Step) -> Outputs:
-    return json.loads(b.cache.stamp(step).read_text())
+    outputs: Outputs = json.loads(b.cache.stamp(step).read_text())
+    return outputs
 
 
 def stamp_by_key(b: Build, name: str, key: str) -> Outputs:
-    return json.loads(b.cache.stamp_at(name, key).read_text())
+    outputs: Outputs = json.loads(b.cache.stamp_at(name, key).read_text())
+    return outputs
 
 
 def git_revision(root: Path) -> str:

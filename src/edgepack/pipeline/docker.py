@@ -186,12 +186,9 @@ def reproducible_save(saved: Path, out: Path, *, epoch: int, tags: Sequence[str]
             _add(dst, name, _open(src, layer), epoch)
         data = config_bytes(config)
         image_id = _sha256(data)
-        entry = {
-            "Config": f"{image_id.removeprefix('sha256:')}.json",
-            "RepoTags": list(tags),
-            "Layers": layers,
-        }
-        _add(dst, entry["Config"], io.BytesIO(data), epoch)
+        config_name = f"{image_id.removeprefix('sha256:')}.json"
+        entry = {"Config": config_name, "RepoTags": list(tags), "Layers": layers}
+        _add(dst, config_name, io.BytesIO(data), epoch)
         _add(dst, "manifest.json", io.BytesIO(json.dumps([entry], sort_keys=True).encode()), epoch)
     return image_id
 
@@ -199,7 +196,7 @@ def reproducible_save(saved: Path, out: Path, *, epoch: int, tags: Sequence[str]
 def _open(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     handle = tar.extractfile(name)  # follows a link to another member
     if handle is None:
-        raise InputError(f"{name} is not a file in {tar.name}.")
+        raise InputError(f"{name} is not a file in {tar.name!s}.")
     return handle
 
 

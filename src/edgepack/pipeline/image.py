@@ -104,18 +104,15 @@ def image_step(b: Build, *, base: Step, deps: Step | None, app: Step) -> Step:
 
 def image_job(b: Build, image: Step) -> ImageJob:
     """Assemble the buildx context of the planned image step (its base, deps and app steps have run)."""
-    stamps: dict[str, Outputs | None] = {
-        name: stamp_by_key(b, name, image.inputs[name]) for name in ("base", "app")
-    }
+    base = stamp_by_key(b, "base", image.inputs["base"])
+    app = stamp_by_key(b, "app", image.inputs["app"])
     # deps: debian has no deps step (the Debian packages are in the base)
-    stamps["deps"] = (
-        None if image.inputs["deps"] == "debian" else stamp_by_key(b, "deps", image.inputs["deps"])
-    )
-    context = assemble_context(b, stamps)
+    deps = None if image.inputs["deps"] == "debian" else stamp_by_key(b, "deps", image.inputs["deps"])
+    context = assemble_context(b, base=base, app=app, deps=deps)
     tag = f"{b.target.image}:{image.key[:12]}"
     labels = json.loads(image.inputs["labels"])
     # A spec's model is made by the build: its digest is known once the app step has run.
-    labels["io.edgepack.model.sha256"] = stamps["app"]["model"]["sha256"]
+    labels["io.edgepack.model.sha256"] = app["model"]["sha256"]
     return ImageJob(
         target=b.target.name,
         tag=tag,
@@ -245,11 +242,11 @@ def image_labels(b: Build) -> dict[str, str]:
         "io.edgepack.deps.lock-sha256": sha256_file(req_lock) if req_lock.is_file() else "",
         **({"io.edgepack.lock-drift": drift_labels(b.drift)} if b.drift else {}),
         # The repository the image comes from (CI sets it): links a registry package to its source.
-        **({SOURCE_LABEL: source} if (source := os.environ.get(IMAGE_SOURCE_ENV)) else {}),
+        **({SOURCE_LABEL: repo} if (repo := os.environ.get(IMAGE_SOURCE_ENV)) else {}),
     }
 
 
-def assemble_context(b: Build, stamps: dict[str, Outputs | None]) -> Path:
+def assemble_context(b: Build, *, base: Outputs, app: Outputs, deps: Outputs | None) -> Path:
     """The buildx context: the base's rootfs.tar (a hard link) and one tar per layer above it.
 
     BuildKit 0.8 gives every folder a COPY creates or fills the time of the
@@ -260,12 +257,12 @@ def assemble_context(b: Build, stamps: dict[str, Outputs | None]) -> Path:
     context = b.out_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    os.link(stamps["base"]["rootfs"], context / "rootfs.tar")
-    app = Path(stamps["app"]["root"])
-    deps = None if stamps["deps"] is None else Path(stamps["deps"]["site_packages"])  # None: deps: debian
-    layer_tar(context / "deps.tar", at=board_site(b.target.python), tree=deps)
-    layer_tar(context / "runtime.tar", at="usr", tree=app / "usr")
-    layer_tar(context / "model.tar", at="opt", tree=app / "opt")
+    os.link(base["rootfs"], context / "rootfs.tar")
+    app_root = Path(app["root"])
+    site = None if deps is None else Path(deps["site_packages"])  # None: deps: debian
+    layer_tar(context / "deps.tar", at=board_site(b.target.python), tree=site)
+    layer_tar(context / "runtime.tar", at="usr", tree=app_root / "usr")
+    layer_tar(context / "model.tar", at="opt", tree=app_root / "opt")
     return context
 
 

@@ -253,7 +253,7 @@ def published(run: TargetBuild) -> Path:
 
 def summary_rows(runs: Sequence[TargetBuild], reports: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
     """(target, platform, runs on, result, seconds, detail) per target, in the order asked."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for run in runs:
         target = run.build.target if run.build else None
         platform = target.platform if target else "?"

@@ -77,7 +77,9 @@ def install(
     (``edgepack wheels``), installed in the same pip call, by their sha256.
     Returns what was left out, by group (``pipeline.slim``).
     """
-    built = ["-r", wheelhouse / "requirements.txt", "--find-links", wheelhouse] if wheelhouse else []
+    built: list[str | Path] = (
+        ["-r", wheelhouse / "requirements.txt", "--find-links", wheelhouse] if wheelhouse else []
+    )
     locked = project.lock_path(target, "requirements")
     if not locked.is_file():
         raise ConfigError(
@@ -121,9 +123,16 @@ def _stored_wheels(target: Target, locked: Path, *, runner: Runner) -> Iterator[
     _, pins = pypi.read_pins(locked)
     have = pypi.stored(pins, store)
     if not runner.dry_run and (missing := [p for p in pins if p.name not in have]):
-        options = {"target": target.name, "platform": platform_args(target), "requirements": None}
         pypi.sync_pypi(
-            locked, **options, store=store, runner=runner, locked=True, root=locked.parent, say=lambda _: None
+            locked,
+            target=target.name,
+            platform=platform_args(target),
+            requirements=None,
+            store=store,
+            runner=runner,
+            locked=True,
+            root=locked.parent,
+            say=lambda _: None,
         )
         have = pypi.stored(pins, store)
         assert all(p.name in have for p in missing)

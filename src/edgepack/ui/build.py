@@ -91,3 +91,25 @@ def targets_list(rows: Sequence[dict[str, Any]]) -> Table:
     for r in rows:
         out.add_row(r["name"], r["source"], r["platform"], r["cpu"], r["model"], r["description"])
     return out
+
+
+def progress(console: Console, several: bool) -> Events:
+    """One line per step as it starts (with the target's name when several build at once) or fails."""
+
+    def started(target: str, step: Step, cached: bool) -> None:
+        state = "[green]cached[/]" if cached else "running"
+        who = f"[dim]{target:>18}[/] " if several else ""
+        console.print(f"{who}[dim]{step.name:>8}[/] {state}: {step.summary}", soft_wrap=True)
+
+    def failed(target: str, step: Step, error: EdgepackError) -> None:
+        who = f"[dim]{target:>18}[/] " if several else ""
+        console.print(
+            f"{who}[dim]{step.name:>8}[/] [red]FAILED[/]: {error.message.splitlines()[0]}", soft_wrap=True
+        )
+
+    return Events(started=started, failed=failed)
+
+
+def smoke_input_line(b: Build) -> str:
+    """What the smoke test will feed the model (``--dry-run``): its source, and the audio or inputs."""
+    return f"smoke   input: {b.target.smoke.audio} (the target's smoke.audio), {b.target.smoke.runs} runs"

@@ -95,7 +95,7 @@ def outputs_table(rows: list[dict[str, Any]]) -> Table:
             f"{r['max_abs']:.3g}",
             f"{r['max_rel']:.3g}",
             f"{r['cosine']:.6f}",
-            _mark(r["ok"]),
+            _mark(r["ok"]) if r.get("judged", True) else "[dim]not judged[/]",
         )
     return table
 

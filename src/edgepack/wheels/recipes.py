@@ -138,7 +138,7 @@ def _validate(recipe: Recipe, where: Located) -> None:
         fail(("version",), f"version '{recipe.version}' is not a PEP 440 version.")
     if recipe.source == "pypi" and not _SHA256.match(recipe.sdist_sha256):
         fail(("sdist_sha256",), "a 'pypi' source needs 'sdist_sha256': the sdist's sha256 (64 hex digits).")
-    if recipe.source != "pypi" and not (path := recipe.source_path()).is_dir():  # type: ignore[union-attr]
+    if (path := recipe.source_path()) is not None and not path.is_dir():  # None: a 'pypi' source
         fail(("source",), f"source folder {path} does not exist (use 'pypi' or a folder).")
     for i, req in enumerate(recipe.build_requires):
         if not _is_pinned(req):

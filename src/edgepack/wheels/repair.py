@@ -210,8 +210,9 @@ def repair(wheel: Path, *, target: Target, out_dir: Path, ldpaths: list[Path], r
 
 def manylinux_glibc(wheel: Path) -> tuple[int, int] | None:
     """The newest glibc among a wheel's manylinux_X_Y tags (None for linux_* only)."""
-    found = [tuple(map(int, m)) for m in re.findall(r"manylinux_(\d+)_(\d+)_", wheel_tags(wheel).platform)]
-    return max(found) if found else None  # type: ignore[return-value]
+    tags = re.findall(r"manylinux_(\d+)_(\d+)_", wheel_tags(wheel).platform)
+    found = [(int(major), int(minor)) for major, minor in tags]
+    return max(found) if found else None
 
 
 def check_glibc(wheel: Path, target: Target) -> None:

@@ -95,9 +95,12 @@ def missing_library_hint(recipe: Recipe, error: str) -> str:
     """Name the Debian -dev package a missing header or library most likely comes from."""
     header = _HEADER_MISSING.search(error)
     library = _LD_MISSING.search(error)
-    if header is None and library is None:
+    if header is not None:
+        missing = header["header"]
+    elif library is not None:
+        missing = f"lib{library['lib']}.so"
+    else:
         return ""
-    missing = header["header"] if header else f"lib{library['lib']}.so"  # type: ignore[index]
     stem = re.sub(r"\d+$", "", Path(missing).stem.removeprefix("lib"))
     guess = {"portaudio": "portaudio19-dev", "asound": "libasound2-dev", "ffi": "libffi-dev"}.get(
         stem, f"lib{stem}-dev"

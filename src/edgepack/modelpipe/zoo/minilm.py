@@ -28,11 +28,16 @@ class _Attention(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.self = nn.ModuleDict({k: nn.Linear(HIDDEN, HIDDEN) for k in ("query", "key", "value")})
-        self.output = nn.ModuleDict({"dense": nn.Linear(HIDDEN, HIDDEN), "LayerNorm": nn.LayerNorm(HIDDEN, EPS)})
+        self.output = nn.ModuleDict(
+            {"dense": nn.Linear(HIDDEN, HIDDEN), "LayerNorm": nn.LayerNorm(HIDDEN, EPS)}
+        )
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        q, k, v = (self.self[n](x).view(b, t, HEADS, HIDDEN // HEADS).transpose(1, 2) for n in ("query", "key", "value"))
+        q, k, v = (
+            self.self[n](x).view(b, t, HEADS, HIDDEN // HEADS).transpose(1, 2)
+            for n in ("query", "key", "value")
+        )
         scores = q @ k.transpose(-1, -2) / math.sqrt(HIDDEN // HEADS) + bias
         ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, HIDDEN)
         return self.output["LayerNorm"](x + self.output["dense"](ctx))
@@ -166,4 +171,6 @@ def bundled_file(model: str, inner: str) -> Path:
     from edgepack.runner import Runner
 
     b = bundled_models()[model]
-    return extract_nested(b, f"{b.member}!{inner}", cache=find_project().cache_dir("model-src"), runner=Runner())
+    return extract_nested(
+        b, f"{b.member}!{inner}", cache=find_project().cache_dir("model-src"), runner=Runner(echo=False)
+    )
