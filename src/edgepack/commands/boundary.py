@@ -14,7 +14,7 @@ Exit codes (README, "Errors"):
 | 7 | a performance regression against the baseline |
 | 8 | the file system: permission denied, no space left, read-only, a folder where a file belongs |
 | 9 | the model stage: trace, export or fp32 validation failed |
-| 10 | the quantization gate: the quantized model fails its metric or cosine, quantized nothing, or fails to load |
+| 10 | the quantization gate: the quantized model fails its metric, quantized nothing, or fails to load |
 | 130 | interrupted (Ctrl-C): finished steps stay cached, no partial output is kept |
 """
 
