@@ -200,3 +200,25 @@ def test_a_bare_onnx_gets_a_spec_with_its_vocabulary_range_and_a_mask_of_ones(tm
         "min": 1,
         "max": 1,
     }
+
+
+def test_dry_run_says_what_the_smoke_test_will_feed(tmp_path: Path) -> None:
+    from edgepack.config import Project, load_target
+    from edgepack.pipeline.context import Build, ModelOptions
+    from edgepack.pipeline.smoke import planned_input
+
+    _embedding_model(tmp_path / "m.onnx")
+    proj = Project(tmp_path)
+    target = load_target(proj, "rpi4")
+    synthetic = planned_input(Build(target=target, project=proj, runner=None, model="m.onnx"))  # type: ignore[arg-type]
+    assert synthetic["source"].startswith("synthetic") and synthetic["inputs"]["input_ids"]["max"] <= 99
+    np.savez(tmp_path / "s.npz", input_ids=np.array([[5, 7, 9]]), attention_mask=np.ones((1, 3), np.int64))
+    opts = ModelOptions(samples=("s.npz",))
+    fed = planned_input(Build(target=target, project=proj, runner=None, model="m.onnx", model_options=opts))  # type: ignore[arg-type]
+    assert fed == {
+        "source": "samples: s.npz (first of 1)",
+        "inputs": {
+            "input_ids": {"shape": [1, 3], "dtype": "int64", "min": 5, "max": 9},
+            "attention_mask": {"shape": [1, 3], "dtype": "int64", "min": 1, "max": 1},
+        },
+    }

@@ -131,20 +131,19 @@ class Endpointer:
     def _step(self, excess: float) -> Segment | None:
         c = self.config
         self.excess.append(excess)
-        frames = lambda s: max(1, round(s * RATE / HOP))  # noqa: E731
         if not self._in_speech:
             self._last_peak -= c.decay_db_s * HOP / RATE
             loud_enough = self._level > self._last_peak - c.start_below_db
             self._speech_run = self._speech_run + 1 if excess > c.on_db and loud_enough else 0
-            if self._speech_run >= frames(c.min_speech_s):
+            if self._speech_run >= _frames(c.min_speech_s):
                 self._in_speech, self._silence_run, self._peak = True, 0, self._level
                 self._start_frame = self._frame - self._speech_run + 1
             return None
         self._peak = max(self._peak, self._level)
         quiet = excess < c.off_db or self._level < self._peak - c.end_below_db
         self._silence_run = self._silence_run + 1 if quiet else 0
-        too_long = self._frame - self._start_frame >= frames(c.max_command_s)
-        if self._silence_run >= frames(c.end_silence_s) or too_long:
+        too_long = self._frame - self._start_frame >= _frames(c.max_command_s)
+        if self._silence_run >= _frames(c.end_silence_s) or too_long:
             return self._close(self._frame - self._silence_run + 1)
         return None
 
@@ -168,6 +167,10 @@ class Endpointer:
     def open_start(self) -> int:
         """Sample index where the command now open starts (its pre-roll included)."""
         return max(0, self._start_frame * HOP - round(self.config.pre_roll_s * RATE))
+
+
+def _frames(seconds: float) -> int:
+    return max(1, round(seconds * RATE / HOP))
 
 
 def segments(samples: np.ndarray, config: EndpointConfig | None = None) -> list[Segment]:

@@ -197,16 +197,16 @@ class GrammarDecoder:
         # Two padded predecessor tables: almost every node has at most 3 (itself, the
         # letter and blank before it); the few after a choice of words have up to ~20.
         # Padding points at index n_nodes, whose score stays -inf.
-        self.groups = []
-        for members in (
+        self.groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for chosen in (
             [n for n, p in enumerate(preds) if len(p) <= 3],
             [n for n, p in enumerate(preds) if len(p) > 3],
         ):
-            width = max((len(preds[n]) for n in members), default=1)
-            table = np.full((len(members), width), self.n_nodes, dtype=np.int64)
-            for row, n in enumerate(members):
+            width = max((len(preds[n]) for n in chosen), default=1)
+            table = np.full((len(chosen), width), self.n_nodes, dtype=np.int64)
+            for row, n in enumerate(chosen):
                 table[row, : len(preds[n])] = preds[n]
-            self.groups.append((np.array(members, dtype=np.int64), table, np.arange(len(members))))
+            self.groups.append((np.array(chosen, dtype=np.int64), table, np.arange(len(chosen))))
         self.group_of = np.zeros((self.n_nodes, 2), dtype=np.int64)  # node -> (group, row)
         for g, (members, _, rows) in enumerate(self.groups):
             self.group_of[members, 0], self.group_of[members, 1] = g, rows

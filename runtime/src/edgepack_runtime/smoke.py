@@ -131,7 +131,11 @@ def _run_asr(
         result = transcribe_stream(rec, audio.samples, chunk_ms=float(spec["chunk_ms"]))
         chunks += [ms / 1e3 for ms in result.chunk_ms]
         passes.append(result.compute_seconds)
-    extra = {"text": result.text, "expected_text": spec["text"], "partials": result.partials}
+    # The text the board answers: the grammar's best sentence when the model has a grammar.
+    command = rec.command(result.log_probs)
+    text = command.text if command is not None else result.text
+    extra = {"text": text, "free_text": result.text, "expected_text": spec["text"],
+             "partials": result.partials}  # fmt: skip
     return {"log_probs": result.log_probs}, chunks, passes, result.audio_seconds, extra
 
 

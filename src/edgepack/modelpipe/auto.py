@@ -29,17 +29,17 @@ from typing import Any
 from edgepack.errors import ModelCheckError, QuantizationGateError
 from edgepack.modelpipe import layers, outcome, quantize, validate
 from edgepack.modelpipe.inputs import Feeds
-from edgepack.modelpipe.spec import ModelSpec
+from edgepack.modelpipe.spec import ActivationType, ModelSpec, QuantMode
 
 
 @dataclass(frozen=True)
 class Attempt:
     label: str
-    mode: str
+    mode: QuantMode
     per_channel: bool
     exclude_nodes: tuple[str, ...]
     ok: bool
-    activation_type: str = "uint8"
+    activation_type: ActivationType = "uint8"
     bytes: int = 0
     host_ms: float = 0.0
     fp32_ms: float = 0.0
@@ -61,13 +61,18 @@ class Search:
 
 
 def variant(
-    spec: ModelSpec, *, mode: str, per_channel: bool, exclude: Sequence[str] = (), activation_type: str = ""
+    spec: ModelSpec,
+    *,
+    mode: QuantMode,
+    per_channel: bool,
+    exclude: Sequence[str] = (),
+    activation_type: ActivationType | None = None,
 ) -> ModelSpec:
     q = spec.quantize
     excluded = tuple(sorted({*q.exclude_nodes, *exclude}))
     act = activation_type or q.activation_type
-    return replace(spec, quantize=replace(q, mode=mode, per_channel=per_channel, exclude_nodes=excluded,
-                                          activation_type=act))  # type: ignore[arg-type]  # fmt: skip
+    changed = replace(q, mode=mode, per_channel=per_channel, exclude_nodes=excluded, activation_type=act)
+    return replace(spec, quantize=changed)
 
 
 def search(
@@ -84,7 +89,7 @@ def search(
     """Every try in ``work``; returns the search and the chosen model's path."""
     pre = work / "preprocessed.onnx"
     quantize.preprocess(fp32, pre)
-    tries = [
+    tries: list[tuple[str, QuantMode, bool, ActivationType]] = [
         ("dynamic", "dynamic", False, "uint8"),
         ("dynamic, per-channel", "dynamic", True, "uint8"),
         ("static QDQ", "static", False, "uint8"),
@@ -96,7 +101,9 @@ def search(
     attempts: list[Attempt] = []
     paths: dict[str, Path] = {}
 
-    def attempt(label: str, mode: str, per_channel: bool, act: str, exclude: Sequence[str] = ()) -> Attempt:
+    def attempt(
+        label: str, mode: QuantMode, per_channel: bool, act: ActivationType, exclude: Sequence[str] = ()
+    ) -> Attempt:
         v = variant(spec, mode=mode, per_channel=per_channel, exclude=exclude, activation_type=act)
         out = work / f"try{len(attempts)}.onnx"
         a = _run(v, label, fp32, out, pre=pre, calibration=calibration, samples=samples, cpu=cpu,
@@ -157,23 +164,22 @@ def _run(
     root: Path,
 ) -> Attempt:
     q = v.quantize
-    base = {"label": label, "mode": q.mode, "per_channel": q.per_channel, "exclude_nodes": q.exclude_nodes,
-            "activation_type": q.activation_type}  # fmt: skip
+    base = Attempt(label, q.mode, q.per_channel, q.exclude_nodes, ok=False, activation_type=q.activation_type)
     try:
         quantize.quantize(v, fp32, out, calibration=calibration, cpu=cpu, runtime=runtime, prepared=pre)
     except ModelCheckError as exc:
-        return Attempt(**base, ok=False, why=exc.message)
+        return replace(base, why=exc.message)
     counted = outcome.count(out)
     if counted.quantized == 0:
-        return Attempt(**base, ok=False, bytes=out.stat().st_size, why="quantized no node")
+        return replace(base, bytes=out.stat().st_size, why="quantized no node")
     result = validate.validate(v, fp32, out, root=root, samples=samples, rank_layers=False)
     judged = [
         r
         for r in result.outputs
         if result.judged_on == "synthetic" or r["inputs"].startswith(("sample", "audio"))
     ]
-    return Attempt(
-        **base,
+    return replace(
+        base,
         ok=result.ok,
         bytes=out.stat().st_size,
         host_ms=round(result.latency_ms["final"], 3),

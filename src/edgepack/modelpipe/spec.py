@@ -25,6 +25,8 @@ from edgepack.yamlconf import Located, build, json_schema, load_yaml
 Dtype = Literal["float32", "float16", "int64", "int32", "bool"]
 Task = Literal["generic", "vad", "asr", "embedding", "classifier", "mask"]
 ValueKind = Literal["normal", "uniform", "zeros", "integers"]
+QuantMode = Literal["none", "dynamic", "static", "fp16", "auto"]
+ActivationType = Literal["uint8", "int8"]
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -117,7 +119,7 @@ class Calibration:
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    mode: Literal["none", "dynamic", "static", "fp16", "auto"] = field(
+    mode: QuantMode = field(
         metadata={
             "doc": "dynamic int8 (weights; RNN/transformer), static int8 QDQ (calibrated), fp16; auto: "
             "dynamic, per-channel, static, then the worst layers kept fp32, and the smallest, fastest "
@@ -126,7 +128,7 @@ class QuantizeConfig:
     )
     per_channel: bool = field(metadata={"doc": "one scale per output channel of each weight"})
     reduce_range: bool = field(metadata={"doc": "7-bit weights (x86 without VNNI saturates otherwise)"})
-    activation_type: Literal["uint8", "int8"] = field(metadata={"doc": "static: activation type"})
+    activation_type: ActivationType = field(metadata={"doc": "static: activation type"})
     weight_type: Literal["int8", "uint8"] = field(metadata={"doc": "weight type"})
     op_types: tuple[str, ...] = field(metadata={"doc": "op types to quantize; empty: onnxruntime's default"})
     exclude_nodes: tuple[str, ...] = field(metadata={"doc": "node names kept in float"})

@@ -55,6 +55,11 @@ def resolve(model: str, *, project_root: Path) -> ModelRef:
     known = bundled_models()
     if model in known:
         b = known[model]
+        if not b.member.endswith(".onnx"):  # a spec's source package (its weights), not a model file
+            raise InputError(
+                f"model '{model}' is a source package of a spec, not a model to bake by name.",
+                hint="Give the spec that uses it (models/*.yaml naming source.package: " + model + ").",
+            )
         return ModelRef(f"{b.package}=={b.version}:{b.member}", b.member_sha256, b, None)
     path = (project_root / model).resolve()
     if not path.is_file():
