@@ -321,12 +321,12 @@ def family_scores(weights: Path) -> dict[str, Any]:
     main run collects from speech/.cache/lofo-*/. The grammar is the bundled one (speech.vocab).
     """
     import torch
+    from speech import vocab
+    from speech.export import load_model
 
     from edgepack_runtime.ctc import greedy_decode
     from edgepack_runtime.features import FrontEndConfig, Normalizer, log_mel
     from edgepack_runtime.grammar import GrammarDecoder, GrammarSpec
-    from speech import vocab
-    from speech.export import load_model
 
     model, meta = load_model(weights)
     fe = meta["front_end"]

@@ -41,10 +41,13 @@ def load_spec(path: Path) -> dict[str, Any]:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}.") from None
-    missing = [k for k in ("model", "kind", "runs", "threads") if not isinstance(spec, dict) or k not in spec]
+    if not isinstance(spec, dict):
+        raise SpecError(f"{path}: not an edgepack smoke spec (a JSON object is expected).")
+    missing = [k for k in ("model", "kind", "runs", "threads") if k not in spec]
     if missing:
         raise SpecError(f"{path}: not an edgepack smoke spec (missing {', '.join(missing)}).")
-    return spec
+    checked: dict[str, Any] = spec
+    return checked
 
 
 def run_smoke(

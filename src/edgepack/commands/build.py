@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from invoke.context import Context
 from invoke.exceptions import Exit
 
-from edgepack.commands.boundary import command, integer, project, runner
+from edgepack.commands.boundary import command, given, integer, project, runner
 from edgepack.config import Project, Target, load_target, select_targets, target_schema
 from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import write_text
@@ -48,32 +49,32 @@ from edgepack.wheels import preflight
     required=("target",),
 )
 def build(
-    c,
-    target=None,
-    model=None,
-    dry_run=False,
-    dry=False,
-    verbose=False,
-    jobs="2",
-    variant="cpu",
-    builder=None,
-    cache_from=None,
-    cache_to=None,
-    locked=False,
-    samples=None,
-    quantize="",
-):
+    c: Context,
+    target: str | None = None,
+    model: str | None = None,
+    dry_run: bool = False,
+    dry: bool = False,
+    verbose: bool = False,
+    jobs: str = "2",
+    variant: str = "cpu",
+    builder: str | None = None,
+    cache_from: list[str] | None = None,
+    cache_to: list[str] | None = None,
+    locked: bool = False,
+    samples: list[str] | None = None,
+    quantize: str = "",
+) -> None:
     """Build the targets' images with the model baked in, and smoke-test them (QEMU with the board's CPU)."""
     run_build(
-        target,
+        given(target),
         model=model,
         dry=dry_run or dry,
         verbose=verbose,
         jobs=integer("jobs", jobs, minimum=1),
         variant=variant,
         builder=builder,
-        cache_from=tuple(cache_from),
-        cache_to=tuple(cache_to),
+        cache_from=tuple(cache_from or ()),
+        cache_to=tuple(cache_to or ()),
         locked=locked,
         model_options=model_options(samples, quantize),
     )
@@ -95,7 +96,7 @@ def model_options(samples: list[str] | None, quantize: str) -> ModelOptions:
         "dry_run": "echo the commands; write nothing",
     }
 )
-def lock(c, target="", all=False, only="", dry_run=False):
+def lock(c: Context, target: str = "", all: bool = False, only: str = "", dry_run: bool = False) -> None:
     """Re-resolve every lock the target uses (Debian base, PyPI wheels, wheel sysroot/builder, SD card)."""
     if not target and not all:
         raise ConfigError("lock: which target? Give --target NAME (or a list), or --all.")
@@ -103,7 +104,7 @@ def lock(c, target="", all=False, only="", dry_run=False):
 
 
 @command(help={"schema": "write targets/target.schema.json instead of listing", "json": "print JSON"})
-def targets(c, schema=False, json=False):
+def targets(c: Context, schema: bool = False, json: bool = False) -> None:
     """List the targets: board, platform, CPU, model."""
     list_targets(schema=schema, as_json=json)
 

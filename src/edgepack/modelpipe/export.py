@@ -57,7 +57,10 @@ class ExportResult:
 
 
 def opset_table() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("edgepack").joinpath("resources/onnx_opsets.yaml").read_text())
+    table: dict[str, Any] = yaml.safe_load(
+        resources.files("edgepack").joinpath("resources/onnx_opsets.yaml").read_text()
+    )
+    return table
 
 
 def runtime_max_opset(version: str) -> int:
@@ -67,14 +70,14 @@ def runtime_max_opset(version: str) -> int:
     fits = [v for k, v in rows.items() if tuple(int(p) for p in k.split(".")) <= major_minor]
     if not fits:
         raise ConfigError(f"onnxruntime {version} is older than any row of resources/onnx_opsets.yaml.")
-    return max(fits)
+    return int(max(fits))
 
 
 def choose_opset(spec: ModelSpec, exporter: Exporter, *, runtime: str) -> int:
     limits = opset_table()["exporters"][exporter]
     ceiling = min(limits["max"], runtime_max_opset(runtime))
     if spec.export.opset == 0:
-        return ceiling
+        return int(ceiling)
     if not limits["min"] <= spec.export.opset <= ceiling:
         raise ConfigError(
             f"model spec '{spec.name}': export.opset {spec.export.opset} is outside what the {exporter} "
@@ -181,6 +184,8 @@ def export(
                     external_data=False,
                     optimize=True,
                 )
+                if program is None:  # torch returns None only when asked not to export
+                    raise RuntimeError("the dynamo exporter returned no program")
                 program.save(str(out), external_data=False)
     except Exception as exc:  # the exporters raise dozens of error types
         if spec.source.kind == "torchscript":

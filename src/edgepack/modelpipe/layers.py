@@ -50,7 +50,9 @@ def _activations(
     augmented = tmp / "model.augmented.onnx"
     with _quiet():
         modify_model_output_intermediate_tensors(str(private), str(augmented))
-        return collect_activations(str(augmented), FeedReader(feeds, names))
+        reader = FeedReader(feeds, names)
+        activations: dict[str, list[np.ndarray]] = collect_activations(str(augmented), reader)
+        return activations
 
 
 def compare_layers(

@@ -13,7 +13,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import InputError, QuantizationGateError
 from edgepack.fsutil import atomic_path, sha256_file, write_json
@@ -33,6 +33,9 @@ from edgepack.modelpipe import export as ex
 from edgepack.modelpipe.spec import ModelSpec
 from edgepack.pipeline import model as models
 from edgepack.runner import Runner
+
+if TYPE_CHECKING:
+    import torch
 
 # The validation's report: measurements of this run (export seconds, per-layer errors), not the image's.
 REPORT_FILES = ("report.json", "layers.png")
@@ -108,6 +111,7 @@ def _stamp(spec: ModelSpec, src_dir: Path, onnx_path: Path) -> dict[str, str]:
 
 
 def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path) -> dict[str, Any]:
+    module: torch.nn.Module
     if spec.source.kind == "torchscript":
         module = sources.load_torchscript(_source_path(src_dir, "file") or Path("missing"))
         cap = trace.Capture(module, "torchscript-file", "the source is a TorchScript file")
@@ -298,7 +302,7 @@ def smoke_inputs(spec: ModelSpec, recorded: list[tuple[str, inputs.Feeds]], dest
         feeds = inputs.example(spec).feeds
         source = f"synthetic: seed {spec.seed}, the spec's dims and values (give samples for real inputs)"
     with atomic_path(dest) as tmp, tmp.open("wb") as fh:
-        np.savez(fh, **feeds)
+        np.savez(fh, **feeds)  # type: ignore[arg-type]  # numpy's stub: **kwds as a bool
     return {"inputs": dest.name, "fed": {"source": source, "inputs": inputs.describe(feeds)}}
 
 

@@ -12,7 +12,7 @@ import importlib
 import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edgepack.errors import ConfigError, InputError
 from edgepack.fsutil import atomic_path, sha256_file
@@ -86,7 +86,7 @@ def build_module(spec: ModelSpec, weights: Path | None) -> torch.nn.Module:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"model spec '{spec.name}': cannot import {spec.source.factory}: {exc}.") from None
-    module = factory()
+    module: torch.nn.Module = factory()
     if weights is not None:
         state = renamed(read_state_dict(weights), spec.source.rename)
         load_weights(module, state, ignore=spec.source.ignore_unexpected, shown_as=weights)
@@ -110,9 +110,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         ) from None
     if isinstance(obj, dict):
         for key in _STATE_KEYS:
-            if isinstance(obj.get(key), dict):
-                return obj[key]
-        return obj
+            if isinstance(inner := obj.get(key), dict):
+                return cast(dict[str, Any], inner)
+        return cast(dict[str, Any], obj)
     raise InputError(
         f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}."
     )
@@ -167,7 +167,10 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     try:
         with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; its files still load
             warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location="cpu").eval()
+            loaded: torch.jit.ScriptModule = torch.jit.load(  # type: ignore[no-untyped-call]  # unannotated in torch
+                str(path), map_location="cpu"
+            )
+            return loaded.eval()
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise InputError(f"{path}: not a TorchScript file ({first}).") from None

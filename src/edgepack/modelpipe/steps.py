@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 from edgepack.config import BUILTIN
 from edgepack.fsutil import sha256_file
@@ -35,6 +36,7 @@ from edgepack.modelpipe import (
 )
 from edgepack.modelpipe import trace as trace_mod
 from edgepack.modelpipe import validate as validate_mod
+from edgepack.modelpipe.spec import QuantMode
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.steps import Outputs, Step, digest, key_of
 
@@ -87,7 +89,7 @@ def load(b: Build) -> spec.ModelSpec:
     if opts.samples:
         s = replace(s, samples=opts.samples)
     if opts.quantize:
-        s = replace(s, quantize=replace(s.quantize, mode=opts.quantize))
+        s = replace(s, quantize=replace(s.quantize, mode=cast(QuantMode, opts.quantize)))
     return s
 
 

@@ -55,7 +55,7 @@ def read_audio(path: Path, spec: ModelSpec, *, what: str) -> Audio:
 
 
 def vad_probs(model: Path, audio: Audio, *, keep: list[Feeds] | None = None) -> np.ndarray:
-    return SileroVAD(_Recording(session(model), keep)).probabilities(audio.samples)  # type: ignore[arg-type]
+    return SileroVAD(_Recording(session(model), keep)).probabilities(audio.samples)
 
 
 def calibration_feeds(spec: ModelSpec, fp32: Path, root: Path, *, limit: int) -> list[Feeds]:
@@ -126,7 +126,8 @@ def read_manifest(path: Path) -> list[tuple[Path, str]]:
 def _decoder(spec: ModelSpec) -> Callable[[Any, np.ndarray, int], str]:
     module, _, attr = spec.evaluate.decoder.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)
+        decoder: Callable[[Any, np.ndarray, int], str] = getattr(importlib.import_module(module), attr)
+        return decoder
     except (ImportError, AttributeError, ValueError):
         raise ConfigError(
             f"model spec '{spec.name}': evaluate.decoder '{spec.evaluate.decoder}' cannot be "

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -94,18 +94,19 @@ def disagreement(
 def capture(module: torch.nn.Module, spec: ModelSpec, *, method: str = "auto") -> Capture:
     """TorchScript of ``module``, verified against eager on every check set."""
     import torch
+    from torch.jit._trace import TracerWarning  # not re-exported by torch.jit's stubs
 
     ex = example(spec)
     sets = [ex, *check_sets(spec)]
     refs = eager_outputs(module, spec, sets)
     args = tuple(torch.from_numpy(ex.feeds[t.name]) for t in spec.inputs)
-    rejected, caught = "", ()
+    rejected, caught = "", cast(tuple[str, ...], ())
     if method in ("auto", "trace"):
         with PROCESS_STATE, warnings.catch_warnings(record=True) as seen:  # warnings' state is process-wide
             warnings.simplefilter("always")
-            traced = torch.jit.trace(module, args, check_trace=False)
+            traced = torch.jit.trace(module, args, check_trace=False)  # type: ignore[no-untyped-call]  # unannotated in torch
         caught = tuple(
-            sorted({_warning_line(w) for w in seen if issubclass(w.category, torch.jit.TracerWarning)})
+            sorted({_warning_line(w) for w in seen if issubclass(w.category, TracerWarning)})
         )
         bad = disagreement(traced, spec, sets, refs)
         if bad is None:

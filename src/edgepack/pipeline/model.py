@@ -85,7 +85,7 @@ def materialize(ref: ModelRef, *, out_dir: Path, runner: Runner) -> dict[str, An
             assert ref.path is not None
             shutil.copyfile(ref.path, tmp / "model.onnx")
             kind, rate = "generic", 0
-        meta = {"source": ref.source, "sha256": sha256_file(tmp / "model.onnx"), "kind": kind}
+        meta: dict[str, Any] = {"source": ref.source, "sha256": sha256_file(tmp / "model.onnx"), "kind": kind}
         meta["sample_rate"] = rate
         meta["bundled"] = asdict(ref.bundled) if ref.bundled else None
         meta["signature"] = inspect_onnx(tmp / "model.onnx", shown_as=ref.source)

@@ -50,7 +50,8 @@ def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Pat
     elif meta.get("smoke", {}).get("inputs"):  # the model stage's: the first sample set, or synthetic
         spec["input"] = f"../model/{meta['smoke']['inputs']}"
     else:
-        np.savez(smoke_dir / "inputs.npz", **generic_inputs(meta["signature"]["inputs"]))
+        feeds = generic_inputs(meta["signature"]["inputs"])
+        np.savez(smoke_dir / "inputs.npz", **feeds)  # type: ignore[arg-type]  # numpy's stub: **kwds as a bool
         spec["input"] = "inputs.npz"
     (smoke_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
     return smoke_dir / "spec.json"
@@ -59,7 +60,7 @@ def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Pat
 def generic_inputs(inputs: list[dict[str, Any]], *, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for a model we know nothing about: symbolic dims become 1."""
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for spec in inputs:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec["shape"]]
         dtype = _DTYPES.get(spec["type"])
@@ -178,7 +179,8 @@ def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any
         raise
     if runner.dry_run:
         return {}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    result_json: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return result_json
 
 
 @dataclass(frozen=True)
