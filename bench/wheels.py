@@ -74,10 +74,7 @@ def main() -> None:
     }
     for s in strategies.values():
         s.prepare(recipes)
-    srcs = {
-        r.name: sources.fetch(r, cache=project.cache_dir("sources"), runner=runner)
-        for r in recipes
-    }
+    srcs = {r.name: sources.fetch(r, cache=project.cache_dir("sources"), runner=runner) for r in recipes}
     workdir = project.build_dir / "bench-wheels"
     workdir.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, list[dict[str, object]]]] = {

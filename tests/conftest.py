@@ -96,5 +96,3 @@ def asr_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           output_names=["log_probs", "hN"], dynamic_axes=axes)  # fmt: skip
     metadata.stamp(path, asr_props(meta))
     return path
-
-

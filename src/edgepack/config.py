@@ -205,8 +205,11 @@ class Target:
 # In a clone these are the repository's own folders (symlinks); in the wheel, copies.
 BUILTIN = Path(__file__).resolve().parent / "_data"
 PROJECT_FILE = "edgepack.toml"
-_PROJECT_KEYS = {"targets": "folder of target files", "build": "output folder",
-                 "python_path": "folders put on sys.path (torch factories, sample callables)"}
+_PROJECT_KEYS = {
+    "targets": "folder of target files",
+    "build": "output folder",
+    "python_path": "folders put on sys.path (torch factories, sample callables)",
+}
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,4 @@ class QuantizationGateError(ModelCheckError):
     """The quantized model fails its gate: accuracy (task metric, cosine), or it quantized nothing."""
 
     exit_code = 10
+    attempts: tuple[dict[str, object], ...] = ()  # quantize.mode auto: every try, for the report

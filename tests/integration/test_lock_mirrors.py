@@ -190,10 +190,10 @@ def test_build_locked_from_the_cli_names_the_package_and_the_command(
     for part in ("targets", "docker", "assets", "models", "wheels", "runtime"):
         shutil.copytree(REPO / part, project / part)
     shutil.copy(REPO / "tasks.py", project)
-    text = (project / "targets/rpi4.yaml").read_text().split("\nsdcard:")[0]
     lines = "\n".join(f"    - {line}" for line in sources(one, two))
-    text += (
-        f"\nwheels: []\ndebian:\n  suite: bookworm\n  glibc: '2.36'\n  sources:\n{lines}\n"
+    text = (  # the rpi4 board, its base from the two mirrors here
+        "extends: rpi4\ndescription: rpi4 from test mirrors\nimage: test/mirrored\nwheels: []\nfeatures: []\n"
+        f"debian:\n  suite: bookworm\n  glibc: '2.36'\n  sources:\n{lines}\n"
         "  packages: [libb, libc]\n  exclude: [dpkg]\n"
     )
     (project / "targets/mirrored.yaml").write_text(text)

@@ -110,7 +110,10 @@ def test_auto_tries_each_recipe_reports_every_try_and_keeps_the_smallest_passing
     kept = [a for a in q["attempts"] if a["chosen"]]
     assert len(kept) == 1 and kept[0]["ok"] and kept[0]["label"] == q["chosen"]
     passing = [a for a in q["attempts"] if a["ok"]]
-    assert kept[0]["bytes"] == min(a["bytes"] for a in passing)
+    # The rule (auto.preference) on the recorded figures: not slower than fp32, then the smallest.
+    # Which tries are slower is this host's timing; the rule applied to it is what is checked.
+    best = min(passing, key=lambda a: (a["host_ms"] > a["fp32_ms"] * 1.1, a["bytes"], a["host_ms"]))
+    assert kept[0]["label"] == best["label"]
     assert out["meta"]["quantize"] == f"auto: {q['chosen']}" and q["outcome"]["quantized"] >= 2
     assert doc["validation"]["judged_on"] == "samples" and q["calibration"].startswith("samples:")
     assert out["meta"]["smoke"]["fed"]["source"] == "samples: s0.npz (first of 4)"

@@ -27,7 +27,7 @@ NO_COMMAND = "(no command)"
 log = logging.getLogger("edgepack_runtime")
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = sub.add_parser("transcribe", help="speech to text of a WAV file (whole, or streamed in chunks)")
     t.add_argument("file", type=Path)
     t.add_argument("--stream", action="store_true", help="stream it: partial text per chunk, latency")

@@ -17,7 +17,8 @@ def best_path(log_probs: np.ndarray) -> np.ndarray:
     """Argmax token per frame of ``[T, V]`` scores."""
     if log_probs.ndim != 2:
         raise ValueError(f"expected [T, V] scores, got shape {log_probs.shape}")
-    return np.argmax(log_probs, axis=-1)
+    best: np.ndarray = np.argmax(log_probs, axis=-1)
+    return best
 
 
 def collapse(tokens: Sequence[int] | np.ndarray, *, blank: int, previous: int | None = None) -> list[int]:

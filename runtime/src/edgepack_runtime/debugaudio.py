@@ -95,7 +95,8 @@ def _fit(x: np.ndarray, width: int = PANEL_WIDTH) -> np.ndarray:
     first = np.minimum(edges[:-1].astype(int), len(x) - 1)
     last = np.maximum(first + 1, np.ceil(edges[1:]).astype(int))
     sums = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    return (sums[last] - sums[first]) / (last - first)[:, None]
+    means: np.ndarray = (sums[last] - sums[first]) / (last - first)[:, None]
+    return means
 
 
 def _axis(seconds: float, width: int = PANEL_WIDTH) -> np.ndarray:

@@ -53,7 +53,8 @@ class Normalizer:
     std: np.ndarray
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
-        return ((feats - self.mean) / self.std).astype(np.float32)
+        normalised: np.ndarray = ((feats - self.mean) / self.std).astype(np.float32)
+        return normalised
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -73,7 +74,8 @@ def mel_filterbank(config: FrontEndConfig) -> np.ndarray:
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bin_hz[:, None] - lower) / (centre - lower)
     falling = (upper - bin_hz[:, None]) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling))
+    weights: np.ndarray = np.maximum(0.0, np.minimum(rising, falling))
+    return weights
 
 
 def hann_window(length: int) -> np.ndarray:

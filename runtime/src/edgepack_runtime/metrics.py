@@ -30,8 +30,6 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 WINDOW = 2048  # latest observations kept for the percentiles
 
 
-
-
 def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
     if ms.size == 0:

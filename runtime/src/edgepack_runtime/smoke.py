@@ -154,5 +154,3 @@ def _run_generic(
         values = sess.run(names, feeds)
         times.append(time.perf_counter() - t0)
     return dict(zip(names, values, strict=True)), times, 0.0
-
-

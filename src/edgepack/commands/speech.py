@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
-from edgepack.commands.boundary import command, project
+from invoke.context import Context
+
+from edgepack.commands.boundary import command, given, integer, project
 from edgepack.ui import console
 
 
@@ -17,12 +19,13 @@ from edgepack.ui import console
     },
     required=("data",),
 )
-def finetune(c, data=None, name="cmdasr-finetuned", epochs=6):
+def finetune(c: Context, data: str | None = None, name: str = "cmdasr-finetuned", epochs: str = "6") -> None:
     """Fine-tune the bundled recogniser on your recordings; writes models/NAME.yaml for edgepack build."""
     proj = project()
     sys.path.insert(0, str(proj.root))  # speech/ is the project's training code, not an installed package
     from speech.finetune import finetune as run
 
     base = proj.root / "speech" / "weights" / "cmdasr.pt"
-    result = run(proj.root / data, name=name, base=base, epochs=int(epochs), root=proj.root)
+    rounds = integer("epochs", epochs, minimum=1, maximum=200)
+    result = run(proj.root / given(data), name=name, base=base, epochs=rounds, root=proj.root)
     console.print_json(json.dumps(result))

@@ -54,5 +54,3 @@ def run_fleet(specs: Sequence[BoardSpec], action: Action, *, jobs: int) -> list[
 def exit_code(rows: Sequence[Row]) -> int:
     """0 when every row passed; else the first failure's code (all boards' codes are in the table)."""
     return next((r.exit_code for r in rows if not r.ok), 0)
-
-

@@ -138,7 +138,7 @@ def search(
             "quantize.auto_steps, or relax the evaluate limits. Every try: "
             "build/<target>/model/quantize-attempts.json.",
         )
-        error.attempts = [asdict(a) for a in attempts]  # type: ignore[attr-defined]
+        error.attempts = tuple(asdict(a) for a in attempts)
         raise error
     chosen = min(passing, key=preference)
     return Search(chosen, tuple(attempts)), paths[chosen.label]

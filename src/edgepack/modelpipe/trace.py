@@ -105,9 +105,7 @@ def capture(module: torch.nn.Module, spec: ModelSpec, *, method: str = "auto") -
         with PROCESS_STATE, warnings.catch_warnings(record=True) as seen:  # warnings' state is process-wide
             warnings.simplefilter("always")
             traced = torch.jit.trace(module, args, check_trace=False)  # type: ignore[no-untyped-call]  # unannotated in torch
-        caught = tuple(
-            sorted({_warning_line(w) for w in seen if issubclass(w.category, TracerWarning)})
-        )
+        caught = tuple(sorted({_warning_line(w) for w in seen if issubclass(w.category, TracerWarning)}))
         bad = disagreement(traced, spec, sets, refs)
         if bad is None:
             why = f"trace agrees with eager on {len(sets) - 1} other input sets (sizes and values)"

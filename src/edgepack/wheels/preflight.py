@@ -137,5 +137,3 @@ def require_wheels(target: Target, *, project: Project, runner: Runner) -> None:
         hint="Write a recipe for each in wheels/<name>.yaml (edgepack wheels.preflight --target "
         f"{target.name} shows the table).",
     )
-
-
