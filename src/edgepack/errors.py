@@ -21,6 +21,15 @@ class EdgepackError(Exception):
         return f"{self.message}\n{self.hint}" if self.hint else self.message
 
 
+class Reported(EdgepackError):
+    """A failure already shown in full (the doctor's table, a fleet's rows, the targets' table, pytest's
+    report): the boundary only exits with its code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("")
+        self.exit_code = code
+
+
 class ConfigError(EdgepackError):
     """A target file, model spec or flag is wrong."""
 

@@ -14,10 +14,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from invoke.exceptions import Exit
 
 from edgepack.commands import build as build_commands
 from edgepack.config import Project
+from edgepack.errors import Reported
 from tests.integration.test_build import copy_project
 
 TARGETS = ["rpi5", "jetson-orin-nano", "x86-box", "rpi-zero2w", "rpi5-bad"]
@@ -33,9 +33,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, int]:
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(proj.root)
-        with pytest.raises(Exit) as failed:
+        with pytest.raises(Reported) as failed:
             build_commands.run_build(",".join(TARGETS), model=None, dry=False, verbose=False, jobs=2)
-    return proj, failed.value.code
+    return proj, failed.value.exit_code
 
 
 def report(proj: Project, target: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from invoke.exceptions import Exit
 
 from edgepack.commands import device as device_cli
 from edgepack.config import Project, load_target
@@ -34,6 +33,7 @@ from edgepack.device.errors import (
     RegressionError,
 )
 from edgepack.device.ssh import Board
+from edgepack.errors import Reported
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.image import publish
 from edgepack.pipeline.plan import plan
@@ -219,9 +219,9 @@ def test_a_fleet_run_fails_only_the_unreachable_board(project: Project, fleet: d
     ghost = ["  ghost:", "    address: 127.0.0.1", f"    port: {free_port()}", "    labels: [lab]"]
     inv = inventory(project, fleet, *ghost)
     sel = device_cli.Selection(labels=("lab",), inventory=str(inv), root=str(project.root), jobs=3)
-    with pytest.raises(Exit) as exit_info:
+    with pytest.raises(Reported) as exit_info:
         device_cli.deploy(sel)
-    assert exit_info.value.code == 6
+    assert exit_info.value.exit_code == 6
     rows = {
         r["board"]: r
         for r in (
@@ -291,11 +291,11 @@ def test_a_dropped_connection_keeps_the_previous_deployment_and_the_next_deploy_
     known.write_text(f"[127.0.0.1]:{proxy.port} {key_line}")
     cut = replace(one(bund, slow), hosts=(f"root@127.0.0.1:{proxy.port}",), known_hosts=str(known))
     try:
-        with pytest.raises(Exit) as exit_info:
+        with pytest.raises(Reported) as exit_info:
             device_cli.deploy(cut)
     finally:
         proxy.close()
-    assert exit_info.value.code == 6 and proxy.dropped.is_set()
+    assert exit_info.value.exit_code == 6 and proxy.dropped.is_set()
     assert (bund.root / "var/lib/edgepack/rpi4/current").readlink() == before  # the old one still runs
     parts = list((bund.root / "var/lib/edgepack/incoming").glob("*.part"))
     partial = parts[0].stat().st_size if len(parts) == 1 else -1
@@ -365,9 +365,9 @@ def test_wrong_user_wrong_key_no_docker_and_full_disk(
         Board(replace(dock.spec, key=str(bund.dir / "user_ed25519")), runner=runner) as board,
     ):
         probe(board, target)
-    with pytest.raises(Exit) as no_docker:
+    with pytest.raises(Reported) as no_docker:
         device_cli.deploy(one(bund, project, mode="docker"))
-    assert no_docker.value.code == 6
+    assert no_docker.value.exit_code == 6
     small = bund.root / "small"
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(small)], check=True)
@@ -389,9 +389,9 @@ def test_a_board_of_another_architecture_is_refused_before_any_transfer(
     userland = board_userland(REPO / "build" / "cache")
     board = make_board(tmp_path, userland, name="x86", docker=False, arm64=False)
     try:
-        with pytest.raises(Exit) as exit_info:
+        with pytest.raises(Reported) as exit_info:
             device_cli.deploy(one(board, project))
-        assert exit_info.value.code == 6
+        assert exit_info.value.exit_code == 6
         assert not Path(board.spec.dir).exists()  # not even a folder was made
     finally:
         board.stop()

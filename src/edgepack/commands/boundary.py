@@ -37,7 +37,7 @@ from invoke.program import Program
 from invoke.tasks import Task
 
 from edgepack.config import Project, find_project
-from edgepack.errors import ConfigError, EdgepackError
+from edgepack.errors import ConfigError, EdgepackError, Reported
 from edgepack.runner import Runner
 from edgepack.ui import errors
 
@@ -75,6 +75,8 @@ def guard() -> Iterator[None]:
     """Foreseeable failures become a short message and an exit code, never a traceback."""
     try:
         yield
+    except Reported as exc:  # its table or report said it all
+        raise Exit(code=exc.exit_code) from None
     except EdgepackError as exc:
         errors.print(f"[bold red]error:[/] {exc.render()}", soft_wrap=True, markup=True, highlight=False)
         raise Exit(code=exc.exit_code) from None

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from invoke.context import Context
-from invoke.exceptions import Exit
 
 from edgepack.commands.boundary import command, given, integer, project, runner
 from edgepack.config import Project, Target, load_target, select_targets, target_schema
-from edgepack.errors import ConfigError, EdgepackError
+from edgepack.errors import ConfigError, EdgepackError, Reported
 from edgepack.fsutil import write_text
 from edgepack.host import builders, doctor, gpu
 from edgepack.locks import catalog as lock_catalog
@@ -205,7 +204,7 @@ def run_build(
             errors.print(f"[bold red]{t.name}[/] failed at {step}: {error.render()}", soft_wrap=True)
     console.print(f"reports {proj.build_dir}/<target>/report.json")
     if any(t.failure for t in targets):
-        raise Exit(code=parallel.exit_code(targets))
+        raise Reported(parallel.exit_code(targets))
 
 
 def sync_locks(

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from invoke.context import Context
-from invoke.exceptions import Exit
 from invoke.tasks import Task
 from rich.table import Table
 
@@ -22,7 +21,7 @@ from edgepack.device import fleet
 from edgepack.device import regress as device_regress
 from edgepack.device.inventory import BoardSpec, Mode, load_inventory, parse_host
 from edgepack.device.ssh import Board
-from edgepack.errors import ConfigError
+from edgepack.errors import ConfigError, Reported
 from edgepack.runner import Runner
 from edgepack.ui import console
 from edgepack.ui.device import summary_table
@@ -94,7 +93,7 @@ def _finish(rows: list[fleet.Row]) -> None:
         console.print(f"[bold red]error:[/] {rows[0].detail}", soft_wrap=True)
     code = fleet.exit_code(rows)
     if code:
-        raise Exit(code=code)
+        raise Reported(code)
 
 
 @cache

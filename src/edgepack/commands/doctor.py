@@ -6,9 +6,9 @@ import json
 import sys
 
 from invoke.context import Context
-from invoke.exceptions import Exit
 
 from edgepack.commands.boundary import command, runner
+from edgepack.errors import Reported
 from edgepack.host import doctor
 from edgepack.ui import console
 from edgepack.ui.doctor import render_checks
@@ -47,7 +47,7 @@ def run_doctor(*, fix: bool, as_json: bool = False) -> None:
     else:
         render_checks(checks, console, fix=fix)
     if not all(c.ok for c in checks):
-        raise Exit(code=3)
+        raise Reported(3)
 
 
 def run_tests(*, unit_only: bool, keyword: str) -> None:
@@ -58,7 +58,7 @@ def run_tests(*, unit_only: bool, keyword: str) -> None:
     paths = ["tests/unit"] if unit_only else ["tests/unit", "tests/cli", "tests/integration"]
     code = pytest.main([*paths, *(["-k", keyword] if keyword else [])])
     if code != 0:
-        raise Exit(code=int(code))
+        raise Reported(int(code))
 
 
 def type_check() -> None:
@@ -69,4 +69,4 @@ def type_check() -> None:
     sys.stdout.write(report)  # one line on success
     sys.stderr.write(errors)
     if status != 0:
-        raise Exit(code=status)
+        raise Reported(status)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +90,31 @@ def run_json(
     return result
 
 
+@dataclass(frozen=True)
+class BoardSmoke:
+    """The deployed image's smoke spec on a board over SSH (a ``pipeline.smoke.SmokeRunner``)."""
+
+    board: Board
+    target: Target
+    runs: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.target.image}:current on board {self.board.spec.name}"
+
+    def run_smoke(self) -> dict[str, Any]:
+        command = ["smoke", "--runs", str(self.runs)]
+        return run_json(
+            self.board, self.target, command, what="smoke inference", timeout=self.target.smoke.timeout_s
+        )
+
+
 def board_smoke(board: Board, target: Target, project: Project, *, runs: int | None = None) -> dict[str, Any]:
     """The image's smoke spec on the board; ``runs`` (default: the target's) only changes timings."""
     image_id = require_deployed(board, target, project)["id"]
     reference = host_reference(project, target)
-    command = ["smoke", "--runs", str(runs or target.smoke.runs)]
-    result = run_json(board, target, command, what="smoke inference", timeout=target.smoke.timeout_s)
-    checks = smoke.compare(reference, result, atol=target.smoke.atol, rtol=target.smoke.rtol)
-    smoke.require_match(checks, image=f"{target.image}:current on board {board.spec.name}")
+    on_board = BoardSmoke(board, target, runs or target.smoke.runs)
+    result, checks = smoke.verify(reference, on_board, atol=target.smoke.atol, rtol=target.smoke.rtol)
     return {
         "ok": True,
         "image_id": image_id,

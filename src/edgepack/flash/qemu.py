@@ -106,19 +106,32 @@ def _watch(argv: list[str], *, log: Path, timeout_s: float, runner: Runner) -> B
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CardSmoke:
+    """The smoke line a booted card printed on its console (a ``pipeline.smoke.SmokeRunner``)."""
+
+    boot: BootResult
+
+    @property
+    def where(self) -> str:
+        return f"the card image booted under QEMU (console log: {self.boot.log})"
+
+    def run_smoke(self) -> dict[str, Any]:
+        try:
+            emulated = json.loads(self.boot.result)
+        except json.JSONDecodeError:
+            emulated = None
+        if self.boot.status != "ok" or not isinstance(emulated, dict) or "outputs" not in emulated:
+            raise SmokeTestError(
+                f"the smoke test on the booted image failed: {self.boot.result[:300]} "
+                f"(console log: {self.boot.log}).",
+                hint="The same runtime passed in the container: compare the kernel/CPU, and the console log.",
+            )
+        return emulated
+
+
 def check_against(
     result: BootResult, reference: dict[str, Any], *, atol: float, rtol: float
 ) -> list[OutputCheck]:
     """The booted card's smoke outputs against the host reference, as the container's smoke is checked."""
-    try:
-        emulated = json.loads(result.result)
-    except json.JSONDecodeError:
-        emulated = None
-    if result.status != "ok" or not isinstance(emulated, dict) or "outputs" not in emulated:
-        raise SmokeTestError(
-            f"the smoke test on the booted image failed: {result.result[:300]} (console log: {result.log}).",
-            hint="The same runtime passed in the container: compare the kernel/CPU, and the console log.",
-        )
-    checks = smoke.compare(reference, emulated, atol=atol, rtol=rtol)
-    smoke.require_match(checks, image=f"the card image booted under QEMU (console log: {result.log})")
-    return checks
+    return smoke.verify(reference, CardSmoke(result), atol=atol, rtol=rtol)[1]

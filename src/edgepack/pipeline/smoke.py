@@ -10,7 +10,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -157,6 +157,47 @@ def require_informative(reference: dict[str, Any], fed: dict[str, Any]) -> None:
             )
 
 
+class SmokeRunner(Protocol):
+    """Where a smoke test runs: the image under QEMU here, a board over SSH, a card booted under QEMU.
+
+    Each gives the runtime's smoke result (its JSON); ``verify`` compares it with the host reference
+    the same way for all three.
+    """
+
+    @property
+    def where(self) -> str:
+        """What ran it, for messages: an image tag, a board, a card's console log."""
+        ...
+
+    def run_smoke(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ContainerSmoke:
+    """The image in a locked-down container here, under QEMU with the board's CPU (or natively)."""
+
+    image: str
+    target: Target
+    runner: Runner
+
+    @property
+    def where(self) -> str:
+        return self.image
+
+    def run_smoke(self) -> dict[str, Any]:
+        return run_in_image(self.image, self.target, runner=self.runner)
+
+
+def verify(
+    reference: dict[str, Any], runner: SmokeRunner, *, atol: float, rtol: float
+) -> tuple[dict[str, Any], list[OutputCheck]]:
+    """Run the smoke test where ``runner`` says; compare with the host reference (SmokeTestError if off)."""
+    result = runner.run_smoke()
+    checks = compare(reference, result, atol=atol, rtol=rtol)
+    require_match(checks, image=runner.where)
+    return result, checks
+
+
 def run_in_image(image: str, target: Target, *, runner: Runner) -> dict[str, Any]:
     argv = run_argv(
         image=image,
@@ -270,9 +311,9 @@ def smoke_step(b: Build, *, image: Step, app: Step) -> Step:
     def action() -> Outputs:
         tag = f"{t.image}:{image.key[:12]}"
         reference = json.loads(Path(stamp_of(b, app)["reference"]).read_text())
-        emulated = run_in_image(tag, t, runner=b.runner)
-        checks = compare(reference, emulated, atol=t.smoke.atol, rtol=t.smoke.rtol)
-        require_match(checks, image=tag)
+        emulated, checks = verify(
+            reference, ContainerSmoke(tag, t, b.runner), atol=t.smoke.atol, rtol=t.smoke.rtol
+        )
         return {
             "ok": True,
             "checks": checks_as_dicts(checks),
