@@ -6,6 +6,34 @@ Each error knows its exit code and renders as "<what> failed because <cause>.
 
 from __future__ import annotations
 
+import re
+
+_SIGNATURE = re.compile(r"/\S+\.(?:h|cc|cpp):\d+ [^()]*\([^)]*\)(?: const)?")  # file.h:46 void ns::f(args)
+_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_KEY = re.compile(
+    r"opset|not (?:implemented|supported|registered)|unsupported|could not find|no kernel"
+    r"|type (?:error|mismatch)|invalid|mismatch|unknown|missing|shape|expected",
+    re.IGNORECASE,
+)
+
+
+def tool_reason(text: str, *, limit: int = 400) -> str:
+    """The sentences of a tool's error that say why (onnxruntime's, torch's), not its C++ signature.
+
+    onnxruntime puts ``file.h:46 void onnxruntime::f(const std::unordered_map<...>&, ...)`` before
+    its reason; cutting the message at a length kept the signature and lost "opset 99 ... till
+    opset 28". The signature goes; the sentences that name the problem stay, the last one first
+    when only some fit.
+    """
+    flat = _SIGNATURE.sub(" ", _PREFIX.sub("", " ".join(text.split())))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", flat) if s.strip()]
+    keep = [s for s in sentences if _KEY.search(s)] or sentences[-1:]
+    reason = " ".join(keep)
+    while len(reason) > limit and len(keep) > 1:  # drop from the front: the last sentence is the verdict
+        keep = keep[1:]
+        reason = " ".join(keep)
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
 
 class EdgepackError(Exception):
     """Base class: a foreseeable failure with a message for the user."""

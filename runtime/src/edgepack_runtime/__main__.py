@@ -11,7 +11,7 @@ from typing import Any
 
 from edgepack_runtime import asrcli
 from edgepack_runtime.audio import AudioError
-from edgepack_runtime.paths import default_spec
+from edgepack_runtime.paths import default_model, default_spec
 from edgepack_runtime.smoke import SpecError
 
 DEFAULT_SPEC = Path("/opt/edgepack/smoke/spec.json")
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "spec", "absent") is None:
         args.spec = default_spec(getattr(args, "target", None))
+    if getattr(args, "model", "absent") is None:
+        args.model = default_model(getattr(args, "target", None))
     if args.command in asrcli.COMMANDS:
         return asrcli.run(args)
     if args.command == "bench-model":

@@ -53,7 +53,8 @@ class Recognizer:
     @classmethod
     def load(cls, model: Path, *, threads: int = 1) -> Recognizer:
         if not model.is_file():
-            raise FileNotFoundError(f"{model}: no such model file")
+            hint = " (outside the image: --model PATH, or --target NAME: its last build)"
+            raise FileNotFoundError(f"{model}: no such model file{hint if str(model).startswith('/opt/') else ''}")
         return cls.from_session(ort_session(model, threads=threads), shown_as=str(model))
 
     @classmethod

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +32,41 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     t = sub.add_parser("transcribe", help="speech to text of a WAV file (whole, or streamed in chunks)")
     t.add_argument("file", type=Path)
     t.add_argument("--stream", action="store_true", help="stream it: partial text per chunk, latency")
-    t.add_argument("--chunk-ms", type=float, default=320.0, help="streaming chunk (ms of audio)")
+    t.add_argument(
+        "--chunk-ms", type=milliseconds, default=320.0, help="streaming chunk (ms of audio, 20..10000)"
+    )
     d = sub.add_parser("debug-audio", help="rate, channels, level, and what the model would see; --png")
     d.add_argument("file", type=Path)
     d.add_argument("--png", type=Path, default=None, help="log-mel at the right and at the wrong rate")
     li = sub.add_parser("listen", help="live capture -> streaming ASR (--file: a file at real-time pace)")
     li.add_argument("--device", default=None, help="input device name or index (default: the system's)")
-    li.add_argument("--block", type=int, default=256, help="samples per capture callback")
+    li.add_argument("--block", type=_whole(16, 65536), default=256, help="samples per capture callback")
     li.add_argument("--file", type=Path, default=None, help="drive the capture callback from a WAV file")
-    li.add_argument("--chunk-ms", type=float, default=160.0, help="streaming chunk (ms of audio)")
-    li.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: file end / Ctrl-C)")
+    li.add_argument(
+        "--chunk-ms", type=milliseconds, default=160.0, help="streaming chunk (ms of audio, 20..10000)"
+    )
+    li.add_argument(
+        "--seconds", type=_seconds, default=0.0, help="stop after this long (0: file end / Ctrl-C)"
+    )
     r = sub.add_parser("demo-rate", help="WER with explicit resampling vs 44.1 kHz audio fed as 16 kHz")
     r.add_argument("manifest", type=Path, help="JSON lines of {audio, text}, audio relative to it")
     for p in (t, d, li, r):
-        p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-        p.add_argument("--threads", type=int, default=1)
+        p.add_argument(
+            "--model", type=Path, default=None, help="default: the image's, or --target's last build"
+        )
+        p.add_argument(
+            "--target", default=None, help="on the host: the last build of this target (build/NAME/)"
+        )
+        p.add_argument("--threads", type=_whole(1, 256), default=1)
         p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     for p in (t, d, li):
         p.add_argument("--no-resample", action="store_true", help="a rate other than the model's is an error")
     for p in (t, li):
-        p.add_argument("--free-text", action="store_true",
-                       help="greedy CTC text, not decoded into the model's command grammar")  # fmt: skip
+        p.add_argument(
+            "--free-text",
+            action="store_true",
+            help="greedy CTC text, not decoded into the model's command grammar",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +81,40 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range {low}..{high}")
+        return value
+
+    return parse
+
+
+def milliseconds(text: str) -> float:
+    """A streaming chunk: at least two analysis hops (20 ms), at most 10 s."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not 20.0 <= value <= 10_000.0:
+        raise argparse.ArgumentTypeError(f"{value:g} ms is out of range 20..10000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value <= 86_400.0:
+        raise argparse.ArgumentTypeError(f"{value:g} s is out of range 0..86400")
+    return value
 
 
 def _recognizer(args: argparse.Namespace) -> Any:
@@ -99,6 +148,12 @@ def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
     rec = _recognizer(args)
     audio = _input(args, rec.rate)
     if args.stream:
+        window = rec.meta.frontend.win_length
+        if len(audio.samples) < window:  # as the whole-file run refuses it: nothing to stream
+            raise AudioError(
+                f"{args.file}: audio of {len(audio.samples)} samples is shorter than one analysis "
+                f"window ({window} samples at {rec.rate} Hz)."
+            )
         result = transcribe_stream(rec, audio.samples, chunk_ms=args.chunk_ms)
         if not args.json:
             for partial in result.partials:
@@ -113,29 +168,47 @@ def _transcribe(args: argparse.Namespace) -> dict[str, Any]:
         print(text if command is None or command.accepted else NO_COMMAND)
     if command is not None:
         _log_command(command)
-    out = {"text": text, "free_text": result.text, "command": command.as_dict() if command else None,
-           "mode": "stream" if args.stream else "batch", "audio_seconds": result.audio_seconds,
-           "compute_ms": round(compute * 1e3, 3),
-           "rtf": compute / result.audio_seconds if result.audio_seconds else None}  # fmt: skip
+    out = {
+        "text": text,
+        "free_text": result.text,
+        "command": command.as_dict() if command else None,
+        "mode": "stream" if args.stream else "batch",
+        "audio_seconds": result.audio_seconds,
+        "compute_ms": round(compute * 1e3, 3),
+        "rtf": compute / result.audio_seconds if result.audio_seconds else None,
+    }
     if args.stream:
         out |= {
             "chunk_ms": args.chunk_ms,
             "partials": result.partials,
             "chunk_latency_ms": _pcts(result.chunk_ms),
         }
-    log.info("rtf %.4f (%.0f ms for %.2f s of audio)%s", out["rtf"], compute * 1e3,
-             result.audio_seconds, _latency_line(result.chunk_ms) if args.stream else "")  # fmt: skip
+    log.info(
+        "rtf %.4f (%.0f ms for %.2f s of audio)%s",
+        out["rtf"],
+        compute * 1e3,
+        result.audio_seconds,
+        _latency_line(result.chunk_ms) if args.stream else "",
+    )
     return out
 
 
 def _log_command(command: Any) -> None:
     if command.accepted:
         slots = " ".join(f"{k}={v!r}" for k, v in command.slots.items())
-        log.info("command %r (%s%s), confidence %.2f", command.text, command.intent,
-                 f"; {slots}" if slots else "", command.confidence)  # fmt: skip
+        log.info(
+            "command %r (%s%s), confidence %.2f",
+            command.text,
+            command.intent,
+            f"; {slots}" if slots else "",
+            command.confidence,
+        )
     else:
-        log.info("no command: the best match %r has confidence %.2f, under the threshold",
-                 command.text, command.confidence)  # fmt: skip
+        log.info(
+            "no command: the best match %r has confidence %.2f, under the threshold",
+            command.text,
+            command.confidence,
+        )
 
 
 def _debug_audio(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,7 +217,11 @@ def _debug_audio(args: argparse.Namespace) -> dict[str, Any]:
     rec = _recognizer(args)
     audio = read_wav(args.file)
     info = debugaudio.describe(audio, rec.meta, allow_resample=not args.no_resample)
-    if args.png is not None and audio.samples.size:
+    if args.png is not None and not audio.samples.size:
+        raise AudioError(
+            f"{args.file}: the file has no samples: there is no picture to draw into {args.png}."
+        )
+    if args.png is not None:
         right, wrong, caption = debugaudio.spectrograms(audio, rec.meta)
         debugaudio.write_png(args.png, right, wrong, hop_s=rec.meta.frontend.hop_length / rec.rate)
         info |= {"png": str(args.png), "png_left": f"at {rec.rate} Hz (correct)", "png_right": caption}
@@ -167,19 +244,39 @@ def _listen(args: argparse.Namespace) -> dict[str, Any]:
             if args.no_resample:
                 conform(audio, rate=rec.rate, allow_resample=False, source=str(args.file))
             # The same line as transcribe's; listen resamples block by block as the audio arrives.
-            log.info("%s: %d Hz resampled to the model's %d Hz (soxr %s, streaming)", args.file, audio.rate,
-                     rec.rate, QUALITY)  # fmt: skip
+            log.info(
+                "%s: %d Hz resampled to the model's %d Hz (soxr %s, streaming)",
+                args.file,
+                audio.rate,
+                rec.rate,
+                QUALITY,
+            )
 
     def on_text(kind: str, text: str) -> None:
         if not args.json:
             print(f"{kind}: {text}", flush=True)
 
-    result = listen(rec, file=args.file, device=args.device, block=args.block, chunk_ms=args.chunk_ms,
-                    seconds=args.seconds, on_text=on_text, free_text=args.free_text)  # fmt: skip
+    result = listen(
+        rec,
+        file=args.file,
+        device=args.device,
+        block=args.block,
+        chunk_ms=args.chunk_ms,
+        seconds=args.seconds,
+        on_text=on_text,
+        free_text=args.free_text,
+    )
     c = result["counters"]
-    log.info("%s; %d callbacks, %d overruns, %d dropouts (%d samples), %d chunk errors%s",
-             result["scheduling"], c["callbacks"], c["overruns"], c["dropouts"], c["dropped"],
-             c["chunk_errors"], f" (last: {c['last_error']})" if c["last_error"] else "")  # fmt: skip
+    log.info(
+        "%s; %d callbacks, %d overruns, %d dropouts (%d samples), %d chunk errors%s",
+        result["scheduling"],
+        c["callbacks"],
+        c["overruns"],
+        c["dropouts"],
+        c["dropped"],
+        c["chunk_errors"],
+        f" (last: {c['last_error']})" if c["last_error"] else "",
+    )
     return result
 
 

@@ -67,8 +67,13 @@ def push(
             f"'{builder}' is {'missing' if found is None else 'the docker driver'}.",
             hint="Use setup-buildx-action's builder, or: docker buildx create --driver docker-container",
         )
-    b = Build(target=target, project=proj, runner=run, model=model or target.model,
-              buildx=BuildxOptions(builder, cache_from, ()))  # fmt: skip
+    b = Build(
+        target=target,
+        project=proj,
+        runner=run,
+        model=model or target.model,
+        buildx=BuildxOptions(builder, cache_from, ()),
+    )
     steps = plan(b)
     _require_smoke_run_here(b, steps)
     metadata = b.out_dir / "push-metadata.json"
@@ -87,11 +92,16 @@ def _require_smoke_run_here(b: Build, steps: list[Step]) -> None:
     image = b.cache.lookup(by_name["image"])
     if image is None:  # push_image names every step that is not built
         return
-    planned = release.Planned(target=b.target.name, image_key=by_name["image"].key,
-                              smoke_key=by_name["smoke"].key, image_id=image["id"])  # fmt: skip
+    planned = release.Planned(
+        target=b.target.name,
+        image_key=by_name["image"].key,
+        smoke_key=by_name["smoke"].key,
+        image_id=image["id"],
+    )
     release.require_smoke_run(release.read_report(b.out_dir / "report.json"), planned)
-    release.require_source_label(image.get("labels", {}), source=os.environ.get(IMAGE_SOURCE_ENV),
-                                 target=b.target.name)  # fmt: skip
+    release.require_source_label(
+        image.get("labels", {}), source=os.environ.get(IMAGE_SOURCE_ENV), target=b.target.name
+    )
 
 
 def _repository(image: str) -> str:
@@ -105,15 +115,42 @@ def add_builder(
 ) -> None:
     if not platforms:
         raise ConfigError("builders.add needs --platform (what the node builds natively, e.g. linux/arm64).")
-    builder = builders.add(node, endpoint=endpoint, platforms=platforms, runner=Runner(echo=verbose),
-                           bootstrap=bootstrap)  # fmt: skip
+    builder = builders.add(
+        node, endpoint=endpoint, platforms=platforms, runner=Runner(echo=verbose), bootstrap=bootstrap
+    )
     console.print(f"builder {builder.name}: {', '.join(n.name for n in builder.nodes)}")
 
 
-def list_builders() -> None:
+def list_builders(*, as_json: bool = False) -> None:
     """Every buildx node and what it builds natively; then where each target would build."""
     run = Runner(echo=False)
     found = builders.list_builders(runner=run)
+    if as_json:
+        proj = _project()
+        pool = [b for b in found if b.name in (builders.BUILDER, builders.LOCAL)]
+        targets = {}
+        for name in proj.target_names():
+            try:
+                targets[name] = builders.choose(
+                    load_target(proj, name), builders=pool, binfmt=BinfmtMisc()
+                ).describe()
+            except ToolchainError as exc:
+                targets[name] = f"none: {exc.message}"
+        nodes = [
+            {
+                "builder": b.name,
+                "driver": b.driver,
+                "node": n.name,
+                "endpoint": n.endpoint,
+                "status": n.status,
+                "native": list(n.native),
+                "platforms": list(n.platforms),
+            }
+            for b in found
+            for n in b.nodes
+        ]
+        print(json.dumps({"nodes": nodes, "targets": targets}, indent=2))
+        return
     table = Table(title="buildx nodes", title_justify="left")
     for col in ("builder", "driver", "node", "endpoint", "status", "native", "other (QEMU or compatible)"):
         table.add_column(col)

@@ -35,6 +35,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 from invoke.tasks import Task
+from rich.markup import escape
 
 from edgepack.config import Project, find_project
 from edgepack.errors import ConfigError, EdgepackError, Reported
@@ -78,12 +79,15 @@ def guard() -> Iterator[None]:
     except Reported as exc:  # its table or report said it all
         raise Exit(code=exc.exit_code) from None
     except EdgepackError as exc:
-        errors.print(f"[bold red]error:[/] {exc.render()}", soft_wrap=True, markup=True, highlight=False)
+        # escaped: a message quotes commands and paths, whose [brackets] are not rich markup
+        errors.print(f"[bold red]error:[/] {escape(exc.render())}", soft_wrap=True, highlight=False)
         raise Exit(code=exc.exit_code) from None
+    except BrokenPipeError:  # the reader of our output left (`| head`): not an error; main() exits quietly
+        raise
     except OSError as exc:  # the disk, not a stage, is to blame: say which path and why
         if exc.errno is None:
             raise
-        errors.print(f"[bold red]error:[/] {render_os_error(exc)}", soft_wrap=True, highlight=False)
+        errors.print(f"[bold red]error:[/] {escape(render_os_error(exc))}", soft_wrap=True, highlight=False)
         raise Exit(code=FILESYSTEM_EXIT) from None
     except KeyboardInterrupt:
         errors.print("[bold red]interrupted[/]: finished steps stay cached; no partial output was kept.")

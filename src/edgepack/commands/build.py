@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from invoke.context import Context
+from rich.markup import escape
 
 from edgepack.commands.boundary import command, given, integer, project, runner
 from edgepack.config import Project, Target, load_target, select_targets, target_schema
@@ -201,7 +202,7 @@ def run_build(
     for t in targets:
         if t.failure is not None:
             step, error = t.failure
-            errors.print(f"[bold red]{t.name}[/] failed at {step}: {error.render()}", soft_wrap=True)
+            errors.print(f"[bold red]{t.name}[/] failed at {step}: {escape(error.render())}", soft_wrap=True)
     console.print(f"reports {proj.build_dir}/<target>/report.json")
     if any(t.failure for t in targets):
         raise Reported(parallel.exit_code(targets))
@@ -213,7 +214,7 @@ def sync_locks(
     """Before any plan: every lock of each target fetchable, re-resolved, or refused (``locked``)."""
 
     def say(line: str) -> None:
-        errors.print(line, soft_wrap=True)
+        errors.print(escape(line), soft_wrap=True)
 
     drift: dict[str, tuple[Drift, ...]] = {}
     for name in names:

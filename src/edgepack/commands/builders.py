@@ -37,7 +37,7 @@ def add(
     )
 
 
-@command()
-def ls(c: Context) -> None:
+@command(help={"json": "print the nodes and the targets' choices as JSON"})
+def ls(c: Context, json: bool = False) -> None:
     """buildx nodes and what each builds natively; where each target would build (native or QEMU)."""
-    ci_actions.list_builders()
+    ci_actions.list_builders(as_json=json)

@@ -11,6 +11,7 @@ from typing import Any
 
 from invoke.context import Context
 from invoke.tasks import Task
+from rich.markup import escape
 from rich.table import Table
 
 from edgepack.commands.boundary import Body, command, given, integer, number
@@ -83,14 +84,14 @@ def _fleet(sel: Selection, title: str, action: Any) -> list[fleet.Row]:
         console.print(summary_table(rows, title=title))
     for row in rows:
         if not row.ok and len(specs) > 1:
-            console.print(f"[red]{row.board}[/]: {row.detail}", soft_wrap=True)
+            console.print(f"[red]{row.board}[/]: {escape(row.detail)}", soft_wrap=True)
     return rows
 
 
 def _finish(rows: list[fleet.Row]) -> None:
     """One board: its own error (one or two lines, its exit code); a fleet: the table says it all."""
     if len(rows) == 1 and not rows[0].ok:
-        console.print(f"[bold red]error:[/] {rows[0].detail}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(rows[0].detail)}", soft_wrap=True)
     code = fleet.exit_code(rows)
     if code:
         raise Reported(code)

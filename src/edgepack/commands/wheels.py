@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 
 from invoke.context import Context
@@ -69,10 +71,13 @@ def build_wheels(
     console.print(table)
 
 
-def run_preflight(target_name: str, *, verbose: bool) -> None:
+def run_preflight(target_name: str, *, verbose: bool, as_json: bool = False) -> None:
     project = find_project()
     target = load_target(project, target_name)
     rows = checks.preflight(target, project=project, runner=Runner(echo=verbose))
+    if as_json:
+        print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
+        return
     console.print(ui_wheels.render(rows, target))
 
 
@@ -111,7 +116,10 @@ def build_(
     build_wheels(given(target), strategy=strategy, package=package, verify=not no_test, verbose=verbose)
 
 
-@command(help={"target": "target name", "verbose": "echo every command"}, required=("target",))
-def preflight(c: Context, target: str | None = None, verbose: bool = False) -> None:
+@command(
+    help={"target": "target name", "verbose": "echo every command", "json": "print the rows as JSON"},
+    required=("target",),
+)
+def preflight(c: Context, target: str | None = None, verbose: bool = False, json: bool = False) -> None:
     """Which of the target's requirements have a wheel for the board, and which need building."""
-    run_preflight(given(target), verbose=verbose)
+    run_preflight(given(target), verbose=verbose, as_json=json)

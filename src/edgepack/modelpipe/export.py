@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
-from edgepack.errors import ConfigError, InputError, ModelCheckError
+from edgepack.errors import ConfigError, InputError, ModelCheckError, tool_reason
 from edgepack.modelpipe.compare import check_outputs
 from edgepack.modelpipe.inputs import InputSet
 from edgepack.modelpipe.serial import PROCESS_STATE
@@ -353,5 +353,5 @@ def _first(exc: BaseException) -> str:
 
 
 def _first_text(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return (lines[0] if lines else "")[:240]
+    """The reason a tool gave, whole (errors.tool_reason), never its C++ signature cut at a length."""
+    return tool_reason(text) if text.strip() else ""

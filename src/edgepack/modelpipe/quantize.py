@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from edgepack.errors import ConfigError, InputError, QuantizationGateError
+from edgepack.errors import ConfigError, InputError, QuantizationGateError, tool_reason
 from edgepack.modelpipe.inputs import Feeds
 from edgepack.modelpipe.serial import PROCESS_STATE
 from edgepack.modelpipe.spec import ModelSpec
@@ -271,7 +271,7 @@ def quantize(
         raise
     except Exception as exc:  # onnxruntime.quantization raises assorted errors
         raise QuantizationGateError(
-            f"model '{spec.name}': {q.mode} quantization failed: {str(exc).splitlines()[0][:240]}",
+            f"model '{spec.name}': {q.mode} quantization failed: {tool_reason(str(exc))}",
             hint="Exclude the node or op type it names (quantize.exclude_*).",
         ) from None
     finally:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from edgepack.errors import InputError
+from edgepack.errors import InputError, tool_reason
 from edgepack.fsutil import atomic_path, sha256_file
 from edgepack.pipeline.context import Build, code_digest
 from edgepack.pipeline.pip import pip_argv
@@ -129,8 +129,7 @@ def inspect_onnx(path: Path, *, shown_as: str) -> dict[str, Any]:
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
-        first = str(exc).strip().splitlines()[0][:300]
-        raise InputError(f"{shown_as}: onnxruntime cannot load this model: {first}") from None
+        raise InputError(f"{shown_as}: onnxruntime cannot load this model: {tool_reason(str(exc))}") from None
 
     def describe(args: list[Any]) -> list[dict[str, Any]]:
         return [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgepack.errors import EdgepackError
@@ -99,13 +100,12 @@ def progress(console: Console, several: bool) -> Events:
     def started(target: str, step: Step, cached: bool) -> None:
         state = "[green]cached[/]" if cached else "running"
         who = f"[dim]{target:>18}[/] " if several else ""
-        console.print(f"{who}[dim]{step.name:>8}[/] {state}: {step.summary}", soft_wrap=True)
+        console.print(f"{who}[dim]{step.name:>8}[/] {state}: {escape(step.summary)}", soft_wrap=True)
 
     def failed(target: str, step: Step, error: EdgepackError) -> None:
         who = f"[dim]{target:>18}[/] " if several else ""
-        console.print(
-            f"{who}[dim]{step.name:>8}[/] [red]FAILED[/]: {error.message.splitlines()[0]}", soft_wrap=True
-        )
+        first = escape(error.message.splitlines()[0])
+        console.print(f"{who}[dim]{step.name:>8}[/] [red]FAILED[/]: {first}", soft_wrap=True)
 
     return Events(started=started, failed=failed)
 
