@@ -121,6 +121,8 @@ CASES = [
     ),
     Case("unknown target", ["build", "--target", "rpi3", "--dry-run"], 2, ("unknown target 'rpi3'", "rpi4")),
     Case("missing --target", ["build"], 2, ("--target is required", "rpi4")),
+    # brackets in a message are text, not rich markup (a quoted command once raised MarkupError)
+    Case("brackets in a name", ["build", "--target", "[/x]", "--dry-run"], 2, ("unknown target '[/x]'",)),
     Case(
         "--jobs not a number",
         ["build", "--target", "rpi4", "--jobs", "abc"],
