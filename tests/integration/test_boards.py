@@ -71,9 +71,12 @@ def test_shared_steps_ran_once(run: tuple[Project, int]) -> None:
     proj, _ = run
     arm64 = ["rpi5", "jetson-orin-nano", "rpi5-bad"]
     steps = {t: {s["name"]: s for s in report(proj, t)["steps"]} for t in arm64}
-    for name in ("base", "deps", "model", "export"):
-        assert len({steps[t][name]["key"] for t in arm64}) == 1, name
-        assert [steps[t][name]["cached"] for t in arm64].count(False) == 1, name
+    # The model source and its export are the same for every arm64 board; base and deps too for
+    # boards with the same features (rpi5 and rpi5-bad capture audio, the Jetson does not: no PyAudio).
+    for name, sharing in (("model", arm64), ("export", arm64), ("base", arm64[::2]), ("deps", arm64[::2])):
+        assert len({steps[t][name]["key"] for t in sharing}) == 1, name
+        assert [steps[t][name]["cached"] for t in sharing].count(False) == 1, name
+    assert steps["rpi5"]["deps"]["key"] != steps["jetson-orin-nano"]["deps"]["key"]
     # The model stage plans for each board's core: the quantize step is its own.
     assert steps["rpi5"]["quantize"]["key"] != steps["jetson-orin-nano"]["quantize"]["key"]
 

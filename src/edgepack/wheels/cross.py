@@ -36,7 +36,7 @@ from pathlib import Path
 from edgepack.config import Project, Target
 from edgepack.debian.rootfs import source_date_epoch
 from edgepack.errors import CommandError, InputError, ToolchainError
-from edgepack.fsutil import atomic_path, write_text
+from edgepack.fsutil import atomic_path, held, write_text
 from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import sysroot as trees
@@ -281,11 +281,16 @@ class CrossStrategy:
         venv = self.project.cache_dir("buildenv") / key
         if (venv / ".complete").is_file():
             return venv
-        with atomic_path(venv, is_dir=True) as tmp:
-            self.runner.run(venv_argv(sys.executable, tmp), what="creating the build venv")
-            self.runner.run(
-                install_deps_argv(tmp, recipe, sources.deps),
-                what=f"installing {shlex.join(recipe.build_requires)} into the build venv",
-            )
-            (tmp / ".complete").write_text("ok\n")
+        # Two targets of one architecture (rpi5, the Jetson) build the same recipe at once: without
+        # the lock, the second finished venv replaced the first while its pip was running from it.
+        with held(venv.with_name(f"{key}.lock")):
+            if (venv / ".complete").is_file():
+                return venv
+            with atomic_path(venv, is_dir=True) as tmp:
+                self.runner.run(venv_argv(sys.executable, tmp), what="creating the build venv")
+                self.runner.run(
+                    install_deps_argv(tmp, recipe, sources.deps),
+                    what=f"installing {shlex.join(recipe.build_requires)} into the build venv",
+                )
+                (tmp / ".complete").write_text("ok\n")
         return venv

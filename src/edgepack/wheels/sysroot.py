@@ -25,7 +25,7 @@ from edgepack.debian.apt import load_index, prepare_state, update_index
 from edgepack.debian.debfile import USRMERGE_DIRS, PathFilter, extract_deb, make_folders, read_deb
 from edgepack.debian.lock import DebianLock
 from edgepack.errors import ConfigError
-from edgepack.fsutil import atomic_path
+from edgepack.fsutil import atomic_path, held
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import Recipe, recipes_dir
 
@@ -133,15 +133,15 @@ def ensure_tree(lock: DebianLock, *, target: Target, project: Project, runner: R
     out = project.cache_dir(kind) / f"{target.arch}-{lock.digest()[:16]}"
     if (out / ".complete").is_file():
         return out
-    debs = debian.fetch_debs(
-        lock,
-        sources=target.debian.sources,
-        runner=runner,
-        target=target.name,
-    )
-    with atomic_path(out, is_dir=True) as tmp:
-        unpack(lock, debs, root=tmp)
-        (tmp / ".complete").write_text(lock.digest() + "\n")
+    # Targets of one architecture share the tree: one unpacks it while the others wait (a second
+    # unpack would replace the folder under a compiler reading it).
+    with held(out.with_name(f"{out.name}.lock")):
+        if (out / ".complete").is_file():
+            return out
+        debs = debian.fetch_debs(lock, sources=target.debian.sources, runner=runner, target=target.name)
+        with atomic_path(out, is_dir=True) as tmp:
+            unpack(lock, debs, root=tmp)
+            (tmp / ".complete").write_text(lock.digest() + "\n")
     return out
 
 
