@@ -5,44 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgepack_runtime import asrcli
+from edgepack_runtime.argtypes import seconds, whole
 from edgepack_runtime.audio import AudioError
 from edgepack_runtime.paths import default_model, default_spec
 from edgepack_runtime.smoke import SpecError
 
 DEFAULT_SPEC = Path("/opt/edgepack/smoke/spec.json")
-
-
-def whole(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number within [low, high], or a usage error naming the range."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range {low}..{high}")
-        return value
-
-    return parse
-
-
-def seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not low <= value <= high or value != value:
-            raise argparse.ArgumentTypeError(f"{value:g} is out of range {low:g}..{high:g} s")
-        return value
-
-    return parse
 
 
 THREADS, RUNS = whole(1, 256), whole(1, 100_000)

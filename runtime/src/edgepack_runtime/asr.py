@@ -54,7 +54,8 @@ class Recognizer:
     def load(cls, model: Path, *, threads: int = 1) -> Recognizer:
         if not model.is_file():
             hint = " (outside the image: --model PATH, or --target NAME: its last build)"
-            raise FileNotFoundError(f"{model}: no such model file{hint if str(model).startswith('/opt/') else ''}")
+            shown = hint if str(model).startswith("/opt/") else ""
+            raise FileNotFoundError(f"{model}: no such model file{shown}")
         return cls.from_session(ort_session(model, threads=threads), shown_as=str(model))
 
     @classmethod

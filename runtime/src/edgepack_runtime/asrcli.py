@@ -12,12 +12,12 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgepack_runtime.argtypes import milliseconds, seconds, whole
 from edgepack_runtime.audio import Audio, AudioError, read_wav, require_signal
 from edgepack_runtime.capture import CaptureError
 from edgepack_runtime.modelmeta import ModelMetaError
@@ -40,13 +40,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     d.add_argument("--png", type=Path, default=None, help="log-mel at the right and at the wrong rate")
     li = sub.add_parser("listen", help="live capture -> streaming ASR (--file: a file at real-time pace)")
     li.add_argument("--device", default=None, help="input device name or index (default: the system's)")
-    li.add_argument("--block", type=_whole(16, 65536), default=256, help="samples per capture callback")
+    li.add_argument("--block", type=whole(16, 65536), default=256, help="samples per capture callback")
     li.add_argument("--file", type=Path, default=None, help="drive the capture callback from a WAV file")
     li.add_argument(
         "--chunk-ms", type=milliseconds, default=160.0, help="streaming chunk (ms of audio, 20..10000)"
     )
     li.add_argument(
-        "--seconds", type=_seconds, default=0.0, help="stop after this long (0: file end / Ctrl-C)"
+        "--seconds",
+        type=seconds(0.0, 86_400.0),
+        default=0.0,
+        help="stop after this long (0: file end / Ctrl-C)",
     )
     r = sub.add_parser("demo-rate", help="WER with explicit resampling vs 44.1 kHz audio fed as 16 kHz")
     r.add_argument("manifest", type=Path, help="JSON lines of {audio, text}, audio relative to it")
@@ -57,7 +60,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument(
             "--target", default=None, help="on the host: the last build of this target (build/NAME/)"
         )
-        p.add_argument("--threads", type=_whole(1, 256), default=1)
+        p.add_argument("--threads", type=whole(1, 256), default=1)
         p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     for p in (t, d, li):
         p.add_argument("--no-resample", action="store_true", help="a rate other than the model's is an error")
@@ -81,40 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
-
-
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range {low}..{high}")
-        return value
-
-    return parse
-
-
-def milliseconds(text: str) -> float:
-    """A streaming chunk: at least two analysis hops (20 ms), at most 10 s."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
-    if not 20.0 <= value <= 10_000.0:
-        raise argparse.ArgumentTypeError(f"{value:g} ms is out of range 20..10000")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.0 <= value <= 86_400.0:
-        raise argparse.ArgumentTypeError(f"{value:g} s is out of range 0..86400")
-    return value
 
 
 def _recognizer(args: argparse.Namespace) -> Any:

@@ -9,7 +9,6 @@ entry (a disk fault, an interrupted copy by hand) is removed and fetched again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack.errors import EdgepackError
+from edgepack.fsutil import sha256_file
 
 STORE_ENV = "EDGEPACK_STORE"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -49,7 +49,7 @@ class Store:
         """The stored file with this sha256, verified now; None when absent or corrupt (then removed)."""
         folder = self._folder(sha256)
         files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
-        if len(files) == 1 and _hash(files[0]) == sha256:
+        if len(files) == 1 and sha256_file(files[0]) == sha256:
             return files[0]
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
@@ -60,7 +60,7 @@ class Store:
 
     def put(self, source: Path, *, sha256: str, name: str) -> Path:
         """Move (or copy, across filesystems) ``source`` in as ``name``; refuse a wrong hash."""
-        actual = _hash(source)
+        actual = sha256_file(source)
         if actual != sha256:
             raise EdgepackError(
                 f"storing {name} failed because its sha256 is {actual}, not the expected {sha256}."
@@ -101,11 +101,3 @@ class Store:
 
     def entries(self) -> Iterator[Path]:
         yield from sorted((self.root / "sha256").glob("*/*/*"))
-
-
-def _hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

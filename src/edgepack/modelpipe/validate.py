@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgepack.errors import InputError, ModelCheckError, QuantizationGateError
+from edgepack.errors import InputError, ModelCheckError, QuantizationGateError, tool_reason
 from edgepack.modelpipe import layers, outcome, taskmetric
 from edgepack.modelpipe.compare import OutputCheck, check_outputs
 from edgepack.modelpipe.export import run_onnx, session
@@ -143,9 +143,9 @@ def run_checked(sess: Any, feeds: Feeds, label: str, spec: ModelSpec) -> list[An
         return run_onnx(sess, feeds)
     except Exception as exc:  # onnxruntime's errors are untyped
         shapes = ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in feeds.items())
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise InputError(
-            f"model '{spec.name}': onnxruntime failed on input set '{label}' ({shapes}): {first[:240]}",
+            f"model '{spec.name}': onnxruntime failed on input set '{label}' ({shapes}): "
+            f"{tool_reason(str(exc)) or type(exc).__name__}",
             hint="Give samples the model accepts (--samples / samples:), or declare the inputs' dims and "
             "values in a spec (range, values, fill).",
         ) from None

@@ -29,6 +29,13 @@ def pip_argv(command: str, *args: str | Path) -> list[str]:
     return [sys.executable, "-m", "pip", command, "--quiet", "--disable-pip-version-check", *map(str, args)]
 
 
+def hashed_install_argv(target: Target, dest: Path, *sources: str | Path) -> list[str]:
+    """pip installing wheels only, each by its sha256, for the board's platform, from local folders
+    (``sources``: -r FILE, --find-links DIR); no index is asked."""
+    return pip_argv("install", "--no-deps", "--no-index", "--only-binary=:all:", "--require-hashes",
+                    "--no-compile", *platform_args(target), "--target", dest, *sources)  # fmt: skip
+
+
 def platform_args(target: Target) -> list[str]:
     """--platform for every manylinux tag the target's glibc accepts, newest first."""
     major, minor = (int(x) for x in target.debian.glibc.split("."))
@@ -88,22 +95,7 @@ def install(
         )
     with atomic_path(out_dir, is_dir=True) as tmp, _stored_wheels(target, locked, runner=runner) as links:
         runner.run(
-            pip_argv(
-                "install",
-                "--no-deps",
-                "--no-index",
-                "--only-binary=:all:",
-                "--require-hashes",
-                "--no-compile",
-                *platform_args(target),
-                "--target",
-                tmp,
-                "-r",
-                locked,
-                "--find-links",
-                links,
-                *built,
-            ),
+            hashed_install_argv(target, tmp, "-r", locked, "--find-links", links, *built),
             what=f"installing the locked wheels for {target.platform}",
             hint=f"If a wheel left the index, refresh the lock: edgepack lock --target {target.name}",
         )

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgepack.config import Target
-from edgepack.errors import CommandError, InputError, SmokeTestError
+from edgepack.errors import CommandError, InputError, SmokeTestError, tool_reason
 from edgepack.pipeline.context import Build, stamp_of
 from edgepack.pipeline.docker import run_argv
 from edgepack.pipeline.steps import Outputs, Step
@@ -127,9 +127,9 @@ def host_reference(spec_path: Path) -> dict[str, Any]:
     try:
         return run_smoke(spec_path)
     except (RuntimeError, ValueError) as exc:  # onnxruntime's Fail / InvalidArgument are RuntimeErrors
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise InputError(
-            f"app step failed because onnxruntime refused the smoke input on the host: {first[:240]}",
+            "app step failed because onnxruntime refused the smoke input on the host: "
+            f"{tool_reason(str(exc)) or type(exc).__name__}",
             hint="Give samples the model accepts (--samples, or the spec's samples:); "
             "build/<target>/model/report.json shows what was fed.",
         ) from None

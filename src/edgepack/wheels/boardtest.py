@@ -18,7 +18,7 @@ from edgepack import debian
 from edgepack.config import Project, Target
 from edgepack.fsutil import atomic_path, write_text
 from edgepack.pipeline.docker import buildx_argv, run_argv
-from edgepack.pipeline.pip import pip_argv, platform_args
+from edgepack.pipeline.pip import hashed_install_argv
 from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import Recipe
@@ -53,21 +53,7 @@ def python_argv(image: str, target: Target, code: str) -> list[str]:
 
 def install_argv(target: Target, index: Path, dest: Path) -> list[str]:
     """The wheelhouse's wheels, by hash, for the board's platform (as the deps layer does)."""
-    return pip_argv(
-        "install",
-        "--no-deps",
-        "--no-index",
-        "--only-binary=:all:",
-        "--require-hashes",
-        "--no-compile",
-        *platform_args(target),
-        "--find-links",
-        index,
-        "--target",
-        dest,
-        "-r",
-        index / "requirements.txt",
-    )
+    return hashed_install_argv(target, dest, "--find-links", index, "-r", index / "requirements.txt")
 
 
 def run_tests(image: str, target: Target, recipes: Sequence[Recipe], *, runner: Runner) -> list[TestResult]:
