@@ -133,6 +133,25 @@ def test_image_steps_are_handed_to_the_batch_together(tmp_path: Path) -> None:
     )
 
 
+def test_the_batch_gets_the_targets_in_the_order_asked_not_as_they_became_ready(tmp_path: Path) -> None:
+    """rpi5's image is ready first (no needs), rpi4's after its app: the bake file still lists rpi4, rpi5."""
+    log = Log()
+    seen: list[list[str]] = []
+
+    def batch(items):  # type: ignore[no-untyped-def]
+        seen.append([run.name for run, _ in items])
+        return {run.name: {"image": run.name} for run, _ in items}
+
+    rpi4 = TargetRun(
+        "rpi4",
+        [step("app", log, key="app"), step("image", log, key="img4", needs=("app",), phase="image")],
+        StepCache(tmp_path),
+    )
+    rpi5 = TargetRun("rpi5", [step("image", log, key="img5", phase="image")], StepCache(tmp_path))
+    execute_many([rpi4, rpi5], jobs=2, batch=batch)
+    assert seen == [["rpi4", "rpi5"]]
+
+
 def test_execute_one_raises_the_failure(tmp_path: Path) -> None:
     with pytest.raises(EdgepackError, match="base failed"):
         execute_one([step("base", Log(), fail=True)], StepCache(tmp_path))

@@ -91,6 +91,7 @@ def execute_many(
     done: dict[tuple[str, str], bool] = {}  # (target, step) -> finished (ok or skipped)
     launched: set[tuple[str, str]] = set()
     held_images: list[tuple[TargetRun, Step]] = []
+    position = {run.name: i for i, run in enumerate(runs)}
 
     def started(run: TargetRun, step: Step, cached: bool) -> None:
         with lock:
@@ -129,7 +130,8 @@ def execute_many(
         )
 
     def finish_batch() -> None:
-        todo = [(r, s) for r, s in held_images if r.ok]
+        # In the order asked, not the order they became ready: the bake file must not depend on timing.
+        todo = sorted(((r, s) for r, s in held_images if r.ok), key=lambda item: position[item[0].name])
         held_images.clear()
         if not todo:
             return
