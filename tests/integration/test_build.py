@@ -64,7 +64,7 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cold_build_runs_every_step_and_rebuild_reuses_all(built) -> None:
     b, first, second = built
-    names = ["base", "deps", "model", "export", "quantize", "validate", "app", "image", "smoke"]
+    names = ["base", "deps", "model", "export", "quantize", "validate", "app", "image", "smoke", "latency"]
     assert [r.name for r in first] == names
     assert not any(r.cached for r in first)
     assert all(r.cached for r in second)
@@ -127,6 +127,18 @@ def test_smoke_matched_reference_under_emulated_cortex_a72(built) -> None:
     assert reference["partials"][-1] == reference["free_text"] and len(reference["partials"]) > 2
     report = json.loads((b.out_dir / "report.json").read_text())
     assert report["smoke"]["ok"] and report["image"]["architecture"] == "arm64"
+
+
+def test_the_quantized_model_is_timed_against_fp32_in_the_image_under_the_boards_cpu(built) -> None:
+    b, first, _ = built
+    timed = step(first, "latency").outputs
+    assert timed["where"] == "QEMU -cpu cortex-a72"
+    assert timed["mode"] == step(first, "quantize").outputs["mode"]
+    assert timed["fp32_ms"] > 0 and timed["quantized_ms"] > 0 and timed["runs"] == 5
+    assert timed["ratio"] == pytest.approx(timed["quantized_ms"] / timed["fp32_ms"], rel=1e-2)
+    assert ("warning" in timed) == (timed["ratio"] > 1.0)
+    report = json.loads((b.out_dir / "report.json").read_text())
+    assert report["quantized_latency"] == timed
 
 
 def test_vad_spec_still_builds_and_finds_the_speech_in_the_smoke_audio(vad) -> None:

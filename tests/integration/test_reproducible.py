@@ -39,7 +39,7 @@ def twice(tmp_path_factory: pytest.TempPathFactory) -> list[Built]:
         target = load_target(project, "rpi4")
         b = Build(target=target, project=project, runner=Runner(echo=False), model=target.model,
                   buildx=BuildxOptions(no_cache=True))  # fmt: skip
-        steps = [s for s in plan(b) if s.name != "smoke"]
+        steps = [s for s in plan(b) if s.phase != "smoke"]
         records = {r.name: r for r in execute(steps, b.cache)}
         assert not any(r.cached for r in records.values())
         builds.append((b, records))

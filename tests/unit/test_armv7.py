@@ -141,6 +141,7 @@ def test_plan_has_no_wheel_step_and_compiles_bytecode_in_the_image(project: Proj
         "app",
         "image",
         "smoke",
+        "latency",
     ]
     # The target's prune (numpy's tests, onnxruntime's tools...) applies to Debian's modules, in the base.
     assert next(s for s in steps if s.name == "base").inputs["prune"] == " ".join(t.prune)

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--threads", type=THREADS, default=None)
     sub.add_parser("info", help="print runtime versions and the CPU's features")
     bench_model = sub.add_parser("bench-model", help="median latency of an ONNX model on inputs from an .npz")
-    bench_model.add_argument("--model", type=Path, required=True)
+    bench_model.add_argument(
+        "--model", type=Path, required=True, action="append", help="repeat to time several, interleaved"
+    )
     bench_model.add_argument("--inputs", type=Path, required=True)
     bench_model.add_argument("--runs", type=RUNS, default=20)
     bench_model.add_argument("--threads", type=THREADS, default=1)
@@ -48,9 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in asrcli.COMMANDS:
         return asrcli.run(args)
     if args.command == "bench-model":
-        from edgepack_runtime.benchmodel import bench_model as run_bench
+        from edgepack_runtime.benchmodel import bench_models
 
-        print(json.dumps(run_bench(args.model, args.inputs, runs=args.runs, threads=args.threads)))
+        try:
+            results = bench_models(args.model, args.inputs, runs=args.runs, threads=args.threads)
+        except (OSError, ValueError, KeyError) as exc:  # a missing or unreadable file, a bad .npz
+            print(f"edgepack-runtime: bench-model failed: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # onnxruntime raises untyped errors
+            print(f"edgepack-runtime: bench-model failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        for result in results:
+            print(json.dumps(result))  # a line per model, in the order given
         return 0
     if args.command in ("bench", "serve"):
         return _run_metrics_command(args)

@@ -125,8 +125,14 @@ def _quiet(log: list[str]) -> Iterator[None]:
     """
     out = io.StringIO()
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    import torch
+
     with PROCESS_STATE:
         levels = [lg.level for lg in loggers]
+        # The TorchScript exporter writes the whole IR graph to fd 1 when it fails (56 KB for Silero's
+        # .jit), from C++, past redirect_stdout: its logger is muted for the export.
+        onnx_log = torch._C._jit_onnx_log
+        torch._C._jit_onnx_log = _drop
         for lg in loggers:
             lg.setLevel(logging.ERROR)
         try:
@@ -135,8 +141,13 @@ def _quiet(log: list[str]) -> Iterator[None]:
                 yield
             log.extend(sorted({str(w.message).splitlines()[0][:160] for w in seen}))
         finally:
+            torch._C._jit_onnx_log = onnx_log
             for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
+
+
+def _drop(*_: object) -> None:
+    return None
 
 
 def export(
@@ -150,6 +161,9 @@ def export(
     args = tuple(torch.from_numpy(example.feeds[t.name]) for t in spec.inputs)
     names = [t.name for t in spec.inputs]
     log: list[str] = []
+    reset = getattr(eager, "reset_states", None)  # a stateful module: its state at export time is baked in
+    if callable(reset):
+        reset()
     t0 = time.perf_counter()
     try:
         with _quiet(log):
@@ -202,11 +216,15 @@ def export(
 
 
 _CONSTRUCT = (
+    re.compile(r"(ONNX export does NOT support [^\[\n]{0,160}?)\s*(?:\[|$)", re.M),
     re.compile(r"(Exporting the operator '?[\w:.]+'? to ONNX opset version \d+ is not supported)"),
     re.compile(r"(Unsupported: [^\n]{0,160})"),
     re.compile(r"((?:prim|aten)::\w+[^\n]{0,40} (?:is not|not) (?:supported|implemented)[^\n]{0,60})"),
     re.compile(r"(Expected [^\n]{0,80} but got [^\n]{0,80})"),
 )
+
+
+_SOURCE_LINE = re.compile(r"# (?:[^\s:]*/)?([\w.-]+\.py:\d+)(?::\d+)?")
 
 
 def unsupported(exc: BaseException) -> str:
@@ -215,7 +233,8 @@ def unsupported(exc: BaseException) -> str:
     for pattern in _CONSTRUCT:
         m = pattern.search(text)
         if m:
-            return m.group(1).strip()
+            at = _SOURCE_LINE.search(text[m.end() : m.end() + 1000])  # the line the refused value came from
+            return m.group(1).strip() + (f" (at {at.group(1)})" if at else "")
     first = next(
         (ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith((" ", "%", "graph("))), ""
     )

@@ -112,11 +112,22 @@ def _stamp(spec: ModelSpec, src_dir: Path, onnx_path: Path) -> dict[str, str]:
 
 def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path) -> dict[str, Any]:
     module: torch.nn.Module
+    from edgepack.modelpipe import binding  # imports torch
+
     if spec.source.kind == "torchscript":
-        module = sources.load_torchscript(_source_path(src_dir, "file") or Path("missing"))
-        cap = trace.Capture(module, "torchscript-file", "the source is a TorchScript file")
+        loaded = sources.load_torchscript(_source_path(src_dir, "file") or Path("missing"))
+        module = binding.bind(loaded, spec)
+        if isinstance(module, binding.Bound):  # the file's forward() takes values as well: bound by a trace
+            cap = trace.Capture(
+                binding.traced(module, spec),
+                "torchscript-file",
+                f"the source is a TorchScript file; {binding.describe(spec)} bound by a trace "
+                "around it (its scripted control flow kept)",
+            )
+        else:
+            cap = trace.Capture(module, "torchscript-file", "the source is a TorchScript file")
     else:
-        module = sources.build_module(spec, _source_path(src_dir, "weights"))
+        module = binding.bind(sources.build_module(spec, _source_path(src_dir, "weights")), spec)
         cap = trace.capture(module, spec, method=spec.export.method)
     example = inputs.example(spec)
     sets = [example, *inputs.check_sets(spec), *sample_sets(spec, ctx)]

@@ -65,6 +65,12 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class Arg:
+    name: str = field(metadata={"doc": "the forward() argument's name, e.g. sr"})
+    value: bool | int | float | str = field(metadata={"doc": "the value every call gets, e.g. 16000"})
+
+
+@dataclass(frozen=True)
 class Source:
     kind: Literal["torch", "torchscript", "onnx"] = field(metadata={"doc": "what the model is given as"})
     factory: str = field(metadata={"doc": "torch: 'package.module:callable' returning an nn.Module"})
@@ -82,6 +88,12 @@ class Source:
     )
     ignore_unexpected: tuple[str, ...] = field(
         metadata={"doc": "globs of checkpoint keys this module does not use (e.g. decoder.* for an encoder)"}
+    )
+    args: tuple[Arg, ...] = field(
+        metadata={
+            "doc": "torch / torchscript: forward()'s non-tensor arguments, bound to one value in every call "
+            "and baked into the export, e.g. [{name: sr, value: 16000}]"
+        }
     )
 
 
@@ -241,6 +253,20 @@ def _check(spec: ModelSpec, where: Located) -> None:
             fail(
                 ("source", "rename", str(i)),
                 f"source.rename entries are 'old_prefix=new_prefix', got {rule!r}.",
+            )
+    if src.args and src.kind == "onnx":
+        fail(
+            ("source", "args"),
+            "source.args binds forward() arguments of a torch or torchscript source; "
+            "an ONNX model's inputs are all tensors.",
+        )
+    inputs = {t.name for t in spec.inputs}
+    for i, arg in enumerate(src.args):
+        if arg.name in inputs or [a.name for a in src.args].index(arg.name) != i:
+            fail(
+                ("source", "args", str(i)),
+                f"source.args: '{arg.name}' is given twice (also in "
+                f"{'inputs' if arg.name in inputs else 'source.args'}); give each argument once.",
             )
     if src.kind != "torch" and not src.file:
         fail(("source", "kind"), f"a '{src.kind}' source needs source.file.")

@@ -2,7 +2,7 @@
 
     base ─────────────────────────────┐
     deps (wheels; none for deps: debian) ┤
-    model → [export → quantize → validate] → app ─┴→ image → smoke
+    model → [export → quantize → validate] → app ─┴→ image → smoke → latency (a quantized model)
 
 base, deps and the model chain do not depend on each other: the executor
 (``pipeline.executor``) runs them at once.
@@ -16,6 +16,7 @@ from edgepack.pipeline.base import base_step
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.deps import deps_step
 from edgepack.pipeline.image import image_step
+from edgepack.pipeline.latency import latency_step
 from edgepack.pipeline.model import bundled_models, model_step
 from edgepack.pipeline.smoke import smoke_step
 from edgepack.pipeline.steps import Step
@@ -28,7 +29,13 @@ def plan(b: Build) -> list[Step]:
     model_steps = model_steps_of(b)
     app = app_step(b, model_steps[-1])
     image = image_step(b, base=base, deps=deps, app=app)
-    return [base, *([deps] if deps else []), *model_steps, app, image, smoke_step(b, image=image, app=app)]
+    smoke = smoke_step(b, image=image, app=app)
+    steps = [base, *([deps] if deps else []), *model_steps, app, image, smoke]
+    by_name = {s.name: s for s in model_steps}
+    if "quantize" in by_name:  # a model the build quantized: did it pay on the board's CPU?
+        steps.append(latency_step(b, image=image, smoke=smoke, export=by_name["export"],
+                                  quantize=by_name["quantize"]))  # fmt: skip
+    return steps
 
 
 def model_steps_of(b: Build) -> list[Step]:

@@ -37,6 +37,7 @@ def build_report(
         "model": {"source": model["source"], "sha256": model["sha256"], "kind": model["kind"]},
         "smoke": by_name["smoke"].outputs,
         "smoke_input": by_name["app"].outputs.get("fed", {}),
+        "quantized_latency": by_name["latency"].outputs if "latency" in by_name else {},
         "lock_drift": [d.to_json() for d in b.drift],
     }
 

@@ -68,6 +68,14 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
             "  [dim](emulated time is QEMU's, not the board's: measure on hardware for real figures)[/]"
         )
 
+    quant = report.get("quantized_latency") or {}
+    if "ratio" in quant:
+        console.print(
+            f"  quantized {quant['mode']} vs fp32, {quant['where']} (1 thread, median of {quant['runs']}): "
+            f"{quant['fp32_ms']:.2f} -> {quant['quantized_ms']:.2f} ms ({quant['ratio']:.2f}x)"
+        )
+    if quant.get("warning"):
+        console.print(f"  [yellow]warning:[/] {quant['warning']}")
     if smoke.get("memory_mb") and "peak_rss_mb" in emu:  # QEMU's own memory is in the figure too
         console.print(
             f"  memory    peak RSS {emu['peak_rss_mb']:.1f} MB within the board's {smoke['memory_mb']} MB"

@@ -82,3 +82,49 @@ def conv_gru() -> nn.Module:
 
 def streaming_ctc() -> nn.Module:
     return StreamingCTC()
+
+
+class RateAware(nn.Module):
+    """Like a whole Silero VAD .jit: forward(x, sr: int), a branch on the rate, and state that carries
+    from call to call until reset_states(). Saved with torch.jit.script(...).save(): a TorchScript file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(16, 8)
+        self.h = torch.zeros(0)
+
+    def forward(self, x: torch.Tensor, sr: int) -> torch.Tensor:
+        if sr == 8000:
+            x = x * 2.0
+        y = torch.tanh(self.proj(x))
+        if self.h.numel() > 0:
+            y = y + self.h
+        self.h = y.detach().mean(0, keepdim=True)
+        return y
+
+    @torch.jit.export
+    def reset_states(self) -> None:
+        self.h = torch.zeros(0)
+
+
+class LazyContext(nn.Module):
+    """RateAware's state made Silero's way, `if not len(self.context)`: a `not` on an int, which the
+    ONNX exporter refuses ("bitwise Not for non-boolean input values")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(16, 8)
+        self.context = torch.zeros(0)
+
+    def forward(self, x: torch.Tensor, sr: int) -> torch.Tensor:
+        if not len(self.context):
+            self.context = torch.zeros(x.shape[0], 16)
+        y = torch.tanh(self.proj(x + self.context)) * (2.0 if sr == 8000 else 1.0)
+        self.context = x.detach()
+        return y
+
+    @torch.jit.export
+    def reset_states(self) -> None:
+        self.context = torch.zeros(0)
