@@ -1,7 +1,8 @@
-"""``bench-model``: median latency of one ONNX model on fixed inputs (numpy + onnxruntime only)."""
+"""``bench-model``: median latency of ONNX or LiteRT models on fixed inputs (numpy + the engine only)."""
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepack_runtime.session import platform_info, session
+from edgepack_runtime.engines import open_model
 
 
 def bench_model(model: Path, inputs: Path, *, runs: int, threads: int) -> dict[str, Any]:
@@ -19,27 +20,40 @@ def bench_model(model: Path, inputs: Path, *, runs: int, threads: int) -> dict[s
 def bench_models(models: list[Path], inputs: Path, *, runs: int, threads: int) -> list[dict[str, Any]]:
     """Median latency of each model on the same inputs, their runs interleaved (a, b, a, b, ...) so a
     slow spell of the machine (QEMU, a busy host) falls on every model alike."""
-    sessions = [session(m, threads=threads) for m in models]
+    engines = [open_model(m, threads=threads) for m in models]
     with np.load(inputs, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    feeds = [{k: v for k, v in arrays.items() if k in {i.name for i in s.get_inputs()}} for s in sessions]
-    for sess, feed in zip(sessions, feeds, strict=True):
-        sess.run(None, feed)  # warm-up: first-run allocations are not latency
+        feeds = {k: data[k] for k in data.files}  # in the file's order: LiteRT may take them by position
+    for engine in engines:
+        engine.run(feeds)  # warm-up: first-run allocations are not latency
     times: list[list[float]] = [[] for _ in models]
     for _ in range(runs):
-        for k, (sess, feed) in enumerate(zip(sessions, feeds, strict=True)):
+        for k, engine in enumerate(engines):
             t0 = time.perf_counter()
-            sess.run(None, feed)
+            engine.run(feeds)
             times[k].append((time.perf_counter() - t0) * 1e3)
-    info = platform_info()
+    info = _platform()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return [
         {
             "model": m.name,
+            "engine": e.name,
+            "engine_version": e.version,
             "median_ms": statistics.median(t),
             "min_ms": min(t),
             "runs": runs,
             "threads": threads,
+            "peak_rss_mb": round(peak_mb, 1),  # the process's, all models loaded
             "runtime": info,
         }
-        for m, t in zip(models, times, strict=True)
+        for m, e, t in zip(models, engines, times, strict=True)
     ]
+
+
+def _platform() -> dict[str, Any]:
+    try:
+        from edgepack_runtime.session import platform_info
+    except ImportError:  # an image without onnxruntime
+        import platform
+
+        return {"python": platform.python_version(), "machine": platform.machine()}
+    return platform_info()
