@@ -9,6 +9,7 @@
     edgepack test                       unit and integration tests
     edgepack device.deploy|smoke|bench|metrics|regress   real boards over SSH (inventory: boards.yaml)
     edgepack model.export|quantize|validate|report|schema   the model stages of a spec, alone
+    edgepack model.runtimes --target T [--spec S]          ONNX Runtime vs LiteRT vs ExecuTorch, measured
     edgepack wheels.build|preflight     native wheels for the board
     edgepack asr.demo-rate|demo-latency|demo-blocks   the speech demonstrations (docs/speech.md)
     edgepack speech.finetune --data DIR   fine-tune the recogniser on your recordings (docs/speech.md)
@@ -46,7 +47,16 @@ ns = Collection(
     project.init,
     doctor.doctor_,
     doctor.test,
-    _family("model", model, model.export, model.quantize, model.validate, model.report, model.schema),
+    _family(
+        "model",
+        model,
+        model.export,
+        model.quantize,
+        model.validate,
+        model.report,
+        model.runtimes,
+        model.schema,
+    ),
     _family("device", device, device.deploy_, device.smoke_, device.bench_, device.metrics_, device.regress),
     _family("wheels", wheels, wheels.build_, wheels.preflight, default=wheels.build_),
     _family("asr", asr, asr.demo_rate, asr.demo_latency, asr.demo_blocks),

@@ -45,8 +45,8 @@ class LiteRT:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # the older package of the same interpreter
             try:
-                import tflite_runtime as package  # type: ignore[no-redef]
-                from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+                import tflite_runtime as package
+                from tflite_runtime.interpreter import Interpreter
             except ImportError:
                 raise ImportError(
                     f"{model.name} is a LiteRT model, and neither ai-edge-litert nor tflite-runtime is "

@@ -43,6 +43,22 @@ def report(c: Context, target: str | None = None, json: bool = False) -> None:
     model_show(target_name=given(target), as_json=json)
 
 
+@command(
+    help={
+        "target": "target name (its board, image and onnxruntime)",
+        "spec": "model spec; default: the target's",
+        "runtimes": "comma-separated runtimes to compare (onnxruntime, litert, executorch); default: all",
+        "json": "print the comparison's JSON",
+    },
+    required=("target",),
+)
+def runtimes(
+    c: Context, target: str | None = None, spec: str | None = None, runtimes: str = "all", json: bool = False
+) -> None:
+    """Compare on-device runtimes for the model on the target's board: conversion, parity, size, latency."""
+    model_runtimes(target_name=given(target), spec=spec, names=runtimes, as_json=json)
+
+
 @command()
 def schema(c: Context) -> None:
     """Regenerate models/model.schema.json from the spec's types."""
@@ -74,6 +90,26 @@ def model_stage(stage: str, *, target_name: str, spec: str | None) -> None:
         console.print(f"report  {b.out_dir / 'model' / 'report.json'}")
     elif record:
         console.print_json((Path(last["dir"]) / record).read_text())
+
+
+def model_runtimes(*, target_name: str, spec: str | None, names: str, as_json: bool) -> None:
+    from edgepack.runtimes import compare, registry
+    from edgepack.ui import runtimes as ui_runtimes
+
+    wanted = registry.parse(names)
+    proj = project()
+    target = load_target(proj, target_name)
+    b = Build(target=target, project=proj, runner=runner(), model=spec or target.model)
+
+    def announce(step: Step, hit: bool) -> None:
+        console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+
+    doc = compare.run(b, wanted, announce=announce)
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    ui_runtimes.render(doc, console)
+    console.print(f"report  {b.out_dir / 'runtimes.json'}\nplot    {doc['png']}")
 
 
 def model_show(*, target_name: str, as_json: bool = False) -> None:

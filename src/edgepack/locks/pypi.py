@@ -106,7 +106,7 @@ def sync_pypi(
         return []
     comments, pins = read_pins(path)
     have = stored(pins, store)
-    gone = [pin for pin in pins if pin.name not in have and not _fetch(pin, platform, store, runner)]
+    gone = [pin for pin in pins if pin.name not in have and not fetch_pin(pin, platform, store, runner)]
     if not gone:
         return []
     name = _relative(path, root)
@@ -142,7 +142,7 @@ def sync_pypi(
     return drift
 
 
-def _fetch(pin: Pin, platform: Sequence[str], store: Store, runner: Runner) -> bool:
+def fetch_pin(pin: Pin, platform: Sequence[str], store: Store, runner: Runner) -> bool:
     got = download(f"{pin.name}=={pin.version}", platform=platform, runner=runner)
     if got is None:
         return False

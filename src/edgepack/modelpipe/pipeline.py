@@ -65,7 +65,7 @@ def source_stage(spec: ModelSpec, ctx: Context, out: Path) -> dict[str, Any]:
     return {"dir": str(out), "files": files}
 
 
-def _source_path(src_dir: Path, label: str) -> Path | None:
+def source_path(src_dir: Path, label: str) -> Path | None:
     files = json.loads((src_dir / "source.json").read_text())["files"]
     return src_dir / files[label]["file"] if label in files else None
 
@@ -76,7 +76,7 @@ def export_stage(spec: ModelSpec, ctx: Context, src_dir: Path, out: Path) -> dic
         onnx_path = tmp / "model.onnx"
         record: dict[str, Any] = {"source": spec.source.kind, "runtime": ctx.runtime}
         if spec.source.kind == "onnx":
-            shutil.copyfile(_source_path(src_dir, "file") or Path("missing"), onnx_path)
+            shutil.copyfile(source_path(src_dir, "file") or Path("missing"), onnx_path)
             record["notes"] = ex.check_onnx(onnx_path, runtime=ctx.runtime, shown_as=spec.source.file)
             sets = [inputs.example(spec), *inputs.check_sets(spec), *sample_sets(spec, ctx)]
             _run_each(onnx_path, spec, sets)
@@ -105,7 +105,7 @@ def _run_each(onnx_path: Path, spec: ModelSpec, sets: list[inputs.InputSet]) -> 
 
 def _stamp(spec: ModelSpec, src_dir: Path, onnx_path: Path) -> dict[str, str]:
     """The model's rate, front end and decoding rule go into the file itself (edgepack.* metadata_props)."""
-    props = metadata.props_for(spec, _source_path(src_dir, "metadata"))
+    props = metadata.props_for(spec, source_path(src_dir, "metadata"))
     metadata.stamp(onnx_path, props)
     return props
 
@@ -115,7 +115,7 @@ def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path)
     from edgepack.modelpipe import binding  # imports torch
 
     if spec.source.kind == "torchscript":
-        loaded = sources.load_torchscript(_source_path(src_dir, "file") or Path("missing"))
+        loaded = sources.load_torchscript(source_path(src_dir, "file") or Path("missing"))
         module = binding.bind(loaded, spec)
         if isinstance(module, binding.Bound):  # the file's forward() takes values as well: bound by a trace
             cap = trace.Capture(
@@ -127,7 +127,7 @@ def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path)
         else:
             cap = trace.Capture(module, "torchscript-file", "the source is a TorchScript file")
     else:
-        module = binding.bind(sources.build_module(spec, _source_path(src_dir, "weights")), spec)
+        module = binding.bind(sources.build_module(spec, source_path(src_dir, "weights")), spec)
         cap = trace.capture(module, spec, method=spec.export.method)
     example = inputs.example(spec)
     sets = [example, *inputs.check_sets(spec), *sample_sets(spec, ctx)]

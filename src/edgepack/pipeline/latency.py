@@ -42,7 +42,7 @@ def latency_step(b: Build, *, image: Step, smoke: Step, export: Step, quantize: 
             shutil.copyfile(fp32, tmp / "fp32.onnx")
             shutil.copyfile(final, tmp / "quantized.onnx")
             feeds, fed = bench_feeds(b)
-            np.savez(tmp / "feeds.npz", **feeds)
+            np.savez(tmp / "feeds.npz", **feeds)  # type: ignore[arg-type]  # numpy's stub: **kwds as a bool
         timed = run_bench(b, out, tag=f"{t.image}:{image.key[:12]}")
         if b.runner.dry_run:
             return {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import statistics
 import sys
@@ -61,7 +60,7 @@ def convert(program: str, inputs: str, out_dir: str) -> dict[str, Any]:
         "ok": True,
         "inputs": names,
         "seconds": round(seconds, 3),
-        "fp32_bytes": os.path.getsize(out / "model.tflite"),
+        "fp32_bytes": (out / "model.tflite").stat().st_size,
         **quantized,
     }
 
@@ -76,7 +75,7 @@ def _quantize(fp32: Path, int8: Path, log: io.StringIO) -> dict[str, Any]:
             q.quantize().export_model(str(int8), overwrite=True)
     except Exception as exc:  # the quantizer's errors are untyped too
         return {"int8_error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
-    return {"int8_bytes": os.path.getsize(int8), "int8_recipe": "dynamic_wi8_afp32"}
+    return {"int8_bytes": int8.stat().st_size, "int8_recipe": "dynamic_wi8_afp32"}
 
 
 def run(model: str, inputs: str, outputs: str, runs: int) -> dict[str, Any]:

@@ -28,10 +28,10 @@ def lock_file() -> Path:
         return Path(p)
 
 
-def converter_venv(cache: Path, runner: Runner) -> Path:
-    """The converter venv for the committed lock, made if missing (minutes, once per lock)."""
+def converter_venv(folder: Path, runner: Runner) -> Path:
+    """The converter venv for the committed lock under ``folder``, made if missing (minutes, once)."""
     lock = lock_file()
-    venv = cache / "toolchains" / f"litert-{sha256_file(lock)[:16]}"
+    venv = folder / f"litert-{sha256_file(lock)[:16]}"
     if (venv / ".complete").is_file():
         return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -41,19 +41,31 @@ def converter_venv(cache: Path, runner: Runner) -> Path:
         with atomic_path(venv, is_dir=True) as tmp:
             runner.run([sys.executable, "-m", "venv", str(tmp)], what="creating the LiteRT converter venv")
             runner.run(
-                [str(tmp / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "--only-binary=:all:", "--require-hashes", "--no-deps", "-r", str(lock)],
+                [
+                    str(tmp / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    "--require-hashes",
+                    "--no-deps",
+                    "-r",
+                    str(lock),
+                ],
                 what="installing the LiteRT converter (litert-torch, hash-locked) into its venv",
                 timeout=3600,
-            )  # fmt: skip
+            )
             (tmp / ".complete").write_text(sha256_file(lock) + "\n")
     return venv
 
 
 def tool(venv: Path, runner: Runner, *args: str | Path, what: str, timeout: int = 1800) -> dict[str, Any]:
     """One litert_tool command in the converter venv; its JSON answer."""
-    result = runner.run([str(venv / "bin" / "python"), str(TOOL), *map(str, args)], what=what,
-                        timeout=timeout, check=False)  # fmt: skip
+    result = runner.run(
+        [str(venv / "bin" / "python"), str(TOOL), *map(str, args)], what=what, timeout=timeout, check=False
+    )
     answer = next((ln for ln in reversed(result.stdout.splitlines()) if ln.startswith("{")), None)
     if result.returncode != 0 or answer is None:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]

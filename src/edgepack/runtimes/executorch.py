@@ -1,0 +1,38 @@
+"""ExecuTorch: measured where a board can have its runtime; today none of edgepack's can (the reason
+is in resources/runtimes.yaml and in the comparison's table, never a silent skip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgepack.errors import ToolchainError
+from edgepack.runtimes import registry
+from edgepack.runtimes.base import Availability, Converted
+from edgepack.runtimes.compare import Job
+
+
+class ExecuTorch:
+    name = "executorch"
+    suffix = ".pte"
+
+    def availability(self, job: Job) -> Availability:
+        t = job.b.target
+        wheel = registry.wheel_for(self.name, arch=t.wheel_arch, python=t.python)
+        if wheel is None:
+            why = registry.missing_reason(self.name, arch=t.wheel_arch, python=t.python)
+            return Availability(False, reason=f"no runtime for {t.wheel_arch}, Python {t.python}: {why}")
+        return Availability(
+            True,
+            package=f"executorch=={registry.facts()[self.name]['version']}",
+            wheel=wheel["file"],
+            sha256=wheel["sha256"],
+        )
+
+    def convert(self, job: Job, out: Path) -> Converted:
+        return Converted(False, reason="edgepack has no ExecuTorch converter toolchain yet")
+
+    def run_host(self, job: Job, model: Path, feeds_npz: Path, outputs_npz: Path, runs: int) -> float:
+        raise ToolchainError("ExecuTorch models are not run by edgepack yet.")
+
+    def board_files(self, job: Job, avail: Availability) -> tuple[Path | None, int]:
+        raise ToolchainError("ExecuTorch models are not run by edgepack yet.")
