@@ -275,3 +275,25 @@ def test_asr_bad_input_in_the_image_is_one_line(built, args: list[str], needle: 
     result = in_image(step(built[1], "image").outputs["tag"], *args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert needle in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+def test_runtimes_are_compared_on_the_boards_cpu_and_the_choice_is_said(built) -> None:
+    """model.runtimes on the bundled recogniser: litert-torch in its hash-locked venv, both runtimes run
+    in the rpi4 image under QEMU cortex-a72 (LiteRT mounted beside it), ExecuTorch refused with why."""
+    from edgepack.runtimes import compare
+
+    b, _, _ = built
+    doc = compare.run(b, ["onnxruntime", "litert", "executorch"])
+    rows = {r["runtime"]: r for r in doc["rows"]}
+    ort, lite, et = rows["onnxruntime"], rows["litert"], rows["executorch"]
+    assert lite["converted"]["ok"] and lite["converted"]["fp32"].endswith("model.tflite")
+    assert lite["parity"]["fp32"]["ok"] and lite["parity"]["fp32"]["max_abs"] < 1e-3  # same numbers as torch
+    for row in (ort, lite):
+        assert row["passes"] and row["chosen"] in ("int8", "fp32")
+        assert row["emulated_ms"] > 0 and row["host_ms"] > 0 and row["peak_rss_mb"] > 0
+        assert row["model_bytes"] > 0 and row["runtime_bytes"] > 1e6
+    assert lite["available"]["package"] == "ai-edge-litert==2.3.0"
+    assert not et["passes"] and "libtorch" in et["why_not"] and et["converted"] is None
+    assert doc["choice"]["runtime"] in ("onnxruntime", "litert") and doc["choice"]["why"]
+    assert json.loads((b.out_dir / "runtimes.json").read_text())["choice"] == doc["choice"]
+    assert Path(doc["png"]).read_bytes()[:4] == b"\x89PNG"

@@ -60,13 +60,13 @@ def test_unknown_runtime_names_get_a_did_you_mean() -> None:
 def test_litert_is_the_boards_pinned_wheel_on_arm64_and_refused_on_armv7_with_the_reason(
     project: Project, tmp_path: Path
 ) -> None:
-    avail = LiteRT().availability(_job(project, "rpi4", tmp_path))
+    avail = LiteRT().availability(_job(project, "rpi4", tmp_path).b)
     assert avail.ok and avail.package == "ai-edge-litert==2.3.0"
     assert (
         avail.wheel == "ai_edge_litert-2.3.0-cp311-cp311-manylinux_2_27_aarch64.whl"
         and len(avail.sha256) == 64
     )
-    zero = LiteRT().availability(_job(project, "rpi-zero2w", tmp_path))
+    zero = LiteRT().availability(_job(project, "rpi-zero2w", tmp_path).b)
     assert (
         not zero.ok and "no wheel for armv7l, Python 3.13" in zero.reason and "tflite-runtime" in zero.reason
     )
@@ -74,7 +74,7 @@ def test_litert_is_the_boards_pinned_wheel_on_arm64_and_refused_on_armv7_with_th
 
 def test_executorch_is_refused_on_every_board_saying_why(project: Project, tmp_path: Path) -> None:
     for target in ("rpi4", "x86-box", "rpi-zero2w"):
-        avail = ExecuTorch().availability(_job(project, target, tmp_path))
+        avail = ExecuTorch().availability(_job(project, target, tmp_path).b)
         assert not avail.ok and "libtorch" in avail.reason and "Python 3.12" in avail.reason
 
 
@@ -160,3 +160,16 @@ def test_a_runtime_the_image_lacks_is_mounted_and_put_on_sys_path_past_python_mi
         and "sys.path.insert(0, '/opt/runtime')" in argv[image + 3]
     )
     assert argv[image + 4 : image + 7] == ["bench-model", "--model", "/bench/m.tflite"]
+
+
+def test_asking_only_for_runtimes_the_board_cannot_have_is_refused_before_any_work_naming_the_others(
+    project: Project, tmp_path: Path
+) -> None:
+    runner = FakeRunner()
+    job = _job(project, "rpi-zero2w", tmp_path, runner=runner)
+    with pytest.raises(ConfigError) as info:
+        compare.run(job.b, ["litert", "executorch"])
+    assert "litert cannot run on rpi-zero2w (linux/arm/v7): no wheel for armv7l" in info.value.message
+    assert "Runtimes rpi-zero2w can have: onnxruntime (--runtimes onnxruntime)" in info.value.hint
+    assert runner.calls == []  # nothing was built
+    compare.require_available(job.b, ["onnxruntime", "litert"])  # one that can: the table says the rest

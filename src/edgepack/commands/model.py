@@ -9,7 +9,7 @@ from invoke.context import Context
 
 from edgepack.commands.boundary import command, given, project, runner
 from edgepack.config import load_target
-from edgepack.errors import ConfigError
+from edgepack.errors import ConfigError, ModelCheckError
 from edgepack.fsutil import write_text
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.steps import Step, execute
@@ -110,6 +110,11 @@ def model_runtimes(*, target_name: str, spec: str | None, names: str, as_json: b
         return
     ui_runtimes.render(doc, console)
     console.print(f"report  {b.out_dir / 'runtimes.json'}\nplot    {doc['png']}")
+    if doc["choice"]["runtime"] is None:
+        raise ModelCheckError(
+            f"no runtime can run '{b.model}' on {target.name}: {doc['choice']['why']}",
+            hint="The table above names each runtime's reason (unsupported ops, parity).",
+        )
 
 
 def model_show(*, target_name: str, as_json: bool = False) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from edgepack.pipeline.context import Build
     from edgepack.runtimes.compare import Job
 
 
@@ -57,7 +58,7 @@ class Runtime(Protocol):
     name: str
     suffix: str
 
-    def availability(self, job: Job) -> Availability: ...
+    def availability(self, b: Build) -> Availability: ...
 
     def convert(self, job: Job, out: Path) -> Converted: ...
 

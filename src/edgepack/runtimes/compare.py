@@ -61,7 +61,7 @@ def measure(job: Job, runtimes: list[Runtime]) -> list[Row]:
 
 
 def _measure_one(job: Job, rt: Runtime) -> Row:
-    avail = rt.availability(job)
+    avail = rt.availability(job.b)
     row = Row(rt.name, avail)
     if not avail.ok:
         return replace(row, why_not=avail.reason)
@@ -204,8 +204,26 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def require_available(b: Build, names: list[str]) -> None:
+    """Refuse, before any work, when no runtime asked for can run on the target's board."""
+    from edgepack.errors import ConfigError
+    from edgepack.runtimes import registry
+
+    runtimes = registry.all_runtimes()
+    found = {rt.name: rt.availability(b) for rt in runtimes}
+    if any(found[n].ok for n in names):
+        return
+    t = b.target
+    others = [n for n, a in found.items() if a.ok and n not in names]
+    raise ConfigError(
+        "; ".join(f"{n} cannot run on {t.name} ({t.platform}): {found[n].reason}" for n in names) + ".",
+        hint=f"Runtimes {t.name} can have: {', '.join(others) or 'none'} (--runtimes {','.join(others)}).",
+    )
+
+
 def run(b: Build, names: list[str], *, announce: Any = None) -> dict[str, Any]:
     """Build the target up to its image (cached like a build), then measure each runtime named."""
+    require_available(b, names)
     from edgepack.modelpipe.export import run_onnx, session
     from edgepack.pipeline.latency import bench_feeds
     from edgepack.pipeline.plan import plan

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgepack.errors import ToolchainError
+from edgepack.pipeline.context import Build
 from edgepack.runtimes import registry
 from edgepack.runtimes.base import Availability, Converted
 from edgepack.runtimes.compare import Job
@@ -15,8 +16,8 @@ class ExecuTorch:
     name = "executorch"
     suffix = ".pte"
 
-    def availability(self, job: Job) -> Availability:
-        t = job.b.target
+    def availability(self, b: Build) -> Availability:
+        t = b.target
         wheel = registry.wheel_for(self.name, arch=t.wheel_arch, python=t.python)
         if wheel is None:
             why = registry.missing_reason(self.name, arch=t.wheel_arch, python=t.python)

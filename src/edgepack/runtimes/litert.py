@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepack.errors import EdgepackError
+from edgepack.pipeline.context import Build
 from edgepack.runtimes import registry
 from edgepack.runtimes.base import Availability, Converted
 from edgepack.runtimes.compare import Job
@@ -34,8 +35,8 @@ class LiteRT:
     name = "litert"
     suffix = ".tflite"
 
-    def availability(self, job: Job) -> Availability:
-        t = job.b.target
+    def availability(self, b: Build) -> Availability:
+        t = b.target
         wheel = registry.wheel_for(self.name, arch=t.wheel_arch, python=t.python)
         if wheel is None:
             why = registry.missing_reason(self.name, arch=t.wheel_arch, python=t.python)

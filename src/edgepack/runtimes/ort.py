@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgepack.pipeline.context import Build
 from edgepack.runtimes.base import Availability, Converted
 from edgepack.runtimes.compare import Job
 
@@ -17,16 +18,16 @@ class OnnxRuntime:
     name = "onnxruntime"
     suffix = ".onnx"
 
-    def availability(self, job: Job) -> Availability:
+    def availability(self, b: Build) -> Availability:
         from edgepack.modelpipe.steps import target_onnxruntime
 
-        t = job.b.target
-        version = target_onnxruntime(job.b)
+        t = b.target
+        version = target_onnxruntime(b)
         if t.deps == "debian":
             return Availability(True, package=f"python3-onnxruntime {version} (Debian)")
         from edgepack.locks.pypi import read_pins
 
-        _, pins = read_pins(job.b.project.lock_path(t, "requirements"))
+        _, pins = read_pins(b.project.lock_path(t, "requirements"))
         pin = next(p for p in pins if p.name == "onnxruntime")
         return Availability(True, package=f"onnxruntime=={pin.version}", sha256=pin.hashes[0])
 
