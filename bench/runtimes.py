@@ -89,21 +89,26 @@ def main() -> None:
             },
             "choice": doc["choice"],
         }
-        said = [f"{r['runtime']} {r['emulated_ms']} ms" if r["passes"] else f"{r['runtime']} out"
-                for r in doc["rows"]]  # fmt: skip
+        said = [
+            f"{r['runtime']} {r['emulated_ms']} ms" if r["passes"] else f"{r['runtime']} out"
+            for r in doc["rows"]
+        ]
         print(f"{doc['model']}: {', '.join(said)} -> {doc['choice']['runtime']}", flush=True)
         models.append(entry)
     out = ROOT / "bench" / "results" / "runtimes.json"
-    write_json(out, {
-        "target": target.name,
-        "runs_on": target.runs_on,
-        "host": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"),
-        "runs": {"host": args.runs, "qemu": args.qemu_runs, "threads": 1},
-        "note": "medians after a warm-up, batch 1, one thread; QEMU time is emulation's, good for ratios",
-        "models": models,
-    })  # fmt: skip
+    write_json(
+        out,
+        {
+            "target": target.name,
+            "runs_on": target.runs_on,
+            "host": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+            "runs": {"host": args.runs, "qemu": args.qemu_runs, "threads": 1},
+            "note": "medians after a warm-up, batch 1, one thread; QEMU time is emulation's, good for ratios",
+            "models": models,
+        },
+    )
     print(f"wrote {out}")
 
 

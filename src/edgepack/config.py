@@ -26,6 +26,8 @@ _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # Optional runtime features of a target. capture: live audio input (`listen`): PyAudio and the
 # PortAudio, ALSA and JACK libraries it carries; a target without it does not get them.
 Feature = Literal["capture"]
+# The on-device inference engine the image carries (edgepack.runtimes; docs/runtimes.md).
+RuntimeName = Literal["onnxruntime", "litert", "executorch", "auto"]
 
 # docker platform -> (Debian architecture, wheel platform tag suffix, binfmt name)
 PLATFORM_ARCH: dict[str, tuple[str, str, str]] = {
@@ -127,7 +129,12 @@ class Target:
     python: Literal["3.11", "3.13"] = field(
         metadata={"doc": "Python of the Debian base (bookworm: 3.11, trixie: 3.13)"}
     )
-    runtime: Literal["onnxruntime"] = field(metadata={"doc": "inference runtime in the image"})
+    runtime: RuntimeName = field(
+        metadata={
+            "doc": "the inference engine the image carries: onnxruntime, or litert (a torch model converted "
+            "by litert-torch, ai-edge-litert on the board); compare them with edgepack model.runtimes"
+        }
+    )
     threads: int = field(metadata={"doc": "intra-op threads: the board's core count"})
     image: str = field(metadata={"doc": "local image name (no registry)"})
     model: str = field(
@@ -383,6 +390,7 @@ def load_target(project: Project, name: str) -> Target:
     _check_cpu(target, merged)
     _check_deps(target, project=project, where=merged)
     _check_features(target, where=merged)
+    _check_runtime(target, where=merged)
     return target
 
 
@@ -495,6 +503,38 @@ def _check_features(target: Target, *, where: Located) -> None:
                          f"wheels lists {wheel}, which only the {group.unless} feature uses, "
                          f"but features does not list {group.unless}.",
                          hint=f"Add {group.unless} to features, or remove {wheel} from wheels.")  # fmt: skip
+
+
+def _check_runtime(target: Target, *, where: Located) -> None:
+    """A runtime the board cannot have is refused at load, naming why and what it can have."""
+    name = target.runtime
+    if name == "onnxruntime":
+        return
+    if name == "auto":
+        _fail_at(
+            where,
+            ("runtime",),
+            "runtime: auto is a measurement, not a setting: edgepack model.runtimes "
+            f"--target {target.name} compares the runtimes on this board and says which to set.",
+            hint="Run it, then set runtime: onnxruntime or litert here.",
+        )
+    from edgepack.runtimes import registry
+
+    if registry.wheel_for(name, arch=target.wheel_arch, python=target.python) is None:
+        why = registry.missing_reason(name, arch=target.wheel_arch, python=target.python)
+        _fail_at(
+            where,
+            ("runtime",),
+            f"runtime: {name} cannot run on {target.platform} with Python {target.python}: {why}.",
+            hint="Use runtime: onnxruntime (the default) for this board.",
+        )
+    if target.deps == "debian":
+        _fail_at(
+            where,
+            ("runtime",),
+            f"runtime: {name} comes as a PyPI wheel, and deps: debian installs Debian packages only.",
+            hint="Use deps: wheels, or runtime: onnxruntime.",
+        )
 
 
 def _fail_at(where: Located, at: tuple[str, ...], message: str, *, hint: str = "") -> NoReturn:

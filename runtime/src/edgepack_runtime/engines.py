@@ -54,7 +54,9 @@ class LiteRT:
                 ) from None
         self.version = str(getattr(package, "__version__", "?"))
         self._runner: Any = Interpreter(model_path=str(model), num_threads=threads).get_signature_runner()
-        self._inputs = list(self._runner.get_input_details())
+        details = self._runner.get_input_details()
+        self._inputs = list(details)
+        self._dtypes = {k: np.dtype(v["dtype"]) for k, v in details.items()}
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """By name where the signature has the feeds' names, else in the feeds' order (litert-torch
@@ -63,8 +65,16 @@ class LiteRT:
             named = {k: feeds[k] for k in self._inputs}
         else:
             named = dict(zip(self._inputs, feeds.values(), strict=False))
+        # TFLite has no int64 ids: litert-torch makes them int32; a same-kind cast keeps the values
+        named = {k: _as(v, self._dtypes[k]) for k, v in named.items()}
         got = self._runner(**named)
         return [got[k] for k in sorted(got, key=_position)]
+
+
+def _as(value: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    if value.dtype == dtype or value.dtype.kind != dtype.kind:
+        return value
+    return value.astype(dtype)
 
 
 def _position(name: str) -> tuple[int, str]:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 
 from edgepack_runtime import __version__
+
+if TYPE_CHECKING:  # imported where a session is made: a LiteRT image has no onnxruntime
+    import onnxruntime as ort
 
 CPU = "CPUExecutionProvider"
 
@@ -28,6 +31,8 @@ def choose_providers(wanted: list[str], available: list[str]) -> list[str]:
 
 
 def session(model: Path, *, threads: int, providers: list[str] | None = None) -> ort.InferenceSession:
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -47,9 +52,28 @@ def platform_info() -> dict[str, str]:
         pass
     return {
         "edgepack_runtime": __version__,
-        "onnxruntime": ort.__version__,
+        **engine_versions(),
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_features": features,
     }
+
+
+def engine_versions() -> dict[str, str]:
+    """The inference engines this image has, by version (an image carries one)."""
+    found = {}
+    try:
+        import onnxruntime
+
+        found["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    for name in ("ai_edge_litert", "tflite_runtime"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        found["litert"] = str(getattr(module, "__version__", "?"))
+        break
+    return found

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 # Silero VAD v5 at 16 kHz takes 512-sample chunks, each prefixed by the last 64
 # samples of the previous one (the model's own wrapper does the same).

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import cast
 
 from edgepack.config import BUILTIN
+from edgepack.errors import ConfigError
 from edgepack.fsutil import sha256_file
 from edgepack.modelpipe import (
     auto,
@@ -40,7 +41,7 @@ from edgepack.modelpipe.spec import QuantMode
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.steps import Outputs, Step, digest, key_of
 
-STEP_NAMES = ("model", "export", "quantize", "validate")
+STEP_NAMES = ("model", "export", "quantize", "validate", "convert")
 
 
 def _code(*modules: ModuleType) -> str:
@@ -155,7 +156,37 @@ def plan_model(b: Build) -> list[Step]:
         lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out),
         needs=qua,
     )
-    return [src, exp, qua, val]
+    if b.target.runtime == "onnxruntime":
+        return [src, exp, qua, val]
+    return [src, exp, qua, val, _convert_step(b, s, src, exp, val)]
+
+
+def _convert_step(b: Build, s: spec.ModelSpec, src: Step, exp: Step, val: Step) -> Step:
+    """The model in the target's runtime's format (``runtime: litert``), checked against the export."""
+    from edgepack.runtimes import compare as rt_compare
+    from edgepack.runtimes import convert, litert, litert_tool, toolchain
+
+    if s.task in convert.STREAMING:
+        raise ConfigError(
+            f"targets/{b.target.name}.yaml: runtime: {b.target.runtime}, but '{b.model}' is a {s.task} "
+            "model, whose runtime streams through onnxruntime sessions.",
+            hint="Keep runtime: onnxruntime for this target, or build a generic, embedding, classifier or "
+            "mask model.",
+        )
+    return _step(
+        b,
+        "convert",
+        f"convert to {b.target.runtime} (litert-torch; int8: ai-edge-quantizer), checked against the export",
+        {
+            "validate": val.key,
+            "converter": sha256_file(toolchain.lock_file()),
+            "code": _code(convert, litert, litert_tool, rt_compare, toolchain),
+        },
+        lambda out: convert.convert_stage(
+            b, s, source_dir=_dir(b, src), export_dir=_dir(b, exp), validate_dir=_dir(b, val), out=out
+        ),
+        needs=val,
+    )
 
 
 def _step(

@@ -33,8 +33,14 @@ def app_step(b: Build, model: Step) -> Step:
         with atomic_path(out, is_dir=True) as tmp:
             root = tmp / "root"
             opt = root / "opt" / "edgepack"
-            shutil.copytree(model_dir, opt / "model", ignore=shutil.ignore_patterns(*REPORT_FILES))
+            # model.fp32.tflite: a LiteRT build's fp32 baseline for the latency step, not the image's
+            ignore = shutil.ignore_patterns(*REPORT_FILES, "*.fp32.*", "convert.json")
+            shutil.copytree(model_dir, opt / "model", ignore=ignore)
             meta = json.loads((model_dir / "model.json").read_text())
+            if meta.get("runtime", "onnxruntime") != "onnxruntime":  # the host runs it too, for the reference
+                from edgepack.runtimes.litert import use_on_host
+
+                use_on_host(b)
             spec = smoke.prepare(meta, b.target, audio=audio, smoke_dir=opt / "smoke")
             site = root / board_site(b.target.python)
             shutil.copytree(

@@ -27,30 +27,43 @@ RUNS = 5
 NOT_INT8 = ("none", "fp16")  # modes whose model is not an int8 one: nothing to compare
 
 
-def latency_step(b: Build, *, image: Step, smoke: Step, export: Step, quantize: Step) -> Step:
+def latency_step(
+    b: Build, *, image: Step, smoke: Step, export: Step, quantize: Step, convert: Step | None = None
+) -> Step:
+    """``convert``: a LiteRT build's step; its fp32 and shipped ``.tflite`` files are compared instead."""
     t = b.target
     inputs = {"image": image.key, "export": export.key, "quantize": quantize.key, "runs": str(RUNS)}
+    if convert is not None:
+        inputs["convert"] = convert.key
     out = b.cache_dir("latency", key_of("latency", inputs))
 
     def action() -> Outputs:
-        mode = stamp_of(b, quantize).get("mode", "none")
-        if mode in NOT_INT8:
-            return {"skipped": f"quantize mode {mode}: no int8 model to compare"}
-        fp32 = Path(stamp_of(b, export)["dir"]) / "model.onnx"
-        final = Path(stamp_of(b, quantize)["dir"]) / "model.onnx"
+        if convert is not None:
+            done = stamp_of(b, convert)
+            mode, folder = done["mode"], Path(done["dir"])
+            fp32, final = folder / done["fp32_file"], folder / done["file"]
+            if done["shipped"] == "fp32":
+                return {"skipped": "LiteRT ships fp32 (its int8 failed the gate): nothing to compare"}
+        else:
+            mode = stamp_of(b, quantize).get("mode", "none")
+            if mode in NOT_INT8:
+                return {"skipped": f"quantize mode {mode}: no int8 model to compare"}
+            fp32 = Path(stamp_of(b, export)["dir"]) / "model.onnx"
+            final = Path(stamp_of(b, quantize)["dir"]) / "model.onnx"
+        suffix = final.suffix
         with atomic_path(out, is_dir=True) as tmp:
-            shutil.copyfile(fp32, tmp / "fp32.onnx")
-            shutil.copyfile(final, tmp / "quantized.onnx")
+            shutil.copyfile(fp32, tmp / f"fp32{suffix}")
+            shutil.copyfile(final, tmp / f"quantized{suffix}")
             feeds, fed = bench_feeds(b)
             np.savez(tmp / "feeds.npz", **feeds)  # type: ignore[arg-type]  # numpy's stub: **kwds as a bool
-        timed = run_bench(b, out, tag=f"{t.image}:{image.key[:12]}")
+        timed = run_bench(b, out, tag=f"{t.image}:{image.key[:12]}", suffix=suffix)
         if b.runner.dry_run:
             return {}
         return summarize(timed, mode=mode, where=t.runs_on, fed=fed)
 
     where = f"QEMU -cpu {t.qemu_cpu}" if t.emulated else "natively"
-    return Step("latency", f"fp32 vs quantized latency, {where}", inputs, action,
-                needs=(image.name, smoke.name, export.name, quantize.name), phase="smoke")  # fmt: skip
+    needs = (image.name, smoke.name, export.name, quantize.name, *((convert.name,) if convert else ()))
+    return Step("latency", f"fp32 vs quantized latency, {where}", inputs, action, needs=needs, phase="smoke")
 
 
 def bench_feeds(b: Build) -> tuple[dict[str, np.ndarray], str]:
@@ -67,7 +80,7 @@ def bench_feeds(b: Build) -> tuple[dict[str, np.ndarray], str]:
     return inputs.make_feeds(spec, sizes, seed=spec.seed), "seeded inputs at the export sizes, batch 1"
 
 
-def run_bench(b: Build, folder: Path, *, tag: str) -> list[dict[str, Any]]:
+def run_bench(b: Build, folder: Path, *, tag: str, suffix: str = ".onnx") -> list[dict[str, Any]]:
     t = b.target
     argv = run_argv(
         image=tag,
@@ -76,9 +89,9 @@ def run_bench(b: Build, folder: Path, *, tag: str) -> list[dict[str, Any]]:
         command=[
             "bench-model",
             "--model",
-            "/bench/fp32.onnx",
+            f"/bench/fp32{suffix}",
             "--model",
-            "/bench/quantized.onnx",
+            f"/bench/quantized{suffix}",
             "--inputs",
             "/bench/feeds.npz",
             "--runs",

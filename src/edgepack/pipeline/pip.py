@@ -94,6 +94,8 @@ def install(
             hint=f"Run: edgepack lock --target {target.name}",
         )
     with atomic_path(out_dir, is_dir=True) as tmp, _stored_wheels(target, locked, runner=runner) as links:
+        if target.runtime != "onnxruntime":  # the lock's onnxruntime swapped for the target's runtime
+            locked = _runtime_lock(target, locked, links, runner=runner)
         runner.run(
             hashed_install_argv(target, tmp, "-r", locked, "--find-links", links, *built),
             what=f"installing the locked wheels for {target.platform}",
@@ -102,7 +104,30 @@ def install(
         # Console scripts carry the host interpreter's path: useless on the board.
         shutil.rmtree(tmp / "bin", ignore_errors=True)
         removed = slim.remove_groups(tmp, slim.site_groups(target))
+        from edgepack.runtimes.board import prune_list
+
+        if gone := slim.remove(tmp, prune_list(target)):
+            removed[f"{target.runtime} (never loaded by its interpreter)"] = gone
     return removed
+
+
+def _runtime_lock(target: Target, locked: Path, links: Path, *, runner: Runner) -> Path:
+    """The lock as the target's runtime needs it, written beside the links (which gain its wheel)."""
+    from edgepack.locks import pypi
+    from edgepack.locks.store import Store
+    from edgepack.runtimes.board import swap
+
+    store = Store.default()
+    comments, pins = pypi.read_pins(locked)
+    have = pypi.stored(pins, store)
+    swapped = swap(target, pins, have, store, runner)
+    for pin in swapped:
+        path = store.get(pin.hashes[0]) if pin.name not in have else None
+        if path is not None and not (links / path.name).exists():
+            (links / path.name).symlink_to(path)
+    out = links / f"requirements-{target.runtime}.txt"
+    pypi.write_pins(out, [*comments, f"# runtime: {target.runtime} (onnxruntime swapped out)"], swapped)
+    return out
 
 
 @contextlib.contextmanager

@@ -33,8 +33,16 @@ def plan(b: Build) -> list[Step]:
     steps = [base, *([deps] if deps else []), *model_steps, app, image, smoke]
     by_name = {s.name: s for s in model_steps}
     if "quantize" in by_name:  # a model the build quantized: did it pay on the board's CPU?
-        steps.append(latency_step(b, image=image, smoke=smoke, export=by_name["export"],
-                                  quantize=by_name["quantize"]))  # fmt: skip
+        steps.append(
+            latency_step(
+                b,
+                image=image,
+                smoke=smoke,
+                export=by_name["export"],
+                quantize=by_name["quantize"],
+                convert=by_name.get("convert"),
+            )
+        )
     return steps
 
 

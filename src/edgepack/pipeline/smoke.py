@@ -36,7 +36,8 @@ _DTYPES = {
 def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Path) -> Path:
     """Write the smoke spec and its input next to it; return the spec's path."""
     smoke_dir.mkdir(parents=True, exist_ok=True)
-    spec: dict[str, Any] = {"kind": meta["kind"], "model": "../model/model.onnx", "runs": target.smoke.runs}
+    model = f"../model/{meta.get('file', 'model.onnx')}"  # model.tflite in a LiteRT image
+    spec: dict[str, Any] = {"kind": meta["kind"], "model": model, "runs": target.smoke.runs}
     spec["threads"] = target.threads
     # The runtime takes the first of these its onnxruntime offers (the CPU provider last) and reports it.
     spec["providers"] = [*(target.gpu.providers if target.gpu else ()), "CPUExecutionProvider"]

@@ -86,7 +86,11 @@ def _judge_and_time(job: Job, rt: Runtime, row: Row, converted: Converted, out: 
         if candidate is None:
             continue
         got_npz = out / f"outputs-{label}.npz"
-        rt.run_host(job, candidate, job.feeds, got_npz, 1)
+        try:
+            rt.run_host(job, candidate, job.feeds, got_npz, 1)
+        except EdgepackError as exc:  # the runtime refused the input: this runtime's result, not the run's
+            parity[label] = {"ok": False, "why": f"the host run failed: {exc.message}"}
+            continue
         checked = judge(job.spec, job.reference, _read_outputs(got_npz), quantized=label == "int8")
         parity[label] = checked
         if checked["ok"] and not chosen:
@@ -153,11 +157,25 @@ def emulated(job: Job, model: Path, mount: Path | None) -> dict[str, Any]:
     """``bench-model`` of one file in the target's image, QEMU with the board's CPU (or natively);
     ``mount``: a runtime the image lacks, unpacked, put on sys.path."""
     t = job.b.target
-    bench_args = ["bench-model", "--model", f"/bench/{model.name}", "--inputs", "/bench/feeds.npz",
-                  "--runs", str(RUNS_BOARD), "--threads", "1"]  # fmt: skip
+    bench_args = [
+        "bench-model",
+        "--model",
+        f"/bench/{model.name}",
+        "--inputs",
+        "/bench/feeds.npz",
+        "--runs",
+        str(RUNS_BOARD),
+        "--threads",
+        "1",
+    ]
     command = ["-I", "-c", _LAUNCH, *bench_args] if mount else bench_args
-    argv = run_argv(image=job.image, platform=t.platform, qemu_cpu=t.qemu_cpu if t.emulated else None,
-                    command=command, memory_mb=t.memory_mb)  # fmt: skip
+    argv = run_argv(
+        image=job.image,
+        platform=t.platform,
+        qemu_cpu=t.qemu_cpu if t.emulated else None,
+        command=command,
+        memory_mb=t.memory_mb,
+    )
     bench = job.work / "bench" / model.stem
     shutil.rmtree(bench, ignore_errors=True)
     bench.mkdir(parents=True)

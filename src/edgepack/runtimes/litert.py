@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepack.errors import EdgepackError
+from edgepack.fsutil import held
 from edgepack.pipeline.context import Build
 from edgepack.runtimes import registry
 from edgepack.runtimes.base import Availability, Converted
@@ -98,34 +99,67 @@ class LiteRT:
 
     def board_files(self, job: Job, avail: Availability) -> tuple[Path | None, int]:
         """The board's pinned wheel (fetched into the package store by its sha256), unpacked once."""
-        from edgepack.locks.pypi import Pin, fetch_pin
-        from edgepack.locks.store import Store
         from edgepack.pipeline.pip import platform_args
 
-        store = Store.default()
-        wheel = store.get(avail.sha256)
-        if wheel is None:
-            name, version = avail.package.split("==")
-            if not fetch_pin(
-                Pin(name, version, (avail.sha256,)), platform_args(job.b.target), store, job.b.runner
-            ):
-                raise EdgepackError(
-                    f"PyPI serves no {avail.wheel} with the pinned sha256 {avail.sha256[:12]}."
-                )
-            wheel = store.get(avail.sha256)
-            assert wheel is not None
-        from edgepack.pipeline.steps import digest
-
-        site = job.b.project.cache_dir("runtime-sites", digest(avail.sha256, *PRUNE))
-        if not (site / ".complete").is_file():
-            site.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(wheel) as z:
-                z.extractall(site)
-            for name in PRUNE:  # what the interpreter never loads; the run in the image proves it
-                target = site / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-            (site / ".complete").write_text(avail.sha256 + "\n")
+        site = unpacked(job.b, avail.wheel, avail.sha256, platform_args(job.b.target), prune=PRUNE)
         return site, tree_bytes(site)
+
+
+def unpacked(b: Build, wheel_name: str, sha256: str, platform: list[str], *, prune: tuple[str, ...]) -> Path:
+    """A pinned ai-edge-litert wheel from the package store (fetched there by its sha256), unpacked
+    once under build/cache/runtime-sites, minus ``prune``."""
+    from edgepack.locks.pypi import Pin, fetch_pin
+    from edgepack.locks.store import Store
+    from edgepack.pipeline.steps import digest
+
+    store = Store.default()
+    wheel = store.get(sha256)
+    if wheel is None:
+        version = registry.facts()["litert"]["version"]
+        if not fetch_pin(Pin("ai-edge-litert", version, (sha256,)), platform, store, b.runner):
+            raise EdgepackError(f"PyPI serves no {wheel_name} with the pinned sha256 {sha256[:12]}.")
+        wheel = store.get(sha256)
+        assert wheel is not None
+    site = b.project.cache_dir("runtime-sites", digest(sha256, *prune))
+    if not (site / ".complete").is_file():
+        with held(site.with_name(f"{site.name}.lock")):
+            if not (site / ".complete").is_file():
+                site.mkdir(parents=True, exist_ok=True)
+                with zipfile.ZipFile(wheel) as z:
+                    z.extractall(site)
+                for name in prune:  # what the interpreter never loads; a run that uses the site proves it
+                    target = site / name
+                    shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+                (site / ".complete").write_text(sha256 + "\n")
+    return site
+
+
+def use_on_host(b: Build) -> None:
+    """ai-edge-litert for this host's Python, on sys.path: the app step's host reference runs LiteRT."""
+    import platform
+    import sys
+
+    python = ".".join(platform.python_version_tuple()[:2])
+    entry = registry.wheel_for("litert", arch=platform.machine(), python=python)
+    if entry is None:
+        raise EdgepackError(
+            f"ai-edge-litert has no pinned wheel for this host ({platform.machine()}, Python {python}): "
+            "the host reference of a LiteRT image cannot be computed here."
+        )
+    tag = f"manylinux_2_27_{platform.machine()}"
+    args = [
+        "--platform",
+        tag,
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{python.replace('.', '')}",
+    ]
+    site = unpacked(b, entry["file"], entry["sha256"], args, prune=())
+    if str(site) not in sys.path:
+        sys.path.append(str(site))
 
 
 def export_program(job: Job, program: Path) -> Converted | None:

@@ -85,7 +85,11 @@ def run(model: str, inputs: str, outputs: str, runs: int) -> dict[str, Any]:
     _, arrays = _inputs(inputs)
     interpreter = Interpreter(model_path=model, num_threads=1)
     runner = interpreter.get_signature_runner()
-    feeds = dict(zip(runner.get_input_details(), arrays, strict=True))
+    details = runner.get_input_details()
+    feeds = {
+        k: a.astype(details[k]["dtype"]) if a.dtype.kind == np.dtype(details[k]["dtype"]).kind else a
+        for k, a in zip(details, arrays, strict=True)
+    }  # TFLite has no int64 ids: litert-torch makes them int32
     got = runner(**feeds)
     times = []
     for _ in range(runs):
