@@ -173,3 +173,38 @@ def test_asking_only_for_runtimes_the_board_cannot_have_is_refused_before_any_wo
     assert "Runtimes rpi-zero2w can have: onnxruntime (--runtimes onnxruntime)" in info.value.hint
     assert runner.calls == []  # nothing was built
     compare.require_available(job.b, ["onnxruntime", "litert"])  # one that can: the table says the rest
+
+
+def _target(project: Project, name: str, text: str) -> None:
+    (project.root / "targets" / f"{name}.yaml").write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "extends: rpi-zero2w\nruntime: litert\n",
+            "runtime: litert cannot run on linux/arm/v7 with Python 3.13",
+        ),
+        ("extends: rpi4\nruntime: auto\n", "runtime: auto is a measurement, not a setting"),
+        ("extends: rpi4\nruntime: executorch\n", "runtime: executorch cannot run on linux/arm64"),
+        ("extends: rpi4\nruntime: litrt\n", "Did you mean 'litert'?"),
+    ],
+)
+def test_a_runtime_the_board_cannot_have_is_refused_at_load(
+    project: Project, text: str, expected: str
+) -> None:
+    _target(project, "mine", text)
+    with pytest.raises(ConfigError) as info:
+        load_target(project, "mine")
+    assert expected in str(info.value) and "mine.yaml:2" in str(info.value)
+
+
+def test_litert_refuses_a_streaming_model_at_plan_time(project: Project) -> None:
+    _target(project, "mine", "extends: rpi4\nruntime: litert\n")
+    t = load_target(project, "mine")
+    assert t.runtime == "litert" and t.model == "models/cmdasr.yaml"
+    from edgepack.modelpipe.steps import plan_model
+
+    with pytest.raises(ConfigError, match=r"runtime: litert, but 'models/cmdasr.yaml' is the asr kind of model"):
+        plan_model(Build(target=t, project=project, runner=FakeRunner(), model=t.model))

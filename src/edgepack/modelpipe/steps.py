@@ -168,8 +168,8 @@ def _convert_step(b: Build, s: spec.ModelSpec, src: Step, exp: Step, val: Step) 
 
     if s.task in convert.STREAMING:
         raise ConfigError(
-            f"targets/{b.target.name}.yaml: runtime: {b.target.runtime}, but '{b.model}' is a {s.task} "
-            "model, whose runtime streams through onnxruntime sessions.",
+            f"targets/{b.target.name}.yaml: runtime: {b.target.runtime}, but '{b.model}' is the {s.task} "
+            "kind of model, whose runtime streams through onnxruntime sessions.",
             hint="Keep runtime: onnxruntime for this target, or build a generic, embedding, classifier or "
             "mask model.",
         )

@@ -54,8 +54,12 @@ def latency_step(
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copyfile(fp32, tmp / f"fp32{suffix}")
             shutil.copyfile(final, tmp / f"quantized{suffix}")
-            feeds, fed = bench_feeds(b)
-            np.savez(tmp / "feeds.npz", **feeds)  # type: ignore[arg-type]  # numpy's stub: **kwds as a bool
+            if convert is not None:  # a LiteRT file takes the shapes it was converted at: the smoke input's
+                shutil.copyfile(final.with_name("smoke.npz"), tmp / "feeds.npz")
+                fed = "the smoke input (the shapes the LiteRT file was converted at)"
+            else:
+                feeds, fed = bench_feeds(b)
+                np.savez(tmp / "feeds.npz", **feeds)  # type: ignore[arg-type]  # numpy's stub: **kwds as a bool
         timed = run_bench(b, out, tag=f"{t.image}:{image.key[:12]}", suffix=suffix)
         if b.runner.dry_run:
             return {}
