@@ -70,6 +70,7 @@ def main() -> None:
                         "runtime_bytes",
                         "host_ms",
                         "emulated_ms",
+                        "start_ms",
                         "peak_rss_mb",
                         "why_not",
                     )
@@ -86,6 +87,7 @@ def main() -> None:
                 "model_bytes": ratio(lite.get("model_bytes"), ort.get("model_bytes")),
                 "runtime_bytes": ratio(lite.get("runtime_bytes"), ort.get("runtime_bytes")),
                 "peak_rss_mb": ratio(lite.get("peak_rss_mb"), ort.get("peak_rss_mb")),
+                "start_ms": ratio(lite.get("start_ms"), ort.get("start_ms")),
             },
             "choice": doc["choice"],
         }

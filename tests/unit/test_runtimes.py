@@ -206,5 +206,5 @@ def test_litert_refuses_a_streaming_model_at_plan_time(project: Project) -> None
     assert t.runtime == "litert" and t.model == "models/cmdasr.yaml"
     from edgepack.modelpipe.steps import plan_model
 
-    with pytest.raises(ConfigError, match=r"runtime: litert, but 'models/cmdasr.yaml' is the asr kind of model"):
+    with pytest.raises(ConfigError, match=r"runtime: litert, but 'models/cmdasr.yaml' is the asr kind"):
         plan_model(Build(target=t, project=project, runner=FakeRunner(), model=t.model))

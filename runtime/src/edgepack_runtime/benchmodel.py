@@ -20,7 +20,11 @@ def bench_model(model: Path, inputs: Path, *, runs: int, threads: int) -> dict[s
 def bench_models(models: list[Path], inputs: Path, *, runs: int, threads: int) -> list[dict[str, Any]]:
     """Median latency of each model on the same inputs, their runs interleaved (a, b, a, b, ...) so a
     slow spell of the machine (QEMU, a busy host) falls on every model alike."""
-    engines = [open_model(m, threads=threads) for m in models]
+    engines, load_ms = [], []
+    for m in models:  # the runtime's import (the first time) and the model's load: its start-up
+        t0 = time.perf_counter()
+        engines.append(open_model(m, threads=threads))
+        load_ms.append((time.perf_counter() - t0) * 1e3)
     with np.load(inputs, allow_pickle=False) as data:
         feeds = {k: data[k] for k in data.files}  # in the file's order: LiteRT may take them by position
     for engine in engines:
@@ -38,6 +42,7 @@ def bench_models(models: list[Path], inputs: Path, *, runs: int, threads: int) -
             "model": m.name,
             "engine": e.name,
             "engine_version": e.version,
+            "load_ms": round(load, 3),
             "median_ms": statistics.median(t),
             "min_ms": min(t),
             "runs": runs,
@@ -45,7 +50,7 @@ def bench_models(models: list[Path], inputs: Path, *, runs: int, threads: int) -
             "peak_rss_mb": round(peak_mb, 1),  # the process's, all models loaded
             "runtime": info,
         }
-        for m, e, t in zip(models, engines, times, strict=True)
+        for m, e, t, load in zip(models, engines, times, load_ms, strict=True)
     ]
 
 

@@ -48,6 +48,7 @@ class Row:
     runtime_bytes: int = 0  # the runtime's files on the board (its wheel, unpacked)
     host_ms: float | None = None
     emulated_ms: float | None = None
+    start_ms: float | None = None  # on the board: the runtime's import and the model's load
     peak_rss_mb: float | None = None
     why_not: str = ""  # the first reason this runtime is out of the running
 

@@ -110,6 +110,7 @@ def _judge_and_time(job: Job, rt: Runtime, row: Row, converted: Converted, out: 
         runtime_bytes=runtime_bytes,
         host_ms=round(host_ms, 3),
         emulated_ms=round(board["median_ms"], 3),
+        start_ms=board.get("load_ms"),
         peak_rss_mb=board.get("peak_rss_mb"),
     )
 

@@ -13,11 +13,13 @@ from rich.table import Table
 def render(doc: dict[str, Any], console: Console) -> None:
     table = Table(
         box=box.SIMPLE_HEAD,
-        caption="model, rt (runtime on the board): MB; host, board: ms, medians; RSS: peak MB on the board",
+        caption="cos: least output cosine vs the fp32 export; model, rt (the runtime on the board): MB; "
+        "host, board: ms, medians; start: ms to import the runtime and load the model on the board; "
+        "RSS: peak MB there",
         title=f"runtimes for {doc['model']} on {doc['target']} ({doc['runs_on']})",
         title_justify="left",
     )
-    columns = ("runtime", "ships", "max abs", "cos", "model", "rt", "host", "board", "RSS")
+    columns = ("runtime", "ships", "cos", "model", "rt", "host", "board", "start", "RSS")
     for col in columns:
         table.add_column(col, justify="left" if col in ("runtime", "ships") else "right", no_wrap=True)
     for r in doc["rows"]:
@@ -25,12 +27,12 @@ def render(doc: dict[str, Any], console: Console) -> None:
         table.add_row(
             r["runtime"],
             r.get("chosen") or "[red]-[/]",
-            _num(parity.get("max_abs"), "{:.1e}"),
             _num(parity.get("cosine"), "{:.4f}"),
             _num(r["model_bytes"] / 1e6 if r["model_bytes"] else None, "{:.2f}"),
             _num(r["runtime_bytes"] / 1e6 if r["runtime_bytes"] else None, "{:.1f}"),
             _num(r.get("host_ms"), "{:.3f}"),
             _num(r.get("emulated_ms"), "{:.2f}"),
+            _num(r.get("start_ms"), "{:.0f}"),
             _num(r.get("peak_rss_mb"), "{:.0f}"),
         )
     console.print(table)
