@@ -131,8 +131,9 @@ class Target:
     )
     runtime: RuntimeName = field(
         metadata={
-            "doc": "the inference engine the image carries: onnxruntime, or litert (a torch model converted "
-            "by litert-torch, ai-edge-litert on the board); compare them with edgepack model.runtimes"
+            "doc": "the inference engine the image carries: onnxruntime, litert (a torch model converted by "
+            "litert-torch, ai-edge-litert on the board), or auto: the one edgepack model.runtimes measured "
+            "and chose for this model on this board"
         }
     )
     threads: int = field(metadata={"doc": "intra-op threads: the board's core count"})
@@ -510,14 +511,8 @@ def _check_runtime(target: Target, *, where: Located) -> None:
     name = target.runtime
     if name == "onnxruntime":
         return
-    if name == "auto":
-        _fail_at(
-            where,
-            ("runtime",),
-            "runtime: auto is a measurement, not a setting: edgepack model.runtimes "
-            f"--target {target.name} compares the runtimes on this board and says which to set.",
-            hint="Run it, then set runtime: onnxruntime or litert here.",
-        )
+    if name == "auto":  # the comparison's recorded choice, read at plan time (edgepack.runtimes.auto)
+        return
     from edgepack.runtimes import registry
 
     if registry.wheel_for(name, arch=target.wheel_arch, python=target.python) is None:

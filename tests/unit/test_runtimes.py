@@ -186,7 +186,6 @@ def _target(project: Project, name: str, text: str) -> None:
             "extends: rpi-zero2w\nruntime: litert\n",
             "runtime: litert cannot run on linux/arm/v7 with Python 3.13",
         ),
-        ("extends: rpi4\nruntime: auto\n", "runtime: auto is a measurement, not a setting"),
         ("extends: rpi4\nruntime: executorch\n", "runtime: executorch cannot run on linux/arm64"),
         ("extends: rpi4\nruntime: litrt\n", "Did you mean 'litert'?"),
     ],
@@ -208,3 +207,74 @@ def test_litert_refuses_a_streaming_model_at_plan_time(project: Project) -> None
 
     with pytest.raises(ConfigError, match=r"runtime: litert, but 'models/cmdasr.yaml' is the asr kind"):
         plan_model(Build(target=t, project=project, runner=FakeRunner(), model=t.model))
+
+
+TOY = """task: generic
+source: {kind: torch, factory: "edgepack.modelpipe.zoo.toys:conv_gru"}
+inputs:
+  - {name: x, shape: [batch, frames, 8]}
+outputs: [y]
+dims:
+  - {name: batch, export: 2, check: [1, 3]}
+  - {name: frames, export: 12, check: [5, 20]}
+"""
+
+
+def _auto(project: Project) -> Build:
+    (project.root / "models" / "toy.yaml").write_text(TOY)
+    _target(project, "mine", "extends: rpi-zero2w\nruntime: auto\nmodel: models/toy.yaml\n")
+    t = load_target(project, "mine")
+    return Build(target=t, project=project, runner=FakeRunner(), model=t.model)
+
+
+def test_auto_without_a_recorded_comparison_says_to_measure_first(project: Project) -> None:
+    from edgepack.runtimes.auto import resolve
+
+    b = _auto(project)
+    with pytest.raises(ConfigError) as info:
+        resolve(b)
+    assert "runtime: auto, and no comparison of the runtimes for this model" in info.value.message
+    assert info.value.hint == "Measure them first: edgepack model.runtimes --target mine"
+
+
+def test_auto_takes_the_recorded_choice_of_this_model_only(project: Project) -> None:
+    from edgepack.runtimes.auto import model_key, resolve
+
+    b = _auto(project)
+    b.out_dir.mkdir(parents=True)
+    record = {"spec": "models/toy.yaml", "model_key": "another", "choice": {"runtime": "litert", "why": "w"}}
+    (b.out_dir / "runtimes.json").write_text(json.dumps(record))
+    with pytest.raises(
+        ConfigError, match=r"measured another model \(models/toy.yaml, or the same one before"
+    ):
+        resolve(b)
+    record["model_key"] = model_key(b)
+    record["choice"] = {"runtime": "onnxruntime", "why": "the fastest on the board's CPU"}
+    (b.out_dir / "runtimes.json").write_text(json.dumps(record))
+    resolved, chosen = resolve(b)
+    assert resolved.target.runtime == "onnxruntime" and chosen["why"] == "the fastest on the board's CPU"
+    record["choice"] = {"runtime": None, "why": "litert: conversion failed"}
+    (b.out_dir / "runtimes.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match=r"no runtime passed for this model: litert: conversion failed"):
+        resolve(b)
+
+
+def test_auto_choosing_litert_plans_the_conversion(project: Project) -> None:
+    from edgepack.modelpipe.steps import plan_model
+    from edgepack.runtimes.auto import model_key, resolve
+
+    (project.root / "models" / "toy.yaml").write_text(TOY)
+    _target(project, "pi", "extends: rpi4\nruntime: auto\nmodel: models/toy.yaml\n")
+    t = load_target(project, "pi")
+    b = Build(target=t, project=project, runner=FakeRunner(), model=t.model)
+    b.out_dir.mkdir(parents=True)
+    record = {"model_key": model_key(b), "choice": {"runtime": "litert", "why": "4x faster"}}
+    (b.out_dir / "runtimes.json").write_text(json.dumps(record))
+    resolved, chosen = resolve(b)
+    assert chosen == {
+        "setting": "auto",
+        "runtime": "litert",
+        "why": "4x faster",
+        "from": str(b.out_dir / "runtimes.json"),
+    }
+    assert [s.name for s in plan_model(resolved)][-1] == "convert"

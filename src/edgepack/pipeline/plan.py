@@ -23,7 +23,11 @@ from edgepack.pipeline.steps import Step
 
 
 def plan(b: Build) -> list[Step]:
-    """deps: debian has no deps step: numpy and onnxruntime are Debian packages of the base."""
+    """deps: debian has no deps step: numpy and onnxruntime are Debian packages of the base.
+    ``runtime: auto`` is the runtime model.runtimes measured and chose for this model (runtimes.auto)."""
+    from edgepack.runtimes.auto import resolve
+
+    b, _ = resolve(b)
     base = base_step(b)
     deps = deps_step(b) if b.target.deps == "wheels" else None
     model_steps = model_steps_of(b)

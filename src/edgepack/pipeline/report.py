@@ -35,6 +35,8 @@ def build_report(
             "tar": str(image_tar),
         },
         "model": {"source": model["source"], "sha256": model["sha256"], "kind": model["kind"]},
+        # the engine the image carries; runtime: auto resolves to what model.runtimes chose (runtimes.auto)
+        "runtime": {"setting": b.target.runtime, "carried": model.get("runtime", "onnxruntime")},
         "smoke": by_name["smoke"].outputs,
         "smoke_input": by_name["app"].outputs.get("fed", {}),
         "quantized_latency": by_name["latency"].outputs if "latency" in by_name else {},

@@ -198,11 +198,13 @@ def _read_outputs(path: Path) -> list[np.ndarray]:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
-def write(job: Job, rows: list[Row], choice: dict[str, Any], dest: Path) -> dict[str, Any]:
+def write(job: Job, rows: list[Row], choice: dict[str, Any], dest: Path, *, model_key: str) -> dict[str, Any]:
     from dataclasses import asdict
 
     doc = {
         "target": job.b.target.name,
+        "spec": job.b.model,
+        "model_key": model_key,  # runtime: auto takes the choice for this model only (runtimes.auto)
         "runs_on": job.b.target.runs_on,
         "model": job.spec.name,
         "fed": job.fed,
@@ -242,6 +244,9 @@ def require_available(b: Build, names: list[str]) -> None:
 
 def run(b: Build, names: list[str], *, announce: Any = None) -> dict[str, Any]:
     """Build the target up to its image (cached like a build), then measure each runtime named."""
+    from edgepack.runtimes.auto import measured
+
+    b = measured(b)  # runtime: auto is what this measures: it starts from the onnxruntime image
     require_available(b, names)
     from edgepack.modelpipe.export import run_onnx, session
     from edgepack.pipeline.latency import bench_feeds
@@ -281,7 +286,7 @@ def run(b: Build, names: list[str], *, announce: Any = None) -> dict[str, Any]:
     wanted = set(names)
     rows = measure(job, [rt for rt in registry.all_runtimes() if rt.name in wanted])
     choice = choose.choose(rows)
-    doc = write(job, rows, choice, b.out_dir / "runtimes.json")
+    doc = write(job, rows, choice, b.out_dir / "runtimes.json", model_key=by_name["quantize"].key)
     doc["png"] = str(chart(doc, b.out_dir / "runtimes.png"))
     return doc
 
