@@ -17,22 +17,14 @@ from edgepack.pipeline.plan import plan
 from edgepack.pipeline.steps import execute
 from edgepack.runner import Runner
 from tests.integration.test_build import copy_project
+from tests.unit.modelspecs import CONV_GRU
 
 TARGET = """extends: rpi4
 image: edgepack/rpi4-litert-test
 runtime: litert
 model: models/toy.yaml
 """
-SPEC = """task: generic
-source: {kind: torch, factory: "edgepack.modelpipe.zoo.toys:conv_gru"}
-inputs:
-  - {name: x, shape: [batch, frames, 8]}
-outputs: [y]
-dims:
-  - {name: batch, export: 2, check: [1, 3]}
-  - {name: frames, export: 12, check: [5, 20]}
-quantize: {mode: dynamic}
-"""
+SPEC = CONV_GRU + "quantize: {mode: dynamic}\n"
 
 
 @pytest.fixture(scope="module")

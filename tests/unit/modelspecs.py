@@ -21,3 +21,15 @@ outputs: [y]
 dims:
 {dims}
 {extra}"""
+
+
+# A generic torch model (Conv1d + GRU) with two dynamic axes: what runtime: litert converts.
+CONV_GRU = """task: generic
+source: {kind: torch, factory: "edgepack.modelpipe.zoo.toys:conv_gru"}
+inputs:
+  - {name: x, shape: [batch, frames, 8]}
+outputs: [y]
+dims:
+  - {name: batch, export: 2, check: [1, 3]}
+  - {name: frames, export: 12, check: [5, 20]}
+"""

@@ -19,7 +19,7 @@ from edgepack.runtimes.base import Availability, Row
 from edgepack.runtimes.executorch import ExecuTorch
 from edgepack.runtimes.litert import LiteRT
 from tests.conftest import FakeRunner
-from tests.unit.modelspecs import spec_from
+from tests.unit.modelspecs import CONV_GRU, spec_from
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -209,15 +209,7 @@ def test_litert_refuses_a_streaming_model_at_plan_time(project: Project) -> None
         plan_model(Build(target=t, project=project, runner=FakeRunner(), model=t.model))
 
 
-TOY = """task: generic
-source: {kind: torch, factory: "edgepack.modelpipe.zoo.toys:conv_gru"}
-inputs:
-  - {name: x, shape: [batch, frames, 8]}
-outputs: [y]
-dims:
-  - {name: batch, export: 2, check: [1, 3]}
-  - {name: frames, export: 12, check: [5, 20]}
-"""
+TOY = CONV_GRU
 
 
 def _auto(project: Project) -> Build:

@@ -17,17 +17,7 @@ class ExecuTorch:
     suffix = ".pte"
 
     def availability(self, b: Build) -> Availability:
-        t = b.target
-        wheel = registry.wheel_for(self.name, arch=t.wheel_arch, python=t.python)
-        if wheel is None:
-            why = registry.missing_reason(self.name, arch=t.wheel_arch, python=t.python)
-            return Availability(False, reason=f"no runtime for {t.wheel_arch}, Python {t.python}: {why}")
-        return Availability(
-            True,
-            package=f"executorch=={registry.facts()[self.name]['version']}",
-            wheel=wheel["file"],
-            sha256=wheel["sha256"],
-        )
+        return registry.board_wheel(self.name, b.target)
 
     def convert(self, job: Job, out: Path) -> Converted:
         return Converted(False, reason="edgepack has no ExecuTorch converter toolchain yet")

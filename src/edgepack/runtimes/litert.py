@@ -37,15 +37,7 @@ class LiteRT:
     suffix = ".tflite"
 
     def availability(self, b: Build) -> Availability:
-        t = b.target
-        wheel = registry.wheel_for(self.name, arch=t.wheel_arch, python=t.python)
-        if wheel is None:
-            why = registry.missing_reason(self.name, arch=t.wheel_arch, python=t.python)
-            return Availability(False, reason=f"no wheel for {t.wheel_arch}, Python {t.python}: {why}")
-        version = registry.facts()[self.name]["version"]
-        return Availability(
-            True, package=f"ai-edge-litert=={version}", wheel=wheel["file"], sha256=wheel["sha256"]
-        )
+        return registry.board_wheel(self.name, b.target)
 
     def convert(self, job: Job, out: Path) -> Converted:
         kind = job.spec.source.kind

@@ -5,12 +5,15 @@ from __future__ import annotations
 import difflib
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from edgepack.errors import ConfigError
-from edgepack.runtimes.base import Runtime
+from edgepack.runtimes.base import Availability, Runtime
+
+if TYPE_CHECKING:
+    from edgepack.config import Target
 
 NAMES = ("onnxruntime", "litert", "executorch")
 
@@ -51,3 +54,15 @@ def missing_reason(name: str, *, arch: str, python: str) -> str:
     missing = facts()[name].get("missing", {})
     why = missing.get(arch) or missing.get("any") or f"no {name} wheel for {arch}, Python {python}"
     return " ".join(str(why).split())
+
+
+def board_wheel(name: str, target: Target) -> Availability:
+    """The runtime's pinned wheel for the target's architecture and Python, or why it has none."""
+    wheel = wheel_for(name, arch=target.wheel_arch, python=target.python)
+    if wheel is None:
+        why = missing_reason(name, arch=target.wheel_arch, python=target.python)
+        return Availability(False, reason=f"no wheel for {target.wheel_arch}, Python {target.python}: {why}")
+    entry = facts()[name]
+    return Availability(
+        True, package=f"{entry['package']}=={entry['version']}", wheel=wheel["file"], sha256=wheel["sha256"]
+    )
