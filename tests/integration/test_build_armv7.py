@@ -56,8 +56,11 @@ def test_cold_build_has_no_wheel_step_and_rebuild_reuses_all(built) -> None:
         "app",
         "image",
         "smoke",
+        "latency",
     ]
     assert not any(r.cached for r in first) and all(r.cached for r in second)
+    timed = first[-1].outputs  # the quantized model against fp32 on the board's own CPU
+    assert timed["where"] == "QEMU -cpu cortex-a7" and timed["fp32_ms"] > 0 and timed["quantized_ms"] > 0
 
 
 def test_smoke_matched_the_host_under_cortex_a7_in_512_mb(built) -> None:
