@@ -130,3 +130,21 @@ def test_an_image_that_runs_while_building_is_built_beside_the_bake(run: tuple[P
     image = docker("image", "inspect", "--format", platform, zero["image"]["tag"])
     assert image.stdout.strip() == "linux/arm/v7", image.stderr
     assert zero["smoke"]["qemu_cpu"] == "cortex-a7"
+
+
+def test_a_no_change_rebuild_of_one_target_reuses_every_step_and_asks_no_toolchain(
+    run: tuple[Project, int],
+) -> None:
+    """Nothing to build: no buildx preflight, no builder choice (a no-change rebuild is under a second)."""
+    proj, _ = run
+    before = report(proj, "rpi5")
+
+    def refuse(*_: Any, **__: Any) -> str:
+        raise AssertionError("the toolchain was asked for although every step was cached")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(proj.root)
+        mp.setattr(build_commands, "_toolchain_and_builder", refuse)
+        build_commands.run_build("rpi5", model=None, dry=False, verbose=False, jobs=2)
+    after = report(proj, "rpi5")
+    assert all(s["cached"] for s in after["steps"]) and after["image"]["id"] == before["image"]["id"]

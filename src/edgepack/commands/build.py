@@ -142,8 +142,13 @@ def run_build(
     if dry:
         for name in names:
             target = load_target(proj, name)
-            b = Build(target=target, project=proj, runner=runner(), model=model or target.model,
-                      model_options=model_options or ModelOptions())  # fmt: skip
+            b = Build(
+                target=target,
+                project=proj,
+                runner=runner(),
+                model=model or target.model,
+                model_options=model_options or ModelOptions(),
+            )
             steps = plan(b)
             title = f"{name}: build plan" if several else "build plan"
             console.print(ui_build.plan_table(steps, cached_state(steps, b.cache), title=title))
@@ -159,6 +164,19 @@ def run_build(
             if target.deps == "wheels" and not proj.lock_path(target, "requirements").is_file():
                 # Before anything runs: name what PyPI lacks for the board (an armv7 onnxruntime).
                 preflight.require_wheels(target, project=proj, runner=run)
+            unchanged = parallel.prepare(
+                name,
+                project=proj,
+                runner=run,
+                model=model,
+                drift=drift.get(name, ()),
+                preflight=False,
+                model_options=model_options,
+                target=target,
+            )
+            if not (builder or cache_from or cache_to) and parallel.all_cached(unchanged):
+                targets.append(unchanged)  # nothing to build: no buildx, so no toolchain preflight either
+                continue
             buildx = BuildxOptions(
                 _toolchain_and_builder(target, run=run, named=builder), cache_from, cache_to
             )
@@ -267,10 +285,18 @@ def list_targets(*, schema: bool, as_json: bool = False) -> None:
     own = set(proj.target_names()) if proj.targets_dir.is_dir() else set()
     for name in proj.known_targets():
         t: Target = load_target(proj, name)
-        rows.append({"name": t.name, "platform": t.platform, "cpu": t.cpu_model, "smoke": t.runs_on,
-                     "model": t.model, "gpu": t.gpu.base_image if t.gpu else None,
-                     "description": t.description,
-                     "source": "project" if name in own else "built-in"})  # fmt: skip
+        rows.append(
+            {
+                "name": t.name,
+                "platform": t.platform,
+                "cpu": t.cpu_model,
+                "smoke": t.runs_on,
+                "model": t.model,
+                "gpu": t.gpu.base_image if t.gpu else None,
+                "description": t.description,
+                "source": "project" if name in own else "built-in",
+            }
+        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return

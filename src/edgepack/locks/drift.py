@@ -81,7 +81,7 @@ def sync_debian(
 ) -> list[Drift]:
     """Make every package of the lock present in the store; re-resolve (or refuse) what no source has."""
     lock = read_lock(ref.path, target=ref.target)
-    if runner.dry_run or all(store.has(p.sha256) for p in lock.packages):
+    if runner.dry_run or all(store.present(p.sha256) for p in lock.packages):  # read, verified, when used
         return []
     fetcher = fetcher or Fetcher(store, say=say)
     gone = fetcher.fetch([apt.wanted_deb(p) for p in lock.packages], mirror_roots(ref.sources))

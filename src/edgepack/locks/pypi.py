@@ -65,12 +65,13 @@ def write_pins(path: Path, comments: Sequence[str], pins: Sequence[Pin]) -> None
     write_text(path, "\n".join([*comments, *(p.render() for p in sorted(pins, key=lambda p: p.name))]) + "\n")
 
 
-def stored(pins: Sequence[Pin], store: Store) -> dict[str, Path]:
-    """Each pin's stored wheel, by name; pins with none are absent."""
+def stored(pins: Sequence[Pin], store: Store, *, verify: bool = True) -> dict[str, Path]:
+    """Each pin's stored wheel, by name; pins with none are absent. ``verify=False``: present, unread
+    (the pre-build check; pip installs with --require-hashes, so a corrupt file still cannot go in)."""
     found = {}
     for pin in pins:
         for sha in pin.hashes:
-            if (path := store.get(sha)) is not None:
+            if (path := store.get(sha) if verify else store.present(sha)) is not None:
                 found[pin.name] = path
                 break
     return found
@@ -105,7 +106,7 @@ def sync_pypi(
     if runner.dry_run or not path.is_file():
         return []
     comments, pins = read_pins(path)
-    have = stored(pins, store)
+    have = stored(pins, store, verify=False)
     gone = [pin for pin in pins if pin.name not in have and not fetch_pin(pin, platform, store, runner)]
     if not gone:
         return []

@@ -3,8 +3,11 @@
 Shared by every clone, target and CI run on the machine (cargo's registry
 cache and uv's cache play the same part): a fresh clone on a machine that has
 built before fetches nothing. Each entry is ``sha256/<aa>/<sha256>/<file name>``,
-so a wheel keeps the name pip needs. Every read re-hashes the file: a corrupt
-entry (a disk fault, an interrupted copy by hand) is removed and fetched again.
+so a wheel keeps the name pip needs. Every read of the bytes re-hashes the file: a
+corrupt entry (a disk fault, an interrupted copy by hand) is removed and fetched
+again. The check each build makes before planning (is every locked file here?)
+looks without reading (``present``): hashing every .deb and wheel of every lock
+took a quarter of a no-change rebuild.
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ class Store:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
         return None
+
+    def present(self, sha256: str) -> Path | None:
+        """The stored file with this sha256, unread: the cheap check a no-change build makes (every lock's
+        files there?). Whoever uses the bytes reads them with ``get``, which verifies and re-fetches."""
+        folder = self._folder(sha256)
+        files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+        return files[0] if len(files) == 1 and files[0].stat().st_size > 0 else None
 
     def has(self, sha256: str) -> bool:
         return self.get(sha256) is not None

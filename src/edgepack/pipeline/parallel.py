@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgepack.config import Project, load_target
+from edgepack.config import Project, Target, load_target
 from edgepack.errors import CommandError, EdgepackError
 from edgepack.fsutil import write_json
 from edgepack.host import doctor
@@ -94,11 +94,13 @@ def prepare(
     buildx: BuildxOptions | None = None,
     preflight: bool = True,
     model_options: ModelOptions | None = None,
+    target: Target | None = None,
 ) -> TargetBuild:
-    """Load, plan and (``preflight``) check the toolchain for one target; a failure is kept, not raised."""
+    """Load (unless ``target`` is given), plan and (``preflight``) check the toolchain for one target;
+    a failure is kept, not raised."""
     result = TargetBuild(name)
     try:
-        target = load_target(project, name)
+        target = target or load_target(project, name)
         result.build = Build(
             target=target,
             project=project,
@@ -115,6 +117,15 @@ def prepare(
     except EdgepackError as exc:
         result.failed_step, result.error = "plan", exc
     return result
+
+
+def all_cached(t: TargetBuild) -> bool:
+    """Every step of a planned target would be reused (a no-change rebuild): nothing will run."""
+    from edgepack.pipeline.steps import cached_state
+
+    return (
+        t.run is not None and t.build is not None and all(cached_state(t.run.steps, t.build.cache).values())
+    )
 
 
 def build_targets(
