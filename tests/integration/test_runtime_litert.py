@@ -62,6 +62,6 @@ def test_the_smoke_test_runs_through_litert_on_the_boards_cpu_and_matches_the_ho
     smoke = records["smoke"].outputs
     assert smoke["ok"] and smoke["providers"] == ["litert 2.3.0"] and smoke["qemu_cpu"] == "cortex-a72"
     (check,) = smoke["checks"]
-    assert check["name"] == "output_0" and check["ok"] and check["shape"] == [2, 12, 16]
+    assert check["name"] == "y" and check["ok"] and check["shape"] == [2, 12, 16]
     timed = records["latency"].outputs
     assert timed["mode"].startswith("litert") or "skipped" in timed

@@ -114,3 +114,26 @@ def test_a_construct_onnx_cannot_take_is_named_in_two_lines_with_the_route_that_
     assert "graph(" not in err.message and "%" not in err.message and len(err.message) < 400
     assert "source.kind: torch, factory:" in err.hint
     assert err.exit_code == 9
+
+
+class _Forgetful(torch.nn.Module):
+    """Keeps state between calls; its reset_states() is not exported, so the saved .jit lacks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = torch.nn.Linear(16, 8)
+        self.h = torch.zeros(1, 8)
+
+    def forward(self, x: torch.Tensor, sr: int) -> torch.Tensor:
+        y = torch.tanh(self.proj(x)) + self.h
+        self.h = y.detach().mean(0, keepdim=True)
+        return y
+
+
+def test_state_without_an_exported_reset_is_named_not_blamed_on_the_tolerance(tmp_path: Path) -> None:
+    _jit(tmp_path, _Forgetful())
+    with pytest.raises(ModelCheckError) as info:
+        _export(tmp_path, SR16K)
+    assert "keeps state between calls and has no reset_states()" in info.value.message
+    assert "@torch.jit.export" in info.value.hint and "tolerance" not in info.value.hint

@@ -128,7 +128,7 @@ def _run_engine(model: Path, npz: Path, spec: dict[str, Any], *, runs: int, thre
     return {
         "runtime": platform_info(),
         "providers": [f"{engine.name} {engine.version}"],
-        "outputs": {f"output_{i}": encode(v) for i, v in enumerate(values)},
+        "outputs": {_name(spec, i): encode(v) for i, v in enumerate(values)},
         "load_ms": round(load_ms, 3),
         "latency_ms": {"unit": "run", **_stats(times)},
         "pass_ms": _stats(times),
@@ -136,6 +136,11 @@ def _run_engine(model: Path, npz: Path, spec: dict[str, Any], *, runs: int, thre
         "rtf": None,
         "peak_rss_mb": round(process_stats()["peak_rss_bytes"] / 1e6, 1),
     }
+
+
+def _name(spec: dict[str, Any], index: int) -> str:
+    names = spec.get("outputs") or []
+    return str(names[index]) if index < len(names) else f"output_{index}"
 
 
 def _run_vad(

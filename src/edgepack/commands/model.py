@@ -13,7 +13,7 @@ from edgepack.errors import ConfigError, ModelCheckError
 from edgepack.fsutil import write_text
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.steps import Step, execute
-from edgepack.ui import console
+from edgepack.ui import console, errors
 from edgepack.ui import model as ui_model
 
 MODEL_HELP = {"target": "target name (its CPU and onnxruntime)", "spec": "model spec; default: the target's"}
@@ -101,19 +101,21 @@ def model_runtimes(*, target_name: str, spec: str | None, names: str, as_json: b
     target = load_target(proj, target_name)
     b = Build(target=target, project=proj, runner=runner(), model=spec or target.model)
 
+    says = errors if as_json else console  # with --json, stdout carries the JSON alone
+
     def announce(step: Step, hit: bool) -> None:
-        console.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
+        says.print(f"[dim]{step.name:>8}[/] {'[green]cached[/]' if hit else 'running'}: {step.summary}")
 
     doc = compare.run(b, wanted, announce=announce)
     if as_json:
         print(json.dumps(doc, indent=2))
-        return
-    ui_runtimes.render(doc, console)
-    console.print(f"report  {b.out_dir / 'runtimes.json'}\nplot    {doc['png']}")
+    else:
+        ui_runtimes.render(doc, console)
+        console.print(f"report  {doc['json']}" + (f"\nplot    {doc['png']}" if doc["png"] else ""))
     if doc["choice"]["runtime"] is None:
         raise ModelCheckError(
             f"no runtime can run '{b.model}' on {target.name}: {doc['choice']['why']}",
-            hint="The table above names each runtime's reason (unsupported ops, parity).",
+            hint="Each runtime's reason is in the table (unsupported ops, parity).",
         )
 
 

@@ -43,6 +43,10 @@ class Bound(torch.nn.Module):
         args = [tensors[v] if kind == "input" else v for kind, v in self.layout]
         return self.inner(*args)
 
+    @property
+    def resettable(self) -> bool:
+        return callable(getattr(self.inner, "reset_states", None))
+
     def reset_states(self) -> None:
         reset = getattr(self.inner, "reset_states", None)
         if callable(reset):
@@ -165,7 +169,7 @@ def _checked(value: Any, p: Param, spec: ModelSpec) -> Any:
         raise InputError(
             f"model spec '{spec.name}': source.args '{p.name}' is {value!r}, but forward() takes "
             f"'{p.name}: {p.type}'.",
-            hint=f"Give a {p.type} value.",
+            hint=f"Give {'an' if p.type[:1] in 'aeiou' else 'a'} {p.type} value.",
         )
     return value
 

@@ -132,6 +132,7 @@ def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path)
     example = inputs.example(spec)
     sets = [example, *inputs.check_sets(spec), *sample_sets(spec, ctx)]
     refs = trace.eager_outputs(module, spec, sets)
+    trace.require_repeatable(module, spec, example, refs[0])
     exporter = ex.pick_exporter(spec)
     opset = ex.choose_opset(spec, exporter, runtime=ctx.runtime)
     target = module if cap.method == "trace" else cap.module

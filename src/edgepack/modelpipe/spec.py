@@ -67,7 +67,8 @@ class TensorSpec:
 @dataclass(frozen=True)
 class Arg:
     name: str = field(metadata={"doc": "the forward() argument's name, e.g. sr"})
-    value: bool | int | float | str = field(metadata={"doc": "the value every call gets, e.g. 16000"})
+    # str first: a quoted "16000" stays a string (YAML's own 16000 is an int, 0.5 a float, true a bool)
+    value: str | bool | int | float = field(metadata={"doc": "the value every call gets, e.g. 16000"})
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,11 @@ def _convert_step(b: Build, s: spec.ModelSpec, src: Step, exp: Step, val: Step) 
     from edgepack.runtimes import compare as rt_compare
     from edgepack.runtimes import convert, litert, litert_tool, toolchain
 
+    if why := litert.LiteRT().refuses(s):
+        raise ConfigError(
+            f"targets/{b.target.name}.yaml: runtime: {b.target.runtime} cannot build '{b.model}': {why}.",
+            hint="Keep runtime: onnxruntime for this model, or give it as a torch factory (kind: torch).",
+        )
     if s.task in convert.STREAMING:
         raise ConfigError(
             f"targets/{b.target.name}.yaml: runtime: {b.target.runtime}, but '{b.model}' is the {s.task} "

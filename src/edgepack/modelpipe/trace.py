@@ -75,6 +75,22 @@ def eager_outputs(module: Any, spec: ModelSpec, sets: Sequence[InputSet]) -> lis
     return refs
 
 
+def require_repeatable(module: Any, spec: ModelSpec, first: InputSet, ref: list[np.ndarray]) -> None:
+    """The same input twice gives the same output: a module that keeps state between calls without a
+    ``reset_states()`` edgepack can call would make every later check compare different things."""
+    again = run_torch(module, spec, first.feeds)
+    if all(np.array_equal(a, b) for a, b in zip(ref, again, strict=True)):
+        return
+    has_reset = getattr(module, "resettable", callable(getattr(module, "reset_states", None)))
+    raise ModelCheckError(
+        f"model '{spec.name}': forward() gives another output for the same input ('{first.label}') on a "
+        "second call: the module keeps state between calls"
+        + (", and its reset_states() does not clear it." if has_reset else " and has no reset_states()."),
+        hint="Give it a reset_states() that clears the state (in a TorchScript file, decorated "
+        "@torch.jit.export, or torch.jit.script leaves it out of the saved file).",
+    )
+
+
 def disagreement(
     module: Any, spec: ModelSpec, sets: Sequence[InputSet], refs: Sequence[list[np.ndarray]]
 ) -> tuple[str, list[OutputCheck]] | None:

@@ -58,6 +58,9 @@ class Build:
     # Lock entries re-resolved before this build because no source served them (edgepack.locks.drift).
     drift: tuple[Drift, ...] = ()
     model_options: ModelOptions = field(default_factory=ModelOptions)
+    # The image is also tagged <image>:latest (what run.sh and bench scripts take); not by a command that
+    # only measures (model.runtimes), which must leave the target's published tag where it is.
+    tag_latest: bool = True
 
     @property
     def cache(self) -> StepCache:

@@ -43,6 +43,6 @@ def deps_step(b: Build) -> Step:
         return {"site_packages": str(out), "left_out": removed}
 
     summary = f"locked wheels for {b.target.platform}" + (
-        f", {b.target.runtime} for onnxruntime" if b.target.runtime != "onnxruntime" else ""
+        f", {b.target.runtime} instead of onnxruntime" if b.target.runtime != "onnxruntime" else ""
     )
     return Step("deps", summary, inputs, action, lambda o: Path(o["site_packages"]).is_dir())

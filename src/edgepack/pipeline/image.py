@@ -119,7 +119,7 @@ def image_job(b: Build, image: Step) -> ImageJob:
         context=context,
         dockerfile=b.project.find("docker/runtime.Dockerfile"),
         platform=b.target.platform,
-        tags=(tag, f"{b.target.image}:latest"),
+        tags=(tag, f"{b.target.image}:latest") if b.tag_latest else (tag,),
         labels=labels,
         build_args={**json.loads(image.inputs["build_args"]), EPOCH_ARG: str(image_epoch(b))},
     )

@@ -38,6 +38,8 @@ def prepare(meta: dict[str, Any], target: Target, *, audio: Path, smoke_dir: Pat
     smoke_dir.mkdir(parents=True, exist_ok=True)
     model = f"../model/{meta.get('file', 'model.onnx')}"  # model.tflite in a LiteRT image
     spec: dict[str, Any] = {"kind": meta["kind"], "model": model, "runs": target.smoke.runs}
+    if meta.get("outputs"):  # a LiteRT file's outputs are unnamed (output_0, ...): the spec's names
+        spec["outputs"] = meta["outputs"]
     spec["threads"] = target.threads
     # The runtime takes the first of these its onnxruntime offers (the CPU provider last) and reports it.
     spec["providers"] = [*(target.gpu.providers if target.gpu else ()), "CPUExecutionProvider"]

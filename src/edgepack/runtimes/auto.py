@@ -39,7 +39,9 @@ def resolve(b: Build) -> tuple[Build, dict[str, Any]]:
     run = f"edgepack model.runtimes --target {b.target.name}" + (
         f" --spec {b.model}" if b.model != b.target.model else ""
     )
-    path = b.out_dir / "runtimes.json"
+    from edgepack.runtimes.compare import record_path
+
+    path = record_path(b)
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):

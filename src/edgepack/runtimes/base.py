@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from edgepack.modelpipe.spec import ModelSpec
     from edgepack.pipeline.context import Build
     from edgepack.runtimes.compare import Job
 
@@ -51,6 +52,9 @@ class Row:
     start_ms: float | None = None  # on the board: the runtime's import and the model's load
     peak_rss_mb: float | None = None
     why_not: str = ""  # the first reason this runtime is out of the running
+    # measured, but a build cannot carry it for this model (the speech and VAD runtimes stream through
+    # onnxruntime sessions): shown as evidence, never chosen
+    not_buildable: str = ""
 
 
 class Runtime(Protocol):
@@ -60,6 +64,10 @@ class Runtime(Protocol):
     suffix: str
 
     def availability(self, b: Build) -> Availability: ...
+
+    def refuses(self, spec: ModelSpec) -> str:
+        """Why this runtime cannot take the spec's source at all (known before any build), or ""."""
+        ...
 
     def convert(self, job: Job, out: Path) -> Converted: ...
 

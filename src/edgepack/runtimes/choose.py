@@ -1,5 +1,6 @@
-"""``auto``'s rule, readable: among the runtimes that pass the gate, the fastest on the board's CPU;
-one within 10 % of the fastest but smaller on the board wins (start time and image size count too)."""
+"""``auto``'s rule, readable: among the runtimes that pass the gate and a build can carry for this
+model, the fastest on the board's CPU; one within 10 % of the fastest but smaller on the board (model
+plus runtime) wins instead."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ NEAR = 1.10  # latencies within 10 %: QEMU's timing does not tell them apart
 
 
 def choose(rows: list[Row]) -> dict[str, Any]:
-    ready = [r for r in rows if r.passes and r.emulated_ms is not None]
-    out = {r.runtime: r.why_not for r in rows if not r.passes}
+    ready = [r for r in rows if r.passes and not r.not_buildable and r.emulated_ms is not None]
+    out = {r.runtime: r.why_not or r.not_buildable for r in rows if r not in ready}
     if not ready:
         return {
             "runtime": None,
-            "why": "no runtime passed: " + "; ".join(f"{k}: {v}" for k, v in out.items()),
+            "why": "; ".join(f"{k}: {v}" for k, v in out.items()),
             "out": out,
         }
     fastest = min(ready, key=lambda r: r.emulated_ms or 0.0)
@@ -25,10 +26,10 @@ def choose(rows: list[Row]) -> dict[str, Any]:
     others = [r for r in ready if r is not pick]
     why = [f"{pick.runtime} ({pick.chosen}) passes the gate"]
     if pick is fastest:
-        why.append(f"and is the fastest on the board's CPU ({pick.emulated_ms:.2f} ms)")
+        why[0] += f" and is the fastest on the board's CPU ({pick.emulated_ms:.2f} ms)"
     else:
-        why.append(
-            f"and is within 10 % of the fastest ({fastest.runtime}, {fastest.emulated_ms:.2f} ms vs "
+        why[0] += (
+            f" and is within 10 percent of the fastest ({fastest.runtime}, {fastest.emulated_ms:.2f} ms vs "
             f"{pick.emulated_ms:.2f} ms) while smaller on the board"
         )
     for r in others:

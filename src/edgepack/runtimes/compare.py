@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from edgepack.errors import EdgepackError
+from edgepack.errors import ConfigError, EdgepackError
 from edgepack.fsutil import atomic_path, write_json
 from edgepack.modelpipe.spec import ModelSpec
 from edgepack.pipeline.context import Build
 from edgepack.pipeline.docker import run_argv
 from edgepack.runtimes.base import Converted, Row, Runtime
 
+STREAMING = ("asr", "vad")  # the runtime package streams these through onnxruntime sessions
 RUNS_HOST = 20
 RUNS_BOARD = 5
 
@@ -65,6 +66,8 @@ def _measure_one(job: Job, rt: Runtime) -> Row:
     row = Row(rt.name, avail)
     if not avail.ok:
         return replace(row, why_not=avail.reason)
+    if why := rt.refuses(job.spec):
+        return replace(row, converted=Converted(False, reason=why), why_not=f"cannot convert: {why}")
     out = job.work / rt.name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -76,7 +79,11 @@ def _measure_one(job: Job, rt: Runtime) -> Row:
     if not converted.ok:
         named = f" (unsupported: {', '.join(converted.unsupported)})" if converted.unsupported else ""
         return replace(row, why_not=f"conversion failed{named}: {converted.reason}")
-    return _judge_and_time(job, rt, row, converted, out)
+    row = _judge_and_time(job, rt, row, converted, out)
+    if row.passes and rt.name != "onnxruntime" and job.spec.task in STREAMING:
+        why = f"measured only: edgepack's {job.spec.task} runtime streams through onnxruntime sessions"
+        row = replace(row, not_buildable=f"{why}, so an image of this model carries onnxruntime")
+    return row
 
 
 def _judge_and_time(job: Job, rt: Runtime, row: Row, converted: Converted, out: Path) -> Row:
@@ -227,7 +234,6 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def require_available(b: Build, names: list[str]) -> None:
     """Refuse, before any work, when no runtime asked for can run on the target's board."""
-    from edgepack.errors import ConfigError
     from edgepack.runtimes import registry
 
     runtimes = registry.all_runtimes()
@@ -244,26 +250,29 @@ def require_available(b: Build, names: list[str]) -> None:
 
 def run(b: Build, names: list[str], *, announce: Any = None) -> dict[str, Any]:
     """Build the target up to its image (cached like a build), then measure each runtime named."""
-    from edgepack.runtimes.auto import measured
-
-    b = measured(b)  # runtime: auto is what this measures: it starts from the onnxruntime image
-    require_available(b, names)
     from edgepack.modelpipe.export import run_onnx, session
+    from edgepack.modelpipe.spec import is_spec_path
+    from edgepack.modelpipe.steps import load
     from edgepack.pipeline.latency import bench_feeds
+    from edgepack.pipeline.model import bundled_models
     from edgepack.pipeline.plan import plan
     from edgepack.pipeline.steps import execute
     from edgepack.runtimes import choose, registry
+    from edgepack.runtimes.auto import measured
 
+    # from the onnxruntime image whatever the target's runtime; and measuring leaves :latest alone
+    b = replace(measured(b), tag_latest=False)
+    require_available(b, names)
+    if not is_spec_path(b.model) and b.model in bundled_models():
+        raise ConfigError(
+            f"'{b.model}' is a bundled model file: the comparison needs a model spec (models/NAME.yaml) "
+            "or an .onnx file, which the build exports and quantizes.",
+            hint="Pass --spec models/NAME.yaml (the bundled ones are in models/).",
+        )
+    spec = load(b)
+    require_convertible(spec, names)
     steps = [s for s in plan(b) if s.phase != "smoke"]
     by_name = {r.name: r for r in execute(steps, b.cache, **({"on_start": announce} if announce else {}))}
-    if "quantize" not in by_name:
-        raise EdgepackError(
-            f"'{b.model}' is a bundled model file: the comparison needs a model spec "
-            "(models/NAME.yaml) or an .onnx file, which the build exports and quantizes."
-        )
-    from edgepack.modelpipe.steps import load
-
-    spec = load(b)
     work = b.project.cache_dir("runtimes", by_name["quantize"].key)
     work.mkdir(parents=True, exist_ok=True)
     feeds, fed = bench_feeds(b)
@@ -286,9 +295,30 @@ def run(b: Build, names: list[str], *, announce: Any = None) -> dict[str, Any]:
     wanted = set(names)
     rows = measure(job, [rt for rt in registry.all_runtimes() if rt.name in wanted])
     choice = choose.choose(rows)
-    doc = write(job, rows, choice, b.out_dir / "runtimes.json", model_key=by_name["quantize"].key)
-    doc["png"] = str(chart(doc, b.out_dir / "runtimes.png"))
+    dest = record_path(b)
+    doc = write(job, rows, choice, dest, model_key=by_name["quantize"].key)
+    doc["json"] = str(dest)
+    doc["png"] = str(chart(doc, dest.with_suffix(".png"))) if choice.get("runtime") else None
     return doc
+
+
+def record_path(b: Build) -> Path:
+    """build/<target>/runtimes/<model>.json: one comparison per model, so measuring another model does
+    not replace the choice runtime: auto builds this one with."""
+    return b.out_dir / "runtimes" / f"{Path(b.model).stem}.json"
+
+
+def require_convertible(spec: ModelSpec, names: list[str]) -> None:
+    """Refuse, before any work, when every runtime asked for refuses this kind of source."""
+    from edgepack.runtimes import registry
+
+    asked = [rt for rt in registry.all_runtimes() if rt.name in names]
+    reasons = {rt.name: rt.refuses(spec) for rt in asked}
+    if asked and all(reasons.values()):
+        raise ConfigError(
+            "; ".join(f"{n} cannot take '{spec.name}': {why}" for n, why in reasons.items()) + ".",
+            hint="Add onnxruntime to --runtimes, or give the model as a torch factory (source.kind: torch).",
+        )
 
 
 def chart(doc: dict[str, Any], dest: Path) -> Path:

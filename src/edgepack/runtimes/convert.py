@@ -94,7 +94,13 @@ def convert_stage(
             runtime_file=label,
             sha256=sha256_file(tmp / "model.tflite"),
             quantize=f"litert {label}",
+            outputs=list(spec.outputs),
         )
+        for entry in meta.get("signature", {}).get(
+            "inputs", []
+        ):  # a LiteRT file has the shapes it was made at
+            if entry.get("name") in feeds:
+                entry["shape"] = list(feeds[entry["name"]].shape)
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         record = {
             "runtime": "litert",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgepack.errors import ToolchainError
+from edgepack.modelpipe.spec import ModelSpec
 from edgepack.pipeline.context import Build
 from edgepack.runtimes import registry
 from edgepack.runtimes.base import Availability, Converted
@@ -18,6 +19,9 @@ class ExecuTorch:
 
     def availability(self, b: Build) -> Availability:
         return registry.board_wheel(self.name, b.target)
+
+    def refuses(self, spec: ModelSpec) -> str:
+        return ""  # it is refused for every board by availability, before this matters
 
     def convert(self, job: Job, out: Path) -> Converted:
         return Converted(False, reason="edgepack has no ExecuTorch converter toolchain yet")

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgepack.errors import EdgepackError
 from edgepack.fsutil import held
+from edgepack.modelpipe.spec import ModelSpec
 from edgepack.pipeline.context import Build
 from edgepack.runtimes import registry
 from edgepack.runtimes.base import Availability, Converted
@@ -39,20 +40,18 @@ class LiteRT:
     def availability(self, b: Build) -> Availability:
         return registry.board_wheel(self.name, b.target)
 
+    def refuses(self, spec: ModelSpec) -> str:
+        if spec.source.kind == "onnx":
+            return ("the source is an ONNX file: litert-torch converts torch modules, and ONNX to TFLite "
+                    "(onnx2tf) needs TensorFlow, which this toolchain does not carry")  # fmt: skip
+        if spec.source.kind == "torchscript":
+            return ("the source is a TorchScript file: torch.export (litert-torch's input) takes no "
+                    "ScriptModule; give its weights to a torch factory")  # fmt: skip
+        return ""
+
     def convert(self, job: Job, out: Path) -> Converted:
-        kind = job.spec.source.kind
-        if kind == "onnx":
-            return Converted(
-                False,
-                reason="the source is an ONNX file: litert-torch converts torch modules, and "
-                "ONNX to TFLite (onnx2tf) needs TensorFlow, which this toolchain does not carry",
-            )
-        if kind == "torchscript":
-            return Converted(
-                False,
-                reason="the source is a TorchScript file: torch.export (litert-torch's input) "
-                "takes no ScriptModule; give its weights to a torch factory",
-            )
+        if why := self.refuses(job.spec):
+            return Converted(False, reason=why)
         program = out / "model.pt2"
         failed = export_program(job, program)
         if failed is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgepack.modelpipe.spec import ModelSpec
 from edgepack.pipeline.context import Build
 from edgepack.runtimes.base import Availability, Converted
 from edgepack.runtimes.compare import Job
@@ -30,6 +31,9 @@ class OnnxRuntime:
         _, pins = read_pins(b.project.lock_path(t, "requirements"))
         pin = next(p for p in pins if p.name == "onnxruntime")
         return Availability(True, package=f"onnxruntime=={pin.version}", sha256=pin.hashes[0])
+
+    def refuses(self, spec: ModelSpec) -> str:
+        return ""
 
     def convert(self, job: Job, out: Path) -> Converted:
         """Nothing to convert: the build's export (fp32) and its quantize step's model (int8)."""

@@ -35,7 +35,11 @@ def all_runtimes() -> list[Runtime]:
 
 def parse(names: str) -> list[str]:
     """``--runtimes onnxruntime,litert`` (or ``all``): known names, in the given order."""
-    wanted = [n.strip() for n in names.split(",") if n.strip()] if names and names != "all" else list(NAMES)
+    if names.strip().lower() in ("", "all"):
+        return list(NAMES)
+    wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise ConfigError(f"--runtimes {names!r} names no runtime. Known: {', '.join(NAMES)} (or all).")
     for name in wanted:
         if name not in NAMES:
             close = difflib.get_close_matches(name, NAMES, n=1)

@@ -39,8 +39,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
     for r in doc["rows"]:
         if r["available"]["package"]:
             console.print(f"  [dim]{r['runtime']}: {escape(r['available']['package'])} on the board[/]")
-        if r.get("why_not"):
-            console.print(f"  [yellow]{r['runtime']}[/]: {escape(r['why_not'])}")
+        if r.get("why_not") or r.get("not_buildable"):
+            console.print(f"  [yellow]{r['runtime']}[/]: {escape(r.get('why_not') or r['not_buildable'])}")
         for note in (r.get("converted") or {}).get("notes", []):
             console.print(f"  [dim]{r['runtime']}: {escape(note)}[/]")
     choice = doc["choice"]
@@ -48,7 +48,7 @@ def render(doc: dict[str, Any], console: Console) -> None:
         pick = f"[green]{choice['runtime']}[/] ({choice['file']})"
         console.print(f"[bold]auto[/] would choose {pick}: {escape(choice['why'])}")
     else:
-        console.print(f"[red]no runtime passed[/]: {escape(choice['why'])}")
+        console.print("[red]no runtime passed[/] (the reasons are above)")
     console.print(
         f"input   {escape(doc['fed'])}; host {doc['runs']['host']} runs, board {doc['runs']['board']} runs, "
         "1 thread, medians"
