@@ -9,6 +9,10 @@ A  edgepack: a fresh copy of the project (the integration test's copy_project)
    with an empty build/ (every step runs: base, deps, the model steps, app,
    image, smoke), then a no-change rebuild in the same folder (every step must
    be a cache hit).
+C  the usual approach with the same content: B's base, apt-get install of
+   build-essential, python3-dev and portaudio19-dev, pip install of every
+   requirement including webrtcvad and pyaudio from their sdists, under QEMU,
+   then the same app folder; the ratios C/A are the ones to quote.
 B  the usual approach: FROM a Debian bookworm arm64 base with python3-pip,
    COPY the same wheels, RUN pip install under QEMU, COPY the same model,
    runtime package and smoke input as A, same ENTRYPOINT; `buildx --no-cache`,
@@ -56,8 +60,9 @@ def rerun_on_head_snapshot() -> None:
     Plain subprocess, not edgepack's runner: which edgepack to import is what
     this decides. PYTHONPATH comes before the editable install's finder.
     """
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()  # fmt: skip
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     snapshot = Path(tempfile.mkdtemp(prefix="edgepack-bench-head-"))
     try:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit],
@@ -99,6 +104,14 @@ NS = "edgepack-bench"
 BASE_TAG = f"{NS}/debian-bookworm-py:arm64"
 A_IMAGE = f"{NS}/rpi4"
 B_IMAGE = f"{NS}/usual-rpi4"
+C_IMAGE = f"{NS}/same-rpi4"
+# C's build dependencies, as a user's Dockerfile would apt-get install them (Depends only, as
+# --no-install-recommends): the compilers, Python's headers, PortAudio's (pyaudio), on top of B's base.
+C_DEBS = ("build-essential", "python3-dev", "portaudio19-dev")
+BASE_INCLUDES = ("python3", "python3-pip", "python3-venv")
+# The target's native packages, built from their sdists by pip under QEMU in C (A cross-builds them).
+C_SDISTS = ("webrtcvad==2.0.10", "pyaudio==0.2.14")
+C_BUILD_REQUIRES = ("setuptools==75.8.0", "wheel==0.45.1")  # pip's build isolation, offline
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 WHEEL_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
 
@@ -197,7 +210,7 @@ def run_a(work: Path, target: Target) -> dict[str, Any]:
     cold_runner = TimedRunner(echo=False, no_cache_buildx=True)
     b = Build(target=target, project=project, runner=cold_runner, model=target.model)
     cold, cold_wall = edgepack_build(b)
-    assert list(cold)[-2:] == ["image", "smoke"] and "app" in cold, list(cold)
+    assert list(cold)[-3:] == ["image", "smoke", "latency"] and "app" in cold, list(cold)
     assert not any(r.cached for r in cold.values()), "cold build reused a step"
     warm_runner = TimedRunner(echo=False)
     again, warm_wall = edgepack_build(dataclasses.replace(b, runner=warm_runner))
@@ -208,13 +221,14 @@ def run_a(work: Path, target: Target) -> dict[str, Any]:
     info = inspect_json(image["tag"], runner=warm_runner)
     buildx = next(e["buildx"] for e in cold_runner.log if "buildx" in e)
     save = sum(e["seconds"] for e in cold_runner.log if e["what"].startswith("docker save"))
-    build_s = round(cold_wall - cold["smoke"].seconds, 3)
+    after_image = cold["smoke"].seconds + cold["latency"].seconds  # they run the image: not building it
+    build_s = round(cold_wall - after_image, 3)
     extra = work_beyond_b(cold, cold_runner.log)
     return {
         "cold_build_s": build_s,
         "cold_build_no_save_s": round(build_s - save, 3),
         "cold_build_b_scope_s": round(build_s - sum(extra.values()), 3),
-        "rebuild_s": round(warm_wall - again["smoke"].seconds, 3),
+        "rebuild_s": round(warm_wall - again["smoke"].seconds - again["latency"].seconds, 3),
         "smoke_s": cold["smoke"].seconds,
         "image_bytes": info["Size"],
         "tar_bytes": image["tar_bytes"],
@@ -241,8 +255,11 @@ def work_beyond_b(cold: dict[str, StepRecord], log: list[dict[str, Any]]) -> dic
     and installs only the wheels PyPI has for the board; A's deps step also
     cross-builds the target's `wheels:` (sysroot, toolchain, compile, repair).
     """
-    install = sum(e["seconds"] for e in log if e["step"] == "deps"
-                  and e["what"].startswith(("installing the locked wheels", "precompiling")))  # fmt: skip
+    install = sum(
+        e["seconds"]
+        for e in log
+        if e["step"] == "deps" and e["what"].startswith(("installing the locked wheels", "precompiling"))
+    )
     assert install > 0, "no wheel installation found in the deps step's commands: update work_beyond_b"
     model = [name for name in cold if name not in ("base", "deps", "image", "smoke")]
     return {
@@ -319,20 +336,22 @@ def buildx_argv(
 
 
 def usual_dockerfile(target: Target) -> str:
-    return "\n".join([
-        "# The usual approach: a Debian base with Python, then pip, run under emulation.",
-        f"FROM {BASE_TAG}",
-        "COPY wheels/ /wheels/",
-        "COPY requirements.in /tmp/requirements.in",
-        "RUN pip install --break-system-packages --no-index --find-links /wheels -r /tmp/requirements.in",
-        "COPY app/ /",
-        f"ENV EDGEPACK_THREADS={target.threads} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
-        "USER 1000:1000",
-        "WORKDIR /home/edge",
-        'ENTRYPOINT ["/usr/bin/python3", "-I", "-m", "edgepack_runtime"]',
-        'CMD ["smoke"]',
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "# The usual approach: a Debian base with Python, then pip, run under emulation.",
+            f"FROM {BASE_TAG}",
+            "COPY wheels/ /wheels/",
+            "COPY requirements.in /tmp/requirements.in",
+            "RUN pip install --break-system-packages --no-index --find-links /wheels -r /tmp/requirements.in",
+            "COPY app/ /",
+            f"ENV EDGEPACK_THREADS={target.threads} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+            "USER 1000:1000",
+            "WORKDIR /home/edge",
+            'ENTRYPOINT ["/usr/bin/python3", "-I", "-m", "edgepack_runtime"]',
+            'CMD ["smoke"]',
+            "",
+        ]
+    )
 
 
 def smoke_timings(result: dict[str, Any]) -> dict[str, Any]:
@@ -363,8 +382,13 @@ def run_b(work: Path, target: Target, *, app_root: Path, reference: Path, tag: s
     (work / "Dockerfile").write_text(usual_dockerfile(target))
     shutil.copy(SRC / target.requirements, work / "requirements.in")
     shutil.copytree(app_root, work / "app", copy_function=os.link)
-    _, download = timed(lambda: sh(runner, pip_download_argv(work / "requirements.in", work / "wheels"),
-                                   "pip download of the aarch64 wheels on the host"))  # fmt: skip
+    _, download = timed(
+        lambda: sh(
+            runner,
+            pip_download_argv(work / "requirements.in", work / "wheels"),
+            "pip download of the aarch64 wheels on the host",
+        )
+    )
     iid = work / "image.iid"
     cold, buildx = timed(
         lambda: sh(runner, buildx_argv(work, tags=[tag], no_cache=True, iidfile=iid), "buildx")
@@ -380,8 +404,9 @@ def run_b(work: Path, target: Target, *, app_root: Path, reference: Path, tag: s
     assert steps_again and all(s["cached"] for s in steps_again), f"B rebuild missed: {steps_again}"
     assert iid.read_text().strip() == first_id, "B rebuild made a different image"
     emulated, smoke_s = timed(lambda: smoke.run_in_image(tag, target, runner=runner))
-    checks = smoke.compare(json.loads(reference.read_text()), emulated, atol=target.smoke.atol,
-                           rtol=target.smoke.rtol)  # fmt: skip
+    checks = smoke.compare(
+        json.loads(reference.read_text()), emulated, atol=target.smoke.atol, rtol=target.smoke.rtol
+    )
     smoke.require_match(checks, image=tag)
     info = inspect_json(tag, runner=runner)
     steps = buildx_steps(cold.stdout + cold.stderr)
@@ -410,6 +435,137 @@ def run_b(work: Path, target: Target, *, app_root: Path, reference: Path, tag: s
     }
 
 
+def same_content_dockerfile(target: Target) -> str:
+    return "\n".join(
+        [
+            "# The usual approach with the same content as edgepack's image: a Debian base with Python,",
+            "# the build dependencies by apt-get (their .debs copied in: builds have no network here),",
+            "# then every requirement by pip, the native ones built from their sdists, under emulation.",
+            f"FROM {BASE_TAG}",
+            "COPY debs/ /tmp/debs/",
+            "RUN apt-get install -y --no-install-recommends /tmp/debs/*.deb && rm -rf /tmp/debs",
+            "COPY wheels/ /wheels/",
+            "COPY sdists/ /sdists/",
+            "COPY requirements.txt /tmp/requirements.txt",
+            "RUN pip install --break-system-packages --no-index --find-links /wheels --find-links /sdists "
+            "-r /tmp/requirements.txt",
+            "COPY app/ /",
+            f"ENV EDGEPACK_THREADS={target.threads} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+            "USER 1000:1000",
+            "WORKDIR /home/edge",
+            'ENTRYPOINT ["/usr/bin/python3", "-I", "-m", "edgepack_runtime"]',
+            'CMD ["smoke"]',
+            "",
+        ]
+    )
+
+
+def build_debs(work: Path, runner: Runner) -> tuple[Path, float]:
+    """The .debs C's apt-get installs: C_DEBS' closure for arm64 less what B's base has (debootstrap
+    --download-only both ways). Fetched once per run; the seconds are recorded, not in C's cold time."""
+    found = {}
+    t0 = time.perf_counter()
+    for label, includes in (("base", BASE_INCLUDES), ("with-build-deps", (*BASE_INCLUDES, *C_DEBS))):
+        root = work / f"debs-{label}"
+        sh(
+            runner,
+            [
+                "debootstrap",
+                "--arch=arm64",
+                "--variant=minbase",
+                f"--include={','.join(includes)}",
+                "--download-only",
+                "bookworm",
+                root,
+                DEBIAN_MIRROR,
+            ],
+            f"debootstrap --download-only ({label})",
+        )
+        found[label] = {p.name: p for p in (root / "var/cache/apt/archives").glob("*.deb")}
+    debs = work / "c-debs"
+    debs.mkdir()
+    for name in sorted(set(found["with-build-deps"]) - set(found["base"])):
+        shutil.copy(found["with-build-deps"][name], debs / name)
+    for label in found:
+        shutil.rmtree(work / f"debs-{label}", ignore_errors=True)
+    return debs, round(time.perf_counter() - t0, 3)
+
+
+def run_c(
+    work: Path, target: Target, *, app_root: Path, reference: Path, debs: Path, tag: str
+) -> dict[str, Any]:
+    runner = TimedRunner(echo=False)
+    work.mkdir(parents=True)
+    (work / "Dockerfile").write_text(same_content_dockerfile(target))
+    shutil.copytree(debs, work / "debs", copy_function=os.link)
+    shutil.copy(SRC / target.requirements, work / "requirements.in")
+    names = [line.split("#", 1)[0].strip() for line in (work / "requirements.in").read_text().splitlines()]
+    (work / "requirements.txt").write_text("\n".join([*(n for n in names if n), *C_SDISTS]) + "\n")
+    shutil.copytree(app_root, work / "app", copy_function=os.link)
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+
+    def download() -> None:
+        sh(runner, pip_download_argv(work / "requirements.in", work / "wheels"), "pip download (wheels)")
+        sh(
+            runner,
+            [*pip, "--no-deps", "--no-binary=:all:", *C_SDISTS, "-d", work / "sdists"],
+            "pip download (sdists)",
+        )
+        sh(
+            runner,
+            [*pip, "--no-deps", "--only-binary=:all:", *C_BUILD_REQUIRES, "-d", work / "wheels"],
+            "pip download (build requirements)",
+        )
+
+    _, download_s = timed(download)
+    iid = work / "image.iid"
+    cold, buildx = timed(
+        lambda: sh(runner, buildx_argv(work, tags=[tag], no_cache=True, iidfile=iid), "buildx (same content)")
+    )
+    first_id = iid.read_text().strip()
+    _, save = timed(
+        lambda: sh(runner, ["docker", "save", "--output", work / "image.tar", tag], "docker save")
+    )
+    again, rebuild = timed(
+        lambda: sh(runner, buildx_argv(work, tags=[tag], iidfile=iid), "buildx, no change")
+    )
+    steps_again = buildx_steps(again.stdout + again.stderr)
+    assert steps_again and all(s["cached"] for s in steps_again), f"C rebuild missed: {steps_again}"
+    assert iid.read_text().strip() == first_id, "C rebuild made a different image"
+    emulated, smoke_s = timed(lambda: smoke.run_in_image(tag, target, runner=runner))
+    checks = smoke.compare(
+        json.loads(reference.read_text()), emulated, atol=target.smoke.atol, rtol=target.smoke.rtol
+    )
+    smoke.require_match(checks, image=tag)
+    info = inspect_json(tag, runner=runner)
+    steps = buildx_steps(cold.stdout + cold.stderr)
+    return {
+        "cold_build_s": round(download_s + buildx + save, 3),
+        "cold_build_no_save_s": round(download_s + buildx, 3),
+        "cold_build_b_scope_s": round(download_s + buildx + save, 3),
+        "rebuild_s": rebuild,
+        "smoke_s": smoke_s,
+        "image_bytes": info["Size"],
+        "tar_bytes": (work / "image.tar").stat().st_size,
+        "layers": len(info["RootFS"]["Layers"]),
+        "download_s": download_s,
+        "buildx_s": buildx,
+        "save_s": save,
+        "apt_get_under_qemu_s": sum(
+            s["seconds"] for s in steps if s["instruction"].startswith("RUN apt-get")
+        ),
+        "pip_install_under_qemu_s": sum(
+            s["seconds"] for s in steps if s["instruction"].startswith("RUN pip")
+        ),
+        "buildx_instructions": steps,
+        "buildx_cached_instructions": sum(s["cached"] for s in steps),
+        "smoke_max_abs": max(c.max_abs for c in checks),
+        "smoke_in_image": smoke_timings(emulated),
+        "debs": len(list((work / "debs").glob("*.deb"))),
+        "tags": [tag],
+    }
+
+
 # --- one run: repeats, medians, ratios -----------------------------------------------------------
 
 FIGURES = (
@@ -424,6 +580,7 @@ FIGURES = (
 )
 A_DETAILS = ("native_wheels_s", "model_and_app_s", "plan_and_publish_s", "buildx_cached_instructions")
 B_DETAILS = ("download_s", "buildx_s", "save_s", "pip_install_under_qemu_s", "buildx_cached_instructions")
+C_DETAILS = (*B_DETAILS, "apt_get_under_qemu_s")
 
 
 @dataclasses.dataclass
@@ -431,6 +588,7 @@ class Shared:
     """A's app folder and host reference, kept for B (hard links: they outlive A's project copy)."""
 
     work: Path
+    debs: Path | None = None  # C's .debs, fetched once (build_debs)
     app_root: Path | None = None
     reference: Path | None = None
     app_key: str = ""
@@ -445,7 +603,8 @@ class Shared:
 
 
 def one_repeat(index: int, target: Target, shared: Shared) -> dict[str, Any]:
-    order = ("A", "B") if index % 2 == 0 else ("B", "A")  # the first A makes the app folder B reuses
+    # the first A makes the app folder B and C reuse; then each arm takes each place once
+    order = (("A", "B", "C"), ("C", "B", "A"), ("B", "A", "C"))[index % 3]
     run: dict[str, Any] = {"repeat": index + 1, "order": "".join(order)}
     try:
         for side in order:
@@ -453,10 +612,25 @@ def one_repeat(index: int, target: Target, shared: Shared) -> dict[str, Any]:
             if side == "A":
                 run["a"] = run_a(shared.work / f"a{index}", target)
                 shared.keep(run["a"])
+            elif side == "C":
+                assert shared.app_root is not None and shared.reference is not None and shared.debs
+                run["c"] = run_c(
+                    shared.work / f"c{index}",
+                    target,
+                    app_root=shared.app_root,
+                    reference=shared.reference,
+                    debs=shared.debs,
+                    tag=f"{C_IMAGE}:r{index + 1}",
+                )
             else:
                 assert shared.app_root is not None and shared.reference is not None
-                run["b"] = run_b(shared.work / f"b{index}", target, app_root=shared.app_root,
-                                 reference=shared.reference, tag=f"{B_IMAGE}:r{index + 1}")  # fmt: skip
+                run["b"] = run_b(
+                    shared.work / f"b{index}",
+                    target,
+                    app_root=shared.app_root,
+                    reference=shared.reference,
+                    tag=f"{B_IMAGE}:r{index + 1}",
+                )
         for side in order:
             figures = {
                 k: run[side.lower()][k] for k in ("cold_build_s", "rebuild_s", "smoke_s", "image_bytes")
@@ -464,9 +638,9 @@ def one_repeat(index: int, target: Target, shared: Shared) -> dict[str, Any]:
             print(f"repeat {index + 1}: {side} {figures}", file=sys.stderr, flush=True)
     finally:
         remove_images(leftover_tags())
-        for folder in (f"a{index}", f"b{index}"):
+        for folder in (f"a{index}", f"b{index}", f"c{index}"):
             shutil.rmtree(shared.work / folder, ignore_errors=True)
-    for side in ("a", "b"):
+    for side in ("a", "b", "c"):
         for key in ("app_root", "reference", "tags"):
             run[side].pop(key, None)
     return run
@@ -483,7 +657,7 @@ def remove_images(tags: Sequence[str]) -> None:
 
 def leftover_tags() -> list[str]:
     out = Runner(echo=False).run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], mutates=False)
-    return [t for t in out.stdout.split() if t.split(":")[0] in (A_IMAGE, B_IMAGE)]
+    return [t for t in out.stdout.split() if t.split(":")[0] in (A_IMAGE, B_IMAGE, C_IMAGE)]
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -491,20 +665,21 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return statistics.median(r[side][key] for r in runs)
 
     medians = {side: {k: med(side, k) for k in (*FIGURES, *details)}
-               for side, details in (("a", A_DETAILS), ("b", B_DETAILS))}  # fmt: skip
+               for side, details in (("a", A_DETAILS), ("b", B_DETAILS), ("c", C_DETAILS))}  # fmt: skip
     medians["a"]["cold_steps_s"] = {
         step: statistics.median(r["a"]["cold_steps_s"][step] for r in runs)
         for step in runs[0]["a"]["cold_steps_s"]
     }
-    return {
-        "medians": medians,
-        "ratios_b_over_a": {
-            "of_medians": {k: round(medians["b"][k] / medians["a"][k], 3) for k in FIGURES},
+
+    def ratios(side: str) -> dict[str, Any]:
+        return {
+            "of_medians": {k: round(medians[side][k] / medians["a"][k], 3) for k in FIGURES},
             "median_of_per_repeat": {
-                k: round(statistics.median(r["b"][k] / r["a"][k] for r in runs), 3) for k in FIGURES
+                k: round(statistics.median(r[side][k] / r["a"][k] for r in runs), 3) for k in FIGURES
             },
-        },
-    }
+        }
+
+    return {"medians": medians, "ratios_b_over_a": ratios("b"), "ratios_c_over_a": ratios("c")}
 
 
 def machine() -> dict[str, Any]:
@@ -513,8 +688,14 @@ def machine() -> dict[str, Any]:
 
     binfmt = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").read_text().splitlines()
     qemu = next(line.split()[1] for line in binfmt if line.startswith("interpreter"))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return {
         "nproc": int(out(["nproc"])),
         "cpu": cpu,
@@ -558,6 +739,16 @@ CONDITIONS = {
     "B rebuild": (
         "the same buildx command without --no-cache: every instruction CACHED and same image id (asserted)"
     ),
+    "C cold": (
+        "the usual way with the same content as A's image: B's base, `apt-get install "
+        "--no-install-recommends` of build-essential, python3-dev and portaudio19-dev (their .debs: "
+        "debootstrap --download-only, less what the base has; copied into the context, since builds "
+        "have no network here; fetched once per run, c_debs_fetch_s, NOT in C's cold time), then pip "
+        "install of runtime/requirements.in plus webrtcvad and pyaudio from their sdists (built by pip "
+        "under QEMU; setuptools and wheel offline for its build isolation); timed: pip download on the "
+        "host + `docker buildx build --no-cache` + docker save"
+    ),
+    "C rebuild": "as B's: every instruction CACHED and the same image id (asserted)",
     "smoke": "the same `smoke --spec` command, docker run --network none --read-only, QEMU_CPU=cortex-a72, "
     "outputs compared with the host reference; excluded from build times",
 }
@@ -588,13 +779,15 @@ def write_atomically(path: Path, data: dict[str, Any]) -> None:
 
 
 def table(summary: dict[str, Any]) -> str:
-    med, ratios = summary["medians"], summary["ratios_b_over_a"]
-    rows = [f"{'median of N repeats':<22}{'A edgepack':>13}{'B usual':>13}{'B/A':>8}{'med(B/A)':>10}"]
+    med, rb, rc = summary["medians"], summary["ratios_b_over_a"], summary["ratios_c_over_a"]
+    rows = [f"{'median of N repeats':<22}{'A edgepack':>13}{'B usual':>13}{'C same':>13}{'B/A':>8}{'C/A':>8}"]
     for key in FIGURES:
-        a, b = med["a"][key], med["b"][key]
+        a, b, c = med["a"][key], med["b"][key], med["c"][key]
         fmt = (lambda v: f"{v / 1e6:,.1f} MB") if key.endswith("bytes") else (lambda v: f"{v:,.1f}")
-        rows.append(f"{key:<22}{fmt(a):>13}{fmt(b):>13}{ratios['of_medians'][key]:>8.2f}"
-                    f"{ratios['median_of_per_repeat'][key]:>10.2f}")  # fmt: skip
+        rows.append(
+            f"{key:<22}{fmt(a):>13}{fmt(b):>13}{fmt(c):>13}{rb['of_medians'][key]:>8.2f}"
+            f"{rc['of_medians'][key]:>8.2f}"
+        )
     return "\n".join(rows)
 
 
@@ -609,7 +802,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     try:
         base = ensure_base(work, TimedRunner(echo=False))
-        shared = Shared(work)
+        debs, debs_s = build_debs(work, TimedRunner(echo=False))
+        base = {**base, "c_debs": len(list(debs.glob("*.deb"))), "c_debs_fetch_s": debs_s}
+        shared = Shared(work, debs=debs)
         runs = [one_repeat(i, target, shared) for i in range(args.repeats)]
     except EdgepackError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
@@ -620,18 +815,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = summarise(runs)
-    write_atomically(RESULTS, {
-        "benchmark": "build_rpi4",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(__file__, REPO),
-                               *(argv if argv is not None else sys.argv[1:])]),
-        "commit": COMMIT,
-        "measured": "the HEAD commit, extracted with git archive (not the working tree)",
-        "repeats": args.repeats,
-        "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-        "conditions": CONDITIONS, "definitions": DEFINITIONS,
-        "base_image": base, **summary, "runs": runs,
-    })  # fmt: skip
+    write_atomically(
+        RESULTS,
+        {
+            "benchmark": "build_rpi4",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": shlex.join(
+                [
+                    os.path.relpath(sys.executable, REPO),
+                    os.path.relpath(__file__, REPO),
+                    *(argv if argv is not None else sys.argv[1:]),
+                ]
+            ),
+            "commit": COMMIT,
+            "measured": "the HEAD commit, extracted with git archive (not the working tree)",
+            "repeats": args.repeats,
+            "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+            "conditions": CONDITIONS,
+            "definitions": DEFINITIONS,
+            "base_image": base,
+            **summary,
+            "runs": runs,
+        },
+    )
     print(table(summary).replace("N repeats", f"{args.repeats} repeats"))
     print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0
