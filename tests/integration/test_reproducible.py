@@ -14,6 +14,7 @@ import json
 import marshal
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,13 @@ Built = tuple[Build, dict[str, StepRecord]]
 
 
 @pytest.fixture(scope="module")
-def twice(tmp_path_factory: pytest.TempPathFactory) -> list[Built]:
+def twice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Built]]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEPACK_BUILT", "off")  # each folder compiles its own wheels: no machine cache
+        yield build_twice(tmp_path_factory)
+
+
+def build_twice(tmp_path_factory: pytest.TempPathFactory) -> list[Built]:
     builds = []
     for name in ("first", "the-second-folder"):  # paths of other lengths: a path left in a binary shows
         project = copy_project(tmp_path_factory.mktemp(name))

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,47 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project(root)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def machine_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An empty cache of built wheels for this module: the wheels are really compiled here."""
+    folder = tmp_path_factory.mktemp("built")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEPACK_BUILT", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="module")
 def built(project: Project) -> list[wheels.Entry]:
     target = load_target(project, "rpi4")
     return wheels.build_wheels(target, project=project, runner=Runner(echo=False))
+
+
+@dataclasses.dataclass
+class Recording(Runner):
+    calls: list[str] = dataclasses.field(default_factory=list)
+
+    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def, override]
+        self.calls.append(" ".join(map(str, argv)))
+        return super().run(argv, **kwargs)
+
+
+def test_a_fresh_clone_takes_the_built_wheels_from_the_machine_not_the_compiler(
+    built: list[wheels.Entry], machine_cache: Path, tmp_path: Path
+) -> None:
+    clone = Project(tmp_path / "clone")
+    for part in ("targets", "wheels", "runtime"):
+        shutil.copytree(REPO / part, clone.root / part, ignore=shutil.ignore_patterns("*.egg-info", "build"))
+    runner = Recording(echo=False)
+    again = wheels.build_wheels(load_target(clone, "rpi4"), project=clone, runner=runner)
+    assert [e.sha256 for e in again] == [e.sha256 for e in built] and all(e.cached for e in again)
+    assert all(e.path.is_relative_to(clone.build_dir) for e in again)
+    assert not [c for c in runner.calls if " wheel " in c or "auditwheel" in c or "download" in c], (
+        runner.calls
+    )
+    assert {p.parent.parent.name for p in machine_cache.glob("wheels/*/cross-*/entry.json")} == {
+        "webrtcvad",
+        "pyaudio",
+    }
 
 
 def test_cross_builds_repaired_manylinux_aarch64_wheels(built: list[wheels.Entry]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -79,8 +80,9 @@ def test_cross_env_points_setuptools_at_the_board(target, tmp_path: Path) -> Non
 
 def test_cross_wheel_argv_is_offline_and_without_isolation(tmp_path: Path) -> None:
     argv = wheel_argv(Path("/venv/bin/python"), Path("/src/x.tar.gz"), out_dir=tmp_path)
-    assert argv == ["/venv/bin/python", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--no-cache-dir", "--wheel-dir", str(tmp_path), "/src/x.tar.gz"]  # fmt: skip
+    assert argv == [sys.executable, "-m", "pip", "--python", "/venv/bin/python", "wheel", "--no-deps",
+                    "--no-build-isolation", "--no-cache-dir", "--wheel-dir", str(tmp_path),
+                    "/src/x.tar.gz"]  # fmt: skip
 
 
 def test_the_targets_sysconfigdata_moves_into_the_sysroot(tmp_path: Path) -> None:
@@ -212,3 +214,65 @@ def test_the_index_pins_each_wheel_by_hash(target, tmp_path: Path) -> None:  # t
     assert index == tmp_path / "build/wheelhouse/rpi4/index"
     assert (index / wheel.name).samefile(wheel)
     assert f"demo==1.0 \\\n    --hash=sha256:{'ab' * 32}" in (index / "requirements.txt").read_text()
+
+
+class _Toolchain:
+    """What reuse() asks of a strategy: its name and toolchain; it never compiles."""
+
+    name = "cross"
+
+    def toolchain_id(self) -> str:
+        return "gcc 12"
+
+
+def _machine_entry(vad, target, tmp_path: Path) -> wheelhouse.Entry:  # type: ignore[no-untyped-def]
+    """An entry as another clone's build left it in the machine's cache of built wheels."""
+    key = wheelhouse.entry_key(vad, strategy="cross", toolchain="gcc 12", target=target)
+    shared = wheelhouse.machine_dir(vad, strategy="cross", key=key)
+    assert shared is not None and shared.is_relative_to(tmp_path)
+    shared.mkdir(parents=True)
+    wheel = make_wheel(shared, "cp311-cp311-manylinux_2_34_aarch64")
+    entry = wheelhouse.Entry("webrtcvad", vad.version, "cross", key, str(wheel),
+                             hashlib.sha256(wheel.read_bytes()).hexdigest(), 1, 2, (), 1.0, "")  # fmt: skip
+    import dataclasses
+    import json
+
+    (shared / "entry.json").write_text(json.dumps({k: v for k, v in dataclasses.asdict(entry).items()
+                                                   if k != "cached"}))  # fmt: skip
+    return entry
+
+
+def test_a_fresh_clone_takes_a_built_wheel_from_the_machines_cache(  # type: ignore[no-untyped-def]
+    target, vad, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEPACK_BUILT", str(tmp_path / "built"))
+    made = _machine_entry(vad, target, tmp_path)
+    clone = Project(tmp_path / "clone")
+    found = wheelhouse.reuse(vad, _Toolchain(), target=target, project=clone)  # type: ignore[arg-type]
+    assert found is not None and found.cached and found.sha256 == made.sha256
+    assert found.path.is_relative_to(clone.build_dir / "wheelhouse/rpi4/webrtcvad")
+    assert found.path.read_bytes() == made.path.read_bytes()
+    monkeypatch.setenv("EDGEPACK_BUILT", "off")  # the reproducibility tests' setting: nothing shared
+    assert wheelhouse.reuse(vad, _Toolchain(), target=target, project=Project(tmp_path / "c2")) is None  # type: ignore[arg-type]
+
+
+def test_a_corrupt_wheel_in_the_machines_cache_is_not_taken(  # type: ignore[no-untyped-def]
+    target, vad, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEPACK_BUILT", str(tmp_path / "built"))
+    made = _machine_entry(vad, target, tmp_path)
+    made.path.write_bytes(made.path.read_bytes() + b"x")
+    assert wheelhouse.reuse(vad, _Toolchain(), target=target, project=Project(tmp_path / "c")) is None  # type: ignore[arg-type]
+
+
+def test_a_local_source_folder_keys_the_wheel_by_its_contents(target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "wheels/mypkg").mkdir(parents=True)
+    (tmp_path / "wheels/mypkg/setup.py").write_text("from setuptools import setup\nsetup()\n")
+    (tmp_path / "wheels/defaults.yaml").write_text((REPO / "wheels/defaults.yaml").read_text())
+    (tmp_path / "wheels/mine.yaml").write_text(
+        "description: d\nversion: '1.0'\ntest: import mine\nsource: mypkg\n"
+    )
+    recipe = load_recipe(tmp_path / "wheels", "mine")
+    before = wheelhouse.entry_key(recipe, strategy="cross", toolchain="gcc 12", target=target)
+    (tmp_path / "wheels/mypkg/fast.c").write_text("int f(void) { return 1; }\n")
+    assert wheelhouse.entry_key(recipe, strategy="cross", toolchain="gcc 12", target=target) != before

@@ -24,6 +24,7 @@ from edgepack.errors import EdgepackError
 from edgepack.fsutil import sha256_file
 
 STORE_ENV = "EDGEPACK_STORE"
+BUILT_ENV = "EDGEPACK_BUILT"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -33,6 +34,20 @@ def default_root() -> Path:
         return Path(configured).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "edgepack" / "store"
+
+
+def built_root() -> Path | None:
+    """Where this machine keeps what edgepack built from locked inputs, for every clone to reuse.
+
+    ``$EDGEPACK_BUILT``, else ``built/`` beside the package store; ``off`` keeps
+    each project's builds to itself (the reproducibility tests build twice).
+    Entries are keyed like the project's own (every input hashed, the code
+    that builds included) and verified by sha256 where they are read.
+    """
+    configured = os.environ.get(BUILT_ENV, "")
+    if configured.lower() in {"off", "0", "no", "none"}:
+        return None
+    return Path(configured).expanduser() if configured else default_root().parent / "built"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ image made from Debian packages, under QEMU).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from edgepack.config import Project, Target
@@ -19,6 +21,7 @@ from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import wheelhouse
 from edgepack.wheels.boardtest import TestResult
+from edgepack.wheels.recipes import Recipe
 from edgepack.wheels.strategy import STRATEGIES, Strategy, StrategyName
 from edgepack.wheels.wheelhouse import Entry
 
@@ -46,13 +49,31 @@ def build_wheels(
     if not recipes:
         return []
     builder = make_strategy(strategy, target=target, project=project, runner=runner)
-    builder.prepare(recipes)
-    entries = [
-        wheelhouse.build_one(r, builder, target=target, project=project, runner=runner) for r in recipes
-    ]
+    if any(wheelhouse.reuse(r, builder, target=target, project=project) is None for r in recipes):
+        builder.prepare(recipes)  # the sysroot or builder image: only when something is compiled
+    entries = _each(
+        recipes,
+        lambda r: wheelhouse.build_one(r, builder, target=target, project=project, runner=runner),
+        at_once=builder.name == "cross",  # the emulated builds are not tried side by side
+    )
     if not packages or set(packages) >= set(target.wheels):
         wheelhouse.write_index(entries, project=project, target=target)
     return entries
+
+
+def _each(recipes: Sequence[Recipe], build: Callable[[Recipe], Entry], *, at_once: bool) -> list[Entry]:
+    """``build`` on every recipe at once, one per core (each is one compiler process at a time).
+
+    Results in the recipes' order; the first recipe's error is raised after
+    the others have finished, so no build is left half-written.
+    """
+    workers = max(1, min(len(recipes), os.cpu_count() or 1)) if at_once else 1
+    if workers == 1:
+        return [build(r) for r in recipes]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheel") as pool:
+        futures = [pool.submit(build, r) for r in recipes]
+        wait(futures)
+    return [f.result() for f in futures]
 
 
 def planned_digest(

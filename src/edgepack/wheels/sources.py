@@ -1,6 +1,7 @@
 """A recipe's sources on the host: the pinned sdist and its build requirements as wheels.
 
-pip downloads them on the host (the only place with a network); builds then
+pip downloads them on the host (the only place with a network), and the
+sdist, pinned by sha256, is kept in the machine's package store; builds then
 run offline: the cross build from a host venv, the emulated one in a
 container with ``--network none`` that sees the same files mounted.
 """
@@ -14,8 +15,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+from packaging.version import InvalidVersion, Version
+
 from edgepack.errors import CommandError, ConfigError, InputError
 from edgepack.fsutil import atomic_path, held, sha256_file
+from edgepack.locks.store import Store
 from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels.recipes import Recipe
@@ -94,6 +99,12 @@ def _source(recipe: Recipe, *, cache: Path, runner: Runner) -> Path:
     found = sorted(folder.glob("*.tar.gz")) + sorted(folder.glob("*.zip"))
     if found and sha256_file(found[0]) == recipe.sdist_sha256:
         return found[0]
+    store = Store.default()
+    stored = store.get(recipe.sdist_sha256)
+    if stored is not None and _is_sdist_of(stored.name, recipe):  # fetched before, by any clone
+        with atomic_path(folder, is_dir=True) as staged:
+            shutil.copyfile(stored, staged / stored.name)
+        return folder / stored.name
     with tempfile.TemporaryDirectory(prefix="sdist-", dir=_mkdir(cache)) as tmp:
         try:
             runner.run(sdist_argv(recipe, Path(tmp)), what=f"downloading the {recipe.requirement} sdist")
@@ -110,9 +121,19 @@ def _source(recipe: Recipe, *, cache: Path, runner: Runner) -> Path:
                 f"{recipe.line('sdist_sha256')}: the sdist {files[0].name} has sha256 {got}, not the pin.",
                 hint="If the release was really replaced on PyPI, check it, then update sdist_sha256.",
             )
+        store.adopt(files[0], sha256=got, name=files[0].name)
         with atomic_path(folder, is_dir=True) as staged:
             shutil.move(files[0], staged / files[0].name)
     return folder / files[0].name
+
+
+def _is_sdist_of(filename: str, recipe: Recipe) -> bool:
+    """The stored file is this recipe's release (a pin left over from another version is not)."""
+    try:
+        name, version = parse_sdist_filename(filename)
+    except (InvalidSdistFilename, InvalidVersion):
+        return False
+    return name == canonicalize_name(recipe.name) and version == Version(recipe.version)
 
 
 def unknown_release(recipe: Recipe, exc: CommandError) -> Exception:

@@ -3,6 +3,11 @@
     build/wheelhouse/<target>/<package>/<strategy>-<key>/   the repaired wheel + entry.json
     build/wheelhouse/<target>/index/                        the target's wheels + requirements.txt
 
+A built entry is also kept for the whole machine (``locks.store.built_root()``,
+beside the package store): a fresh clone, or another project with the same
+recipe, toolchain and target platform, takes the wheel from there instead of
+compiling it again, as pip's wheel cache does for host builds.
+
 An entry's key hashes the recipe (version, sdist sha256, build requirements,
 system packages), the strategy's toolchain (compiler and sysroot lock, or
 builder image lock), the manylinux policy, SOURCE_DATE_EPOCH (the wheel's zip
@@ -27,7 +32,8 @@ from pathlib import Path
 
 from edgepack.config import Project, Target
 from edgepack.debian.rootfs import source_date_epoch
-from edgepack.fsutil import atomic_path, sha256_file, write_json, write_text
+from edgepack.fsutil import atomic_path, held, sha256_file, sha256_tree, write_json, write_text
+from edgepack.locks.store import built_root
 from edgepack.pipeline.steps import digest
 from edgepack.runner import Runner
 from edgepack.wheels import repair, sources
@@ -66,9 +72,12 @@ def index_dir(project: Project, target: Target) -> Path:
 
 
 def entry_key(recipe: Recipe, *, strategy: StrategyName, toolchain: str, target: Target) -> str:
+    """Every input of the built wheel; a local source folder by its contents, not only its name."""
     code = "".join(inspect.getsource(m) for m in (repair, sources))
+    local = recipe.source_path()
     return digest(
         recipe.digest(),
+        f"source tree {sha256_tree(local)}" if local is not None and local.is_dir() else "sdist",
         strategy,
         toolchain,
         repair.manylinux_plat(target),
@@ -94,14 +103,68 @@ def lookup(folder: Path) -> Entry | None:
     return entry
 
 
-def build_one(
-    recipe: Recipe, strategy: Strategy, *, target: Target, project: Project, runner: Runner
-) -> Entry:
-    """Build, fix tags, check the architecture, repair, record; reuse a matching entry."""
+def machine_dir(recipe: Recipe, *, strategy: StrategyName, key: str) -> Path | None:
+    """The entry's folder in the machine's cache of built wheels (None when it is off)."""
+    shared = built_root()
+    return None if shared is None else shared / "wheels" / recipe.name / f"{strategy}-{key}"
+
+
+def copy_entry(source: Path, dest: Path) -> Entry | None:
+    """The verified entry in ``source`` copied to ``dest`` (its wheel hard-linked where it can be)."""
+    found = lookup(source)
+    if found is None:
+        return None
+    with atomic_path(dest, is_dir=True) as tmp:
+        try:
+            os.link(found.path, tmp / found.path.name)
+        except OSError:  # another filesystem
+            shutil.copyfile(found.path, tmp / found.path.name)
+        data = {k: v for k, v in asdict(found).items() if k != "cached"}
+        write_json(tmp / "entry.json", {**data, "wheel": str(dest / found.path.name)})
+    return lookup(dest)
+
+
+def reuse(recipe: Recipe, strategy: Strategy, *, target: Target, project: Project) -> Entry | None:
+    """The entry already built with this key: the project's, else the machine's (copied in); or None."""
     key = entry_key(recipe, strategy=strategy.name, toolchain=strategy.toolchain_id(), target=target)
     folder = entry_dir(project, target, recipe, strategy=strategy.name, key=key)
     if (found := lookup(folder)) is not None:
         return found
+    shared = machine_dir(recipe, strategy=strategy.name, key=key)
+    return None if shared is None else copy_entry(shared, folder)
+
+
+def build_one(
+    recipe: Recipe, strategy: Strategy, *, target: Target, project: Project, runner: Runner
+) -> Entry:
+    """Build, fix tags, check the architecture, repair, record; reuse a matching entry.
+
+    Reused first from the project's wheelhouse, then from the machine's cache;
+    a new build is added to both.
+    """
+    if (found := reuse(recipe, strategy, target=target, project=project)) is not None:
+        return found
+    key = entry_key(recipe, strategy=strategy.name, toolchain=strategy.toolchain_id(), target=target)
+    folder = entry_dir(project, target, recipe, strategy=strategy.name, key=key)
+    shared = machine_dir(recipe, strategy=strategy.name, key=key)
+    entry = _build(recipe, strategy, key=key, folder=folder, target=target, project=project, runner=runner)
+    if shared is not None and not runner.dry_run:
+        with held(shared.with_name(f"{shared.name}.lock")):
+            if lookup(shared) is None:
+                copy_entry(folder, shared)
+    return entry
+
+
+def _build(
+    recipe: Recipe,
+    strategy: Strategy,
+    *,
+    key: str,
+    folder: Path,
+    target: Target,
+    project: Project,
+    runner: Runner,
+) -> Entry:
     cache = project.cache_dir("sources")
     src = sources.fetch(recipe, cache=cache, runner=runner)
     ldpaths = strategy.ldpaths()
