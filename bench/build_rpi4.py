@@ -6,9 +6,13 @@ Each repeat runs both approaches, interleaved (A,B then B,A ...), on a machine
 shared with others: medians and ratios are what to quote.
 
 A  edgepack: a fresh copy of the project (the integration test's copy_project)
-   with an empty build/ (every step runs: base, deps, the model steps, app,
-   image, smoke), then a no-change rebuild in the same folder (every step must
-   be a cache hit).
+   with an empty build/ on a machine whose package store holds the downloads
+   but which has built nothing (an empty cache of built wheels: every step
+   runs, the native wheels are compiled), then a no-change rebuild in the
+   same folder (every step must be a cache hit), then another fresh copy on
+   the machine that has now built once (fresh_clone_s), and a fresh copy on an
+   empty machine (empty package store and nothing built: every .deb and wheel
+   downloaded from Debian and PyPI, empty_machine_s).
 C  the usual approach with the same content: B's base, apt-get install of
    build-essential, python3-dev and portaudio19-dev, pip install of every
    requirement including webrtcvad and pyaudio from their sdists, under QEMU,
@@ -30,6 +34,7 @@ while it runs (10-20 minutes) cannot change the code or the cache keys.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib.util
@@ -46,7 +51,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +96,7 @@ import edgepack  # noqa: E402
 from edgepack.config import Project, Target, load_target  # noqa: E402
 from edgepack.errors import EdgepackError  # noqa: E402
 from edgepack.fsutil import sha256_file  # noqa: E402
+from edgepack.locks import catalog as lock_catalog  # noqa: E402
 from edgepack.pipeline import smoke  # noqa: E402
 from edgepack.pipeline.context import Build  # noqa: E402
 from edgepack.pipeline.docker import inspect_image  # noqa: E402
@@ -188,8 +194,24 @@ def copy_project(dest: Path) -> Project:
     return project
 
 
+@contextlib.contextmanager
+def machine_caches(**env: Path) -> Iterator[None]:
+    """EDGEPACK_STORE / EDGEPACK_BUILT pointed elsewhere for the block (the machine's caches)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def edgepack_build(b: Build) -> tuple[dict[str, StepRecord], float]:
-    """What `edgepack build` does: plan, execute, publish the smoke-tested tar. Wall time included."""
+    """What `edgepack build` does: the locks' files in the store, plan, execute, publish the smoke-tested
+    tar. Wall time included."""
     runner = b.runner
     assert isinstance(runner, TimedRunner)
 
@@ -197,6 +219,8 @@ def edgepack_build(b: Build) -> tuple[dict[str, StepRecord], float]:
         runner.step = step.name
 
     t0 = time.perf_counter()
+    runner.step = "sync"
+    lock_catalog.sync(b.project, b.target, runner=runner, locked=False, say=lambda line: None)
     runner.step = "plan"
     records = execute(plan(b), b.cache, on_start=on_start)
     runner.step = "publish"
@@ -204,14 +228,41 @@ def edgepack_build(b: Build) -> tuple[dict[str, StepRecord], float]:
     return {r.name: r for r in records}, round(time.perf_counter() - t0, 3)
 
 
-def run_a(work: Path, target: Target) -> dict[str, Any]:
+def fresh_build(work: Path, target: Target) -> tuple[dict[str, StepRecord], float, TimedRunner, Build]:
+    """A fresh copy of the project built once: its records, its build time (smoke phase left out)."""
     project = copy_project(work)
     assert not project.build_dir.exists()
-    cold_runner = TimedRunner(echo=False, no_cache_buildx=True)
-    b = Build(target=target, project=project, runner=cold_runner, model=target.model)
-    cold, cold_wall = edgepack_build(b)
+    runner = TimedRunner(echo=False, no_cache_buildx=True)
+    b = Build(target=target, project=project, runner=runner, model=target.model)
+    records, wall = edgepack_build(b)
+    assert not any(r.cached for r in records.values()), "a fresh copy reused a step"
+    after_image = records["smoke"].seconds + records["latency"].seconds  # they run the image: not building it
+    return records, round(wall - after_image, 3), runner, b
+
+
+def run_a(work: Path, target: Target) -> dict[str, Any]:
+    with machine_caches(EDGEPACK_BUILT=work.with_name(f"{work.name}-built")):  # nothing built on this machine
+        cold_figures = run_a_cold(work, target)
+        # the machine has built once: another fresh copy (a new clone) takes what it can from its caches
+        fresh, fresh_s, fresh_runner, _ = fresh_build(work.with_name(f"{work.name}-clone"), target)
+    empty = work.with_name(f"{work.name}-empty")
+    with machine_caches(EDGEPACK_STORE=empty / "store", EDGEPACK_BUILT=empty / "built"):
+        _, empty_s, empty_runner, _ = fresh_build(empty / "project", target)
+    downloads = [e for e in empty_runner.log if e["step"] == "sync"]
+    return {
+        **cold_figures,
+        "fresh_clone_s": fresh_s,
+        "fresh_clone_steps_s": {name: r.seconds for name, r in fresh.items()},
+        "fresh_clone_commands": fresh_runner.log,
+        "empty_machine_s": empty_s,
+        "empty_machine_sync_s": round(sum(e["seconds"] for e in downloads), 3),
+    }
+
+
+def run_a_cold(work: Path, target: Target) -> dict[str, Any]:
+    cold, build_s, cold_runner, b = fresh_build(work, target)
+    cold_wall = build_s + cold["smoke"].seconds + cold["latency"].seconds
     assert list(cold)[-3:] == ["image", "smoke", "latency"] and "app" in cold, list(cold)
-    assert not any(r.cached for r in cold.values()), "cold build reused a step"
     warm_runner = TimedRunner(echo=False)
     again, warm_wall = edgepack_build(dataclasses.replace(b, runner=warm_runner))
     missed = [r.name for r in again.values() if not r.cached]
@@ -221,8 +272,6 @@ def run_a(work: Path, target: Target) -> dict[str, Any]:
     info = inspect_json(image["tag"], runner=warm_runner)
     buildx = next(e["buildx"] for e in cold_runner.log if "buildx" in e)
     save = sum(e["seconds"] for e in cold_runner.log if e["what"].startswith("docker save"))
-    after_image = cold["smoke"].seconds + cold["latency"].seconds  # they run the image: not building it
-    build_s = round(cold_wall - after_image, 3)
     extra = work_beyond_b(cold, cold_runner.log)
     return {
         "cold_build_s": build_s,
@@ -580,7 +629,15 @@ FIGURES = (
     "tar_bytes",
     "layers",
 )
-A_DETAILS = ("native_wheels_s", "model_and_app_s", "plan_and_publish_s", "buildx_cached_instructions")
+A_DETAILS = (
+    "native_wheels_s",
+    "model_and_app_s",
+    "plan_and_publish_s",
+    "buildx_cached_instructions",
+    "fresh_clone_s",
+    "empty_machine_s",
+    "empty_machine_sync_s",
+)
 B_DETAILS = ("download_s", "buildx_s", "save_s", "pip_install_under_qemu_s", "buildx_cached_instructions")
 C_DETAILS = (*B_DETAILS, "apt_get_under_qemu_s")
 
@@ -640,7 +697,14 @@ def one_repeat(index: int, target: Target, shared: Shared) -> dict[str, Any]:
             print(f"repeat {index + 1}: {side} {figures}", file=sys.stderr, flush=True)
     finally:
         remove_images(leftover_tags())
-        for folder in (f"a{index}", f"b{index}", f"c{index}"):
+        for folder in (
+            f"a{index}",
+            f"a{index}-built",
+            f"a{index}-clone",
+            f"a{index}-empty",
+            f"b{index}",
+            f"c{index}",
+        ):
             shutil.rmtree(shared.work / folder, ignore_errors=True)
     for side in ("a", "b", "c"):
         for key in ("app_root", "reference", "tags"):
@@ -681,7 +745,26 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             },
         }
 
-    return {"medians": medians, "ratios_b_over_a": ratios("b"), "ratios_c_over_a": ratios("c")}
+    a = medians["a"]
+    machine_ratios = {
+        "empty_machine_over_fresh_clone": round(a["empty_machine_s"] / a["fresh_clone_s"], 3),
+        "cold_over_fresh_clone": round(a["cold_build_s"] / a["fresh_clone_s"], 3),
+        "c_over_fresh_clone": round(medians["c"]["cold_build_s"] / a["fresh_clone_s"], 3),
+        "median_of_per_repeat": {
+            "empty_machine_over_fresh_clone": round(
+                statistics.median(r["a"]["empty_machine_s"] / r["a"]["fresh_clone_s"] for r in runs), 3
+            ),
+            "cold_over_fresh_clone": round(
+                statistics.median(r["a"]["cold_build_s"] / r["a"]["fresh_clone_s"] for r in runs), 3
+            ),
+        },
+    }
+    return {
+        "medians": medians,
+        "ratios_b_over_a": ratios("b"),
+        "ratios_c_over_a": ratios("c"),
+        "ratios_a_machine": machine_ratios,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -713,11 +796,10 @@ def machine() -> dict[str, Any]:
 
 
 CONDITIONS = {
-    "network caches": "warm",
+    "network caches": "warm, except for A's empty-machine build",
     "network": (
-        "pip's HTTP cache (~/.cache/pip) is warm for both; A's base step still runs apt-get update and "
-        "apt-get download of the locked .debs from deb.debian.org (edgepack keeps them in build/cache, "
-        "which is empty in a cold build); B's base is not timed."
+        "pip's HTTP cache (~/.cache/pip) is warm for all; A's cold and fresh-clone builds read the "
+        "machine's package store; B's base is not timed."
     ),
     "A cold": (
         "fresh copy of the project by tests/integration/test_build.py's copy_project (targets/, docker/, "
@@ -726,6 +808,21 @@ CONDITIONS = {
         "would otherwise reuse the layers of an earlier build); image tag renamed to edgepack-bench/rpi4"
     ),
     "A rebuild": "plan + execute again in the same folder: every step a cache hit (asserted)",
+    "A cold, machine": (
+        "the package store (~/.cache/edgepack/store: every locked .deb and wheel, by sha256) is warm, as "
+        "B's and C's downloads are; the machine's cache of built wheels (EDGEPACK_BUILT) is empty: the "
+        "native wheels are compiled"
+    ),
+    "A fresh clone": (
+        "after A's cold build, another fresh copy of the project (new folder, no build/) on the same "
+        "machine: the package store and the built wheels are there; every step runs (none cached in "
+        "the copy; buildx --no-cache)"
+    ),
+    "A empty machine": (
+        "a fresh copy with an empty package store and no built wheels (EDGEPACK_STORE and EDGEPACK_BUILT "
+        "pointed at empty folders): every locked .deb (deb.debian.org) and wheel (PyPI) is downloaded "
+        "(empty_machine_sync_s), the native wheels compiled; pip's own HTTP cache is warm"
+    ),
     "B base": (
         f"{BASE_TAG}: debootstrap --variant=minbase --include=python3,python3-pip,python3-venv bookworm, "
         "FROM scratch + ADD; built once, reused across runs, NOT timed: "
@@ -790,6 +887,15 @@ def table(summary: dict[str, Any]) -> str:
             f"{key:<22}{fmt(a):>13}{fmt(b):>13}{fmt(c):>13}{rb['of_medians'][key]:>8.2f}"
             f"{rc['of_medians'][key]:>8.2f}"
         )
+    am = summary["ratios_a_machine"]
+    rows += [
+        "",
+        f"A, empty machine (downloads every .deb and wheel, compiles): {med['a']['empty_machine_s']:,.1f} s",
+        f"A, cold (store warm, nothing built):                        {med['a']['cold_build_s']:,.1f} s",
+        f"A, fresh clone on a machine that has built:                 {med['a']['fresh_clone_s']:,.1f} s",
+        f"empty / fresh clone {am['empty_machine_over_fresh_clone']:.2f}x, "
+        f"cold / fresh clone {am['cold_over_fresh_clone']:.2f}x",
+    ]
     return "\n".join(rows)
 
 
