@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,91 @@ def test_asr_commands_run_in_the_emulated_image(built) -> None:
     c = report["counters"]
     assert c["offered"] == c["consumed"] + c["dropped"] and c["chunk_errors"] == 0
     assert "SCHED_FIFO" in report["scheduling"]  # granted or refused: always reported
+
+
+# An ALSA capture device without a sound card: ALSA's own plugins read a file's samples (S16_LE, 16 kHz,
+# mono) as if recorded; `plug` converts to what PortAudio asks for. The null PCM under it is not paced:
+# blocks arrive as fast as they are read, so the ring (a slow consumer) drops what it cannot hold.
+ALSA_FILE_PCM = """
+pcm.edgepack_wav {
+    type plug
+    slave { pcm "edgepack_wav_raw"; format S16_LE; rate 16000; channels 1 }
+    hint.description "a WAV's samples through ALSA's file plugin"
+}
+pcm.edgepack_wav_raw {
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile "/data/commands.raw"
+    format "raw"
+}
+"""
+
+
+def commands_wav(folder: Path, count: int) -> tuple[list[str], np.ndarray]:
+    """``count`` held-out commands (festival: a voice family the model never heard), 1.2 s apart."""
+    from edgepack_runtime.audio import read_wav
+
+    rows = [
+        json.loads(line) for line in (REPO / "assets/eval/cmdasr/manifest.jsonl").read_text().splitlines()
+    ]
+    gap = np.zeros(int(0.6 * 16000), dtype=np.float32)
+    parts = []
+    for row in rows[:count]:
+        parts += [gap, read_wav(REPO / "assets/eval/cmdasr" / row["audio"]).samples, gap]
+    samples = np.concatenate(parts)
+    pcm = (np.clip(samples, -1.0, 32767 / 32768) * 32768).astype("<i2")
+    pcm.tofile(folder / "commands.raw")
+    with wave.open(str(folder / "commands.wav"), "wb") as out:  # the same samples, for `listen --file`
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(pcm.tobytes())
+    (folder / "asound.conf").write_text(ALSA_FILE_PCM)
+    return [row["text"] for row in rows[:count]], pcm
+
+
+def test_listen_captures_through_alsa_in_the_emulated_image(built, tmp_path: Path) -> None:
+    """`listen --device` through PyAudio, PortAudio and ALSA (its config data is in the capture image),
+    under QEMU cortex-a72: the commands of the file, in order, the same as the file-driven path; every
+    block counted (offered = consumed + dropped); the unpaced device's surplus dropped and said."""
+    tag = step(built[1], "image").outputs["tag"]
+    texts, pcm = commands_wav(tmp_path, 4)
+    mounts = ["-v", f"{tmp_path}:/data:ro", "-v", f"{tmp_path}/asound.conf:/etc/asound.conf:ro"]
+    ring = f"{len(pcm) / 16000 + 1:.1f}"  # holds the file: what follows it (silence) is dropped
+    emulate = ["--platform", "linux/arm64", "--env", "QEMU_CPU=cortex-a72"]
+    run = docker("run", "--rm", "--network", "none", *emulate, *mounts, tag, "listen", "--device",
+                 "edgepack_wav", "--ring-seconds", ring, "--seconds", "3", "--json")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.splitlines()[-1])
+    assert report["device"] == {"name": "edgepack_wav", "backend": "PortAudio ALSA (PyAudio)"}
+    assert report["rate"] == 16000 and report["ring_seconds"] == float(ring)
+    c = report["counters"]
+    assert c["offered"] == c["consumed"] + c["dropped"] and c["chunk_errors"] == 0
+    assert c["consumed"] >= len(pcm) and c["dropouts"] > 0  # the file got through; the surplus was dropped
+    assert report["delivery_x_realtime"] > 1.5 and "faster than real time" in run.stderr
+    assert "ALSA lib" not in run.stderr  # PortAudio's probe of every device is kept out of the log
+    accepted = [c["text"] for c in report["commands"] if c["accepted"]]
+    assert report["texts"] == accepted and len(accepted) >= 3, report["commands"]
+    assert all(t in texts for t in accepted) and accepted == sorted(accepted, key=texts.index)
+    # the file-driven path (real-time pace, no ALSA) on the same samples hears the same commands
+    by_file = docker("run", "--rm", "--network", "none", *emulate, *mounts, tag, "listen", "--file",
+                     "/data/commands.wav", "--json")  # fmt: skip
+    assert by_file.returncode == 0, by_file.stderr
+    assert json.loads(by_file.stdout.splitlines()[-1])["texts"] == report["texts"]
+
+
+def test_a_small_ring_under_an_unpaced_alsa_device_drops_and_counts(built, tmp_path: Path) -> None:
+    """The slow consumer: a 0.2 s ring cannot hold what the device delivers; every lost block is counted."""
+    tag = step(built[1], "image").outputs["tag"]
+    commands_wav(tmp_path, 2)
+    mounts = ["-v", f"{tmp_path}:/data:ro", "-v", f"{tmp_path}/asound.conf:/etc/asound.conf:ro"]
+    emulate = ["--platform", "linux/arm64", "--env", "QEMU_CPU=cortex-a72"]
+    run = docker("run", "--rm", "--network", "none", *emulate, *mounts, tag, "listen", "--device",
+                 "edgepack_wav", "--ring-seconds", "0.2", "--seconds", "2", "--json")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    c = json.loads(run.stdout.splitlines()[-1])["counters"]
+    assert c["offered"] == c["consumed"] + c["dropped"] and c["dropouts"] > 0 and c["dropped"] > c["consumed"]
 
 
 @pytest.mark.parametrize(

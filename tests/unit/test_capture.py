@@ -6,8 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+import pytest
 
 from edgepack_runtime import capture
 from edgepack_runtime.asr import Recognizer
@@ -155,3 +157,63 @@ def test_listen_from_a_file_gives_the_whole_file_text(asr_model: Path, heldout: 
     c = report["counters"]
     assert c["dropouts"] == 0 and c["chunk_errors"] == 0 and c["offered"] == c["consumed"]
     assert report["capture_latency_ms"]["count"] > 0 and report["scheduling"]
+
+
+class _FakePyAudio:
+    """PyAudio's surface that _open_pyaudio uses: one ALSA input device; the stream keeps its callback."""
+
+    paInt16, paFloat32, paInputOverflow, paContinue = 8, 1, 2, 0
+    opened: ClassVar[dict] = {}
+
+    class PyAudio:
+        def get_device_count(self) -> int:
+            return 1
+
+        def get_device_info_by_index(self, i: int) -> dict:
+            return {"name": "edgepack_wav", "maxInputChannels": 128, "hostApi": 0}
+
+        def get_host_api_info_by_index(self, i: int) -> dict:
+            return {"name": "ALSA"}
+
+        def open(self, **kwargs: object) -> object:
+            _FakePyAudio.opened.update(kwargs)
+            return object()
+
+        def terminate(self) -> None:
+            pass
+
+
+def test_pyaudio_capture_takes_16_bit_samples_and_scales_them_into_the_ring(
+    monkeypatch,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """int16 from the device (float32 through ALSA's plug lost samples of a file PCM), scaled into a buffer
+    made once; no /dev/snd but an ALSA configuration (a file or null PCM) is enough to try."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    monkeypatch.setitem(sys.modules, "pyaudio", _FakePyAudio)
+    monkeypatch.setattr(capture, "SOUND_DEVICES", str(tmp_path / "no-snd"))
+    monkeypatch.setattr(capture, "ALSA_CONF", str(tmp_path))
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(tmp_path / "asound.conf"))
+    ring, counters = capture.RingBuffer(1024), capture.Counters()
+    source = capture.open_device(
+        "edgepack_wav", rate=RATE, block=4, callback=capture.make_callback(ring, counters)
+    )
+    assert (source.name, source.backend) == ("edgepack_wav", "PortAudio ALSA (PyAudio)")
+    assert _FakePyAudio.opened["format"] == _FakePyAudio.paInt16 and _FakePyAudio.opened["rate"] == RATE
+    on_block = _FakePyAudio.opened["stream_callback"]
+    pcm = np.array([0, 16384, -32768, 32767], dtype="<i2")
+    assert on_block(pcm.tobytes(), 4, None, 0) == (None, 0)
+    on_block(pcm.tobytes(), 4, None, _FakePyAudio.paInputOverflow)
+    out = np.zeros(8, np.float32)
+    assert ring.take(out) == 8 and list(out[:4]) == [0.0, 0.5, -1.0, 32767 / 32768]
+    assert counters.offered == 8 and counters.overruns == 1 and counters.dropouts == 0
+    monkeypatch.delenv("ALSA_CONFIG_PATH")
+    monkeypatch.setattr(capture, "ALSA_USER_CONFIGS", (str(tmp_path / "asound.conf"),))  # absent
+    with pytest.raises(capture.CaptureError, match="this system has no sound card"):
+        capture.open_device("hw:1", rate=RATE, block=4, callback=capture.make_callback(ring, counters))
+    (tmp_path / "asound.conf").write_text("pcm.x { type null }\n")  # /etc/asound.conf defines a device
+    assert capture.open_device(
+        "edgepack_wav", rate=RATE, block=4, callback=capture.make_callback(ring, counters)
+    )

@@ -46,6 +46,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--chunk-ms", type=milliseconds, default=160.0, help="streaming chunk (ms of audio, 20..10000)"
     )
     li.add_argument(
+        "--ring-seconds",
+        type=seconds(0.1, 600.0),
+        default=2.0,
+        help="capture ring buffer (s of audio, made once): a longer stall of inference drops blocks",
+    )
+    li.add_argument(
         "--seconds",
         type=seconds(0.0, 86_400.0),
         default=0.0,
@@ -234,8 +240,19 @@ def _listen(args: argparse.Namespace) -> dict[str, Any]:
         seconds=args.seconds,
         on_text=on_text,
         free_text=args.free_text,
+        ring_seconds=args.ring_seconds,
     )
     c = result["counters"]
+    if "device" in result:
+        device = result["device"]
+        log.info("captured from %s through %s at %d Hz", device["name"], device["backend"], result["rate"])
+        pace = result["delivery_x_realtime"]
+        if pace and pace > 1.5:
+            log.warning(
+                "the device delivered %.1fx faster than real time: not a live microphone (an ALSA file or "
+                "null PCM?); blocks the ring could not hold were dropped and counted",
+                pace,
+            )
     log.info(
         "%s; %d callbacks, %d overruns, %d dropouts (%d samples), %d chunk errors%s",
         result["scheduling"],

@@ -17,11 +17,13 @@ it is installed (the rpi4 image), PyAudio, imported only when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +32,7 @@ import numpy as np
 
 SOUND_DEVICES = "/dev/snd"
 ALSA_CONF = "/usr/share/alsa/alsa.conf"
+ALSA_USER_CONFIGS = ("/etc/asound.conf", "~/.asoundrc")  # alsa.conf reads both, after its own
 
 
 class CaptureError(RuntimeError):
@@ -232,8 +235,10 @@ def lower_priority() -> None:
 class DeviceSource:
     """A live input stream; the backend module is imported only here."""
 
-    def __init__(self, stream: Any, *, rate: int, block: int, close: Callable[[], None]) -> None:
+    def __init__(self, stream: Any, *, rate: int, block: int, close: Callable[[], None],
+                 backend: str = "", name: str = "") -> None:  # fmt: skip
         self.stream, self.rate, self.block, self._close = stream, rate, block, close
+        self.backend, self.name = backend, name  # e.g. "PortAudio ALSA (PyAudio)", the device's name
 
     def start(self) -> None:
         self.stream.start() if hasattr(self.stream, "start") else self.stream.start_stream()
@@ -245,9 +250,19 @@ class DeviceSource:
         return False
 
 
+def alsa_user_config() -> str | None:
+    """An ALSA configuration that can define devices without a sound card (a file or null PCM), if any."""
+    if os.environ.get("ALSA_CONFIG_PATH"):
+        return f"ALSA_CONFIG_PATH={os.environ['ALSA_CONFIG_PATH']}"
+    for name in ALSA_USER_CONFIGS:
+        if (path := Path(name).expanduser()).is_file():
+            return str(path)
+    return None
+
+
 def open_device(device: str | None, *, rate: int, block: int, callback: Callable[..., None]) -> DeviceSource:
     """An input stream on ``device`` (name or index) with sounddevice, else PyAudio."""
-    if sys.platform == "linux" and not Path(SOUND_DEVICES).exists():
+    if sys.platform == "linux" and not Path(SOUND_DEVICES).exists() and alsa_user_config() is None:
         # Checked first: PortAudio's ALSA layer aborts the process (an assertion) on some systems without one.
         raise CaptureError(
             f"capture device {device or '(default)'!r} does not exist: this system has no sound card "
@@ -265,7 +280,9 @@ def open_device(device: str | None, *, rate: int, block: int, callback: Callable
     except (ValueError, sd.PortAudioError) as exc:
         names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
         raise CaptureError(_no_device(device, exc, names)) from None
-    return DeviceSource(stream, rate=rate, block=block, close=stream.close)
+    info = sd.query_devices(stream.device)
+    return DeviceSource(stream, rate=rate, block=block, close=stream.close, backend="PortAudio (sounddevice)",
+                        name=str(info["name"]))  # fmt: skip
 
 
 def _open_pyaudio(
@@ -280,7 +297,11 @@ def _open_pyaudio(
             "live capture needs sounddevice or pyaudio (with PortAudio); neither is installed. "
             "Use --file F to stream a file at real-time pace."
         ) from None
-    pa = pyaudio.PyAudio()
+    with native_stderr() as said:  # PortAudio's probe of every ALSA and JACK device: dozens of lines
+        pa = pyaudio.PyAudio()
+    if not pa.get_device_count():
+        pa.terminate()
+        raise CaptureError(f"PortAudio found no audio device. {said()[-1:] or ''}".strip())
     names = [pa.get_device_info_by_index(i)["name"] for i in range(pa.get_device_count())
              if pa.get_device_info_by_index(i)["maxInputChannels"] > 0]  # fmt: skip
     index = _pyaudio_index(pa, device)
@@ -292,23 +313,59 @@ def _open_pyaudio(
         def __bool__(self) -> bool:
             return self.input_overflow
 
+    # 16-bit samples, as the converters deliver them, scaled here into a buffer made once. Float32
+    # from PortAudio went through ALSA's plug conversion, which loses a third of the samples of an
+    # ALSA file PCM (found by tests/integration/test_capture_alsa.py).
+    scratch = np.zeros((max(block, 4096), 1), dtype=np.float32)
+
     def on_block(in_data: bytes, frames: int, time_info: Any, flags: int) -> tuple[None, int]:
-        callback(np.frombuffer(in_data, dtype=np.float32).reshape(-1, 1), frames, time_info, Overflow(flags))
+        nonlocal scratch
+        if frames > len(scratch):
+            scratch = np.zeros((frames, 1), dtype=np.float32)
+        pcm = np.frombuffer(in_data, dtype=np.int16, count=frames)
+        np.multiply(pcm, 1.0 / 32768.0, out=scratch[:frames, 0], casting="unsafe")
+        callback(scratch, frames, time_info, Overflow(flags))
         return None, pyaudio.paContinue
 
     try:
-        stream = pa.open(format=pyaudio.paFloat32, channels=1, rate=rate, input=True, frames_per_buffer=block,
-                         input_device_index=index, stream_callback=on_block, start=False)  # fmt: skip
+        with native_stderr() as said:
+            stream = pa.open(format=pyaudio.paInt16, channels=1, rate=rate, input=True,
+                             frames_per_buffer=block, input_device_index=index, stream_callback=on_block,
+                             start=False)  # fmt: skip
     except (OSError, ValueError) as exc:
         pa.terminate()
-        raise CaptureError(_no_device(device, exc, names)) from None
+        alsa = said()
+        raise CaptureError(
+            _no_device(device, exc, names) + (f" ALSA said: {alsa[-1]}" if alsa else "")
+        ) from None
 
     def close() -> None:
         stream.stop_stream()
         stream.close()
         pa.terminate()
 
-    return DeviceSource(stream, rate=rate, block=block, close=close)
+    chosen = pa.get_device_info_by_index(index) if index is not None else pa.get_default_input_device_info()
+    api = pa.get_host_api_info_by_index(int(chosen["hostApi"]))["name"]
+    return DeviceSource(stream, rate=rate, block=block, close=close, backend=f"PortAudio {api} (PyAudio)",
+                        name=str(chosen["name"]))  # fmt: skip
+
+
+@contextlib.contextmanager
+def native_stderr() -> Iterator[Callable[[], list[str]]]:
+    """File descriptor 2 into a temporary file for the block (C libraries write there, past sys.stderr);
+    yields a function returning the lines written."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    lines: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines += [ln for ln in tmp.read().decode("utf-8", "replace").splitlines() if ln.strip()]
 
 
 def _pyaudio_index(pa: Any, device: str | None) -> int | None:

@@ -98,12 +98,12 @@ class Utterances:
 
 
 def listen(rec: Recognizer, *, file: Path | None, device: str | None, block: int, chunk_ms: float,
-           seconds: float, on_text: OnText, speed: float = 1.0,
-           free_text: bool = False) -> dict[str, Any]:  # fmt: skip
+           seconds: float, on_text: OnText, speed: float = 1.0, free_text: bool = False,
+           ring_seconds: float = RING_SECONDS) -> dict[str, Any]:  # fmt: skip
     """Run until the file ends (or ``seconds`` pass, or Ctrl-C); return the report."""
     audio = read_wav(file) if file is not None else None
     rate = audio.rate if audio is not None else rec.rate
-    ring = capture.RingBuffer(int(rate * RING_SECONDS))
+    ring = capture.RingBuffer(int(rate * ring_seconds))
     counters = capture.Counters()
     callback = capture.make_callback(ring, counters)
     scheduling = capture.request_realtime()
@@ -127,9 +127,11 @@ def listen(rec: Recognizer, *, file: Path | None, device: str | None, block: int
         source.stop()
         consumer.stop()
     work.end()
-    return report(
-        counters, work, scheduling=scheduling, rate=rate, block=block, wall=time.perf_counter() - t0
-    )
+    out = report(counters, work, scheduling=scheduling, rate=rate, block=block, wall=time.perf_counter() - t0)
+    out["ring_seconds"] = ring_seconds
+    if isinstance(source, capture.DeviceSource):
+        out["device"] = {"name": source.name, "backend": source.backend}
+    return out
 
 
 def report(counters: capture.Counters, work: Utterances, *, scheduling: str, rate: int, block: int,
@@ -147,6 +149,9 @@ def report(counters: capture.Counters, work: Utterances, *, scheduling: str, rat
         "capture_latency_ms": _pcts(lat),
         "chunk_latency_ms": _pcts(work.chunk_ms_all),
         "audio_seconds": round(counters.offered / rate, 3),
+        # Audio delivered per second of wall time: 1.0 for a microphone; far more for an unpaced
+        # source (an ALSA file or null PCM), whose blocks come as fast as they are read.
+        "delivery_x_realtime": round(counters.offered / rate / wall, 3) if wall > 0 else None,
         "rtf": work.compute_seconds / (counters.consumed / rate) if counters.consumed else None,
         "wall_seconds": round(wall, 3),
     }
