@@ -371,10 +371,19 @@ def native_stderr() -> Iterator[Callable[[], list[str]]]:
 def _pyaudio_index(pa: Any, device: str | None) -> int | None:
     if device is None:
         return None
+    silent = ""
     for i in range(pa.get_device_count()):
         info = pa.get_device_info_by_index(i)
         if str(i) == device or device.lower() in str(info["name"]).lower():
-            return i
+            if info["maxInputChannels"] > 0:
+                return i
+            silent = silent or str(info["name"])
+    if silent:
+        pa.terminate()
+        raise CaptureError(
+            f"capture device {device!r} ({silent}) has no input channels: ALSA could not open it for "
+            "capture (busy, not readable by this user: the image runs as uid 1000, or a playback-only PCM)."
+        )
     count = pa.get_device_count()
     pa.terminate()
     raise CaptureError(f"capture device {device!r} does not exist ({count} audio device(s) on this system).")
