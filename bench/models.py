@@ -97,9 +97,8 @@ def emulated(image: str, target: Any, model: Path, npz: Path, runs: int, runner:
             "--threads",
             "1",
         ],
+        volumes={model.parent: "/bench"},
     )
-    mount = ["-v", f"{model.parent}:/bench:ro"]
-    argv = argv[: argv.index(image)] + mount + argv[argv.index(image) :]
     result = runner.run(argv, what=f"bench-model under QEMU ({target.qemu_cpu})", timeout=1800)
     return json.loads(result.stdout.strip().splitlines()[-1])
 

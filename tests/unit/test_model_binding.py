@@ -137,3 +137,11 @@ def test_state_without_an_exported_reset_is_named_not_blamed_on_the_tolerance(tm
         _export(tmp_path, SR16K)
     assert "keeps state between calls and has no reset_states()" in info.value.message
     assert "@torch.jit.export" in info.value.hint and "tolerance" not in info.value.hint
+
+
+def test_a_file_that_is_not_torchscript_is_named_as_the_spec_names_it(tmp_path: Path) -> None:
+    """The error names the user's file, not the build cache's copy of it."""
+    (tmp_path / "m.jit").write_bytes(b"not a zip archive")
+    with pytest.raises(InputError, match=r"^m\.jit: not a TorchScript file") as err:
+        _export(tmp_path, "")
+    assert "src" not in str(err.value).split(":")[0]

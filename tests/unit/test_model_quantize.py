@@ -176,3 +176,20 @@ def test_preprocess_on_threads_leaves_stdout_and_cwd_as_they_were(tmp_path: Path
     assert errors == []
     assert sys.stdout is stdout and Path.cwd() == cwd
     assert len(list(tmp_path.glob("out-*.onnx"))) == 12
+
+
+def test_asr_calibration_streams_the_audio_as_the_runtime_does(asr_model: Path, heldout: list) -> None:
+    """Audio calibration of a streaming recogniser: every full chunk of the runtime's default size with its
+    left context, the GRU state carried from the chunk before (the board's inputs, not synthetic ones)."""
+    from edgepack.modelpipe.taskmetric import asr_chunks
+    from edgepack_runtime.audio import read_wav
+
+    feeds: list = []
+    audio = read_wav(heldout[0][0])
+    asr_chunks(asr_model, audio, keep=feeds)
+    frames = (len(audio.samples) - 400) // 160 + 1  # 25 ms windows every 10 ms
+    assert len(feeds) == frames // 32 >= 3
+    assert all(f["feats"].shape == (1, 36, 40) and f["h0"].shape == (2, 1, 192) for f in feeds)
+    assert not feeds[0]["h0"].any() and feeds[1]["h0"].any()  # a fresh state, then the carried one
+    assert not feeds[0]["feats"][0, :4].any()  # the first chunk's left context is zeros, as on the board
+    assert np.array_equal(feeds[1]["feats"][0, :4], feeds[0]["feats"][0, -4:])

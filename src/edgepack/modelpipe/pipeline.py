@@ -115,7 +115,9 @@ def _export_torch(spec: ModelSpec, ctx: Context, src_dir: Path, onnx_path: Path)
     from edgepack.modelpipe import binding  # imports torch
 
     if spec.source.kind == "torchscript":
-        loaded = sources.load_torchscript(source_path(src_dir, "file") or Path("missing"))
+        loaded = sources.load_torchscript(
+            source_path(src_dir, "file") or Path("missing"), shown_as=spec.source.file
+        )
         module = binding.bind(loaded, spec)
         if isinstance(module, binding.Bound):  # the file's forward() takes values as well: bound by a trace
             cap = trace.Capture(
@@ -230,7 +232,8 @@ def _require_outcome(spec: ModelSpec, path: Path, mode: str) -> dict[str, Any]:
 def _calibration_source(spec: ModelSpec) -> str:
     cal = spec.quantize.calibration
     if cal.source == "audio":
-        return f"audio: {', '.join(cal.files)}"
+        shown = ", ".join(cal.files[:3]) + (f" and {len(cal.files) - 3} more" if len(cal.files) > 3 else "")
+        return f"audio: {shown}"
     if spec.samples:
         return f"samples: {', '.join(spec.samples)}"
     return f"synthetic: {cal.samples} seeded input sets"

@@ -161,7 +161,8 @@ def _few(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n})" if len(keys) > n else "")
 
 
-def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+def load_torchscript(path: Path, *, shown_as: str = "") -> torch.jit.ScriptModule:
+    """``shown_as``: the name an error gives (the user's file, not the build cache's copy of it)."""
     import torch
 
     try:
@@ -173,4 +174,4 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
             return loaded.eval()
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:200]
-        raise InputError(f"{path}: not a TorchScript file ({first}).") from None
+        raise InputError(f"{shown_as or path}: not a TorchScript file ({first}).") from None

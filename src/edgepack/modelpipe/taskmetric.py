@@ -65,18 +65,40 @@ def calibration_feeds(spec: ModelSpec, fp32: Path, root: Path, *, limit: int) ->
         raise InputError(
             f"model spec '{spec.name}': the calibration set is empty (quantize.calibration.files)."
         )
-    if spec.task != "vad":
+    if spec.task not in ("vad", "asr"):
         raise ConfigError(
-            f"model spec '{spec.name}': audio calibration is implemented for task vad; "
-            "use calibration.source: synthetic."
+            f"model spec '{spec.name}': audio calibration is implemented for tasks vad and asr; "
+            "use calibration.source: synthetic or samples."
         )
     feeds: list[Feeds] = []
     for name in files:
-        vad_probs(fp32, read_audio(root / name, spec, what="calibration set"), keep=feeds)
+        audio = read_audio(root / name, spec, what="calibration set")
+        if spec.task == "vad":
+            vad_probs(fp32, audio, keep=feeds)
+        else:
+            asr_chunks(fp32, audio, keep=feeds)
     if not feeds:
         raise InputError(f"model spec '{spec.name}': the calibration audio is empty.")
     step = max(1, len(feeds) // max(limit, 1))
     return feeds[::step][:limit] if limit else feeds
+
+
+def asr_chunks(model: Path, audio: Audio, *, keep: list[Feeds]) -> None:
+    """The streaming step's inputs as the runtime makes them from ``audio`` (features with their left
+    context, the GRU state carried from chunk to chunk), every full chunk of the default size."""
+    from edgepack_runtime.asr import DEFAULT_CHUNK_MS, Recognizer
+    from edgepack_runtime.features import log_mel
+
+    rec = Recognizer.from_session(session(model), shown_as=str(model))
+    m = rec.meta
+    feats = log_mel(audio.samples, m.frontend, normalizer=m.normalizer)
+    history, h = rec.initial_state()
+    size = rec.chunk_frames(DEFAULT_CHUNK_MS)
+    for start in range(0, len(feats) - size + 1, size):
+        x = np.concatenate([history, feats[None, start : start + size]], axis=1).astype(np.float32)
+        keep.append({"feats": x, "h0": h.copy()})
+        _, h = rec.run(x, h)
+        history = x[:, -m.left_context :]
 
 
 @dataclass(frozen=True)

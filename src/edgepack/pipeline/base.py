@@ -65,4 +65,3 @@ def with_capture_data(lock: DebianLock, b: Build) -> DebianLock:
     if extra is None or any(p.name == extra.name for p in lock.packages):
         return lock
     return dataclasses.replace(lock, packages=(*lock.packages, extra))
-

@@ -103,12 +103,16 @@ def run_argv(
     command: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     memory_mb: int | None = None,
+    volumes: Mapping[Path, str] | None = None,
+    entrypoint: str | None = None,
 ) -> list[str]:
     """A locked-down, throw-away container: no network, read-only, no capabilities.
 
     ``memory_mb``: the board's RAM, as a hard limit with no swap on top
     (--memory-swap equal to --memory). Under QEMU the emulator's own memory
     counts too, so the container is held tighter than the board.
+    ``volumes``: host folders mounted read-only at the given paths;
+    ``entrypoint``: in place of the image's (e.g. /usr/bin/python3).
     """
     argv = ["docker", "run", "--rm", "--network", "none", "--platform", platform, "--pull=never"]
     argv += ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
@@ -120,6 +124,10 @@ def run_argv(
         argv += ["--env", f"QEMU_CPU={qemu_cpu}"]
     for key in sorted(env or {}):
         argv += ["--env", f"{key}={(env or {})[key]}"]
+    for host, where in (volumes or {}).items():
+        argv += ["-v", f"{host}:{where}:ro"]
+    if entrypoint:
+        argv += ["--entrypoint", entrypoint]
     return [*argv, image, *command]
 
 

@@ -104,9 +104,8 @@ def run_bench(b: Build, folder: Path, *, tag: str, suffix: str = ".onnx") -> lis
             "1",
         ],
         memory_mb=t.memory_mb,
+        volumes={folder: "/bench"},
     )
-    at = argv.index(tag)
-    argv = [*argv[:at], "-v", f"{folder}:/bench:ro", *argv[at:]]
     result = b.runner.run(argv, what=f"fp32 vs quantized latency in {tag}, {t.runs_on}", timeout=1800)
     if b.runner.dry_run:
         return []

@@ -177,23 +177,20 @@ def emulated(job: Job, model: Path, mount: Path | None) -> dict[str, Any]:
         "1",
     ]
     command = ["-I", "-c", _LAUNCH, *bench_args] if mount else bench_args
+    bench = job.work / "bench" / model.stem
+    shutil.rmtree(bench, ignore_errors=True)
+    bench.mkdir(parents=True)
+    shutil.copyfile(model, bench / model.name)
+    shutil.copyfile(job.feeds, bench / "feeds.npz")
     argv = run_argv(
         image=job.image,
         platform=t.platform,
         qemu_cpu=t.qemu_cpu if t.emulated else None,
         command=command,
         memory_mb=t.memory_mb,
+        volumes={bench: "/bench", **({mount: "/opt/runtime"} if mount else {})},
+        entrypoint="/usr/bin/python3" if mount else None,
     )
-    bench = job.work / "bench" / model.stem
-    shutil.rmtree(bench, ignore_errors=True)
-    bench.mkdir(parents=True)
-    shutil.copyfile(model, bench / model.name)
-    shutil.copyfile(job.feeds, bench / "feeds.npz")
-    extra = ["-v", f"{bench}:/bench:ro"]
-    if mount:
-        extra += ["-v", f"{mount}:/opt/runtime:ro", "--entrypoint", "/usr/bin/python3"]
-    at = argv.index(job.image)
-    argv = [*argv[:at], *extra, *argv[at:]]
     result = job.b.runner.run(argv, what=f"{model.name} in {job.image}, {t.runs_on}", timeout=1800)
     line = result.stdout.strip().splitlines()[-1]
     answer: dict[str, Any] = json.loads(line)

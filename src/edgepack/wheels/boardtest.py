@@ -45,10 +45,13 @@ class TestResult:
 
 def python_argv(image: str, target: Target, code: str) -> list[str]:
     """``python3 -I -c CODE`` in ``image``, locked down, under QEMU with the board's CPU."""
-    argv = run_argv(
-        image=image, platform=target.platform, qemu_cpu=target.qemu_cpu if target.emulated else None
+    return run_argv(
+        image=image,
+        platform=target.platform,
+        qemu_cpu=target.qemu_cpu if target.emulated else None,
+        entrypoint="/usr/bin/python3",
+        command=["-I", "-c", code],
     )
-    return [*argv[:-1], "--entrypoint", "/usr/bin/python3", argv[-1], "-I", "-c", code]
 
 
 def install_argv(target: Target, index: Path, dest: Path) -> list[str]:
