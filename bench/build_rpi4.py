@@ -815,8 +815,9 @@ CONDITIONS = {
     ),
     "A fresh clone": (
         "after A's cold build, another fresh copy of the project (new folder, no build/) on the same "
-        "machine: the package store and the built wheels are there; every step runs (none cached in "
-        "the copy; buildx --no-cache)"
+        "machine: the package store, the built wheels and the host steps A ran (base, deps, the model "
+        "chain, app: EDGEPACK_BUILT) are there and taken, not run; the image is built (buildx "
+        "--no-cache) and published"
     ),
     "A empty machine": (
         "a fresh copy with an empty package store and no built wheels (EDGEPACK_STORE and EDGEPACK_BUILT "

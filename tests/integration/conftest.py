@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,16 @@ def _problem() -> str | None:
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
         return "QEMU not registered for arm64 in binfmt_misc (run: edgepack doctor --fix)"
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def each_build_its_own() -> Iterator[None]:
+    """No machine-wide sharing of built wheels and steps (EDGEPACK_BUILT) unless a test asks for it:
+    each test's fresh project builds what it asserts was built. test_shared_steps.py and
+    test_wheels.py turn it on, in folders of their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEPACK_BUILT", "off")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

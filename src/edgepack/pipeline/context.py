@@ -64,7 +64,9 @@ class Build:
 
     @property
     def cache(self) -> StepCache:
-        return StepCache(self.project.cache_root)
+        from edgepack.pipeline.shared import SharedSteps
+
+        return StepCache(self.project.cache_root, shared=SharedSteps.for_project(self.project.root))
 
     @property
     def out_dir(self) -> Path:

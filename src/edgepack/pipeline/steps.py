@@ -77,6 +77,12 @@ class StepRecord:
 @dataclass(frozen=True)
 class StepCache:
     root: Path
+    # The machine's shared steps (pipeline.shared.SharedSteps): taken on a miss, fed after a run.
+    shared: Any = None
+
+    def folder(self, step: Step) -> Path:
+        """Where a step keeps its files (``Project.cache_dir(step.name, step.key)``)."""
+        return self.root / step.name / step.key[:20]
 
     def stamp(self, step: Step) -> Path:
         return self.stamp_at(step.name, step.key)
@@ -113,8 +119,16 @@ class StepCache:
             outputs = self.lookup(step)  # another build may have made it while this one waited
             if outputs is not None:
                 return outputs, True
+            if (
+                self.shared is not None
+                and (outputs := self.shared.adopt(step, self.folder(step))) is not None
+            ):
+                self.store(step, outputs)  # made by another clone on this machine
+                return outputs, True
             outputs = step.action()
             self.store(step, outputs)
+            if self.shared is not None:
+                self.shared.publish(step, outputs, self.folder(step))
             return outputs, False
 
 
