@@ -228,14 +228,24 @@ def edgepack_build(b: Build) -> tuple[dict[str, StepRecord], float]:
     return {r.name: r for r in records}, round(time.perf_counter() - t0, 3)
 
 
-def fresh_build(work: Path, target: Target) -> tuple[dict[str, StepRecord], float, TimedRunner, Build]:
-    """A fresh copy of the project built once: its records, its build time (smoke phase left out)."""
+def fresh_build(
+    work: Path, target: Target, *, taken: bool = False
+) -> tuple[dict[str, StepRecord], float, TimedRunner, Build]:
+    """A fresh copy of the project built once: its records, its build time (smoke phase left out).
+
+    ``taken``: the machine has built this before: every host step must come from its shared steps."""
     project = copy_project(work)
     assert not project.build_dir.exists()
     runner = TimedRunner(echo=False, no_cache_buildx=True)
     b = Build(target=target, project=project, runner=runner, model=target.model)
     records, wall = edgepack_build(b)
-    assert not any(r.cached for r in records.values()), "a fresh copy reused a step"
+    host = {s.name for s in plan(b) if s.phase == "host"}
+    if taken:
+        missed = [name for name, r in records.items() if name in host and not r.cached]
+        assert not missed, f"a fresh clone on a machine that has built ran {missed} again"
+        assert not any(r.cached for name, r in records.items() if name not in host)
+    else:
+        assert not any(r.cached for r in records.values()), "a fresh copy reused a step"
     after_image = records["smoke"].seconds + records["latency"].seconds  # they run the image: not building it
     return records, round(wall - after_image, 3), runner, b
 
@@ -244,7 +254,9 @@ def run_a(work: Path, target: Target) -> dict[str, Any]:
     with machine_caches(EDGEPACK_BUILT=work.with_name(f"{work.name}-built")):  # nothing built on this machine
         cold_figures = run_a_cold(work, target)
         # the machine has built once: another fresh copy (a new clone) takes what it can from its caches
-        fresh, fresh_s, fresh_runner, _ = fresh_build(work.with_name(f"{work.name}-clone"), target)
+        fresh, fresh_s, fresh_runner, _ = fresh_build(
+            work.with_name(f"{work.name}-clone"), target, taken=True
+        )
     empty = work.with_name(f"{work.name}-empty")
     with machine_caches(EDGEPACK_STORE=empty / "store", EDGEPACK_BUILT=empty / "built"):
         _, empty_s, empty_runner, _ = fresh_build(empty / "project", target)
