@@ -125,3 +125,14 @@ def test_the_memory_limit_is_enforced(built) -> None:
     touch = "b = bytearray(700 << 20); b[::4096] = bytes([1]) * len(b[::4096])"
     r = python_in(step(first, "image").outputs["tag"], touch, "--memory", "512m", "--memory-swap", "512m")
     assert r.returncode == 137, (r.returncode, r.stderr[-500:])
+
+
+def test_a_bad_input_is_one_line_without_onnxruntimes_import_noise(built) -> None:
+    """Debian's armhf onnxruntime printed 1,134 "Schema error" lines at import, above every message."""
+    _, first, _ = built
+    tag = step(first, "image").outputs["tag"]
+    emulate = ["--platform", "linux/arm/v7", "--pull=never", "--read-only", "--env", "QEMU_CPU=cortex-a7"]
+    r = docker("run", "--rm", "--network", "none", *emulate, tag, "transcribe", "/nope.wav")
+    assert r.returncode == 2, r.stderr[-500:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) <= 2 and "/nope.wav" in lines[-1], lines[:5]

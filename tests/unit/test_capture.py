@@ -217,3 +217,65 @@ def test_pyaudio_capture_takes_16_bit_samples_and_scales_them_into_the_ring(
     assert capture.open_device(
         "edgepack_wav", rate=RATE, block=4, callback=capture.make_callback(ring, counters)
     )
+
+
+def test_onnxruntimes_import_noise_is_dropped_and_anything_else_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Debian's armhf onnxruntime writes 1,134 schema-registration lines to fd 2 at import (rpi-zero2w):
+    every command's message came after them. They go; another line a library writes stays."""
+    import sys
+
+    import onnxruntime  # the real one: monkeypatch puts it back after the fake
+
+    from edgepack_runtime.session import import_onnxruntime
+
+    assert onnxruntime.__version__ != "1.21.0"
+    fake = tmp_path / "onnxruntime"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\n__version__ = '1.21.0'\n"
+        "for op in ('Abs', 'Add'):\n"
+        "    os.write(2, f'Schema error: Trying to register schema with name {op}\\n\\n'.encode())\n"
+        "os.write(2, b'a warning worth reading\\n')\n"
+    )
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_onnxruntime().__version__ == "1.21.0"
+    err = capfd.readouterr().err
+    assert "Schema error" not in err and "a warning worth reading" in err
+
+
+def test_a_device_is_named_by_index_whole_name_or_one_part_and_a_miss_lists_the_inputs() -> None:
+    class Devices:
+        infos: ClassVar[list[dict]] = [
+            {"name": "usb_raw", "maxInputChannels": 1},
+            {"name": "hdmi_raw", "maxInputChannels": 2},
+            {"name": "speaker", "maxInputChannels": 0},
+            {"name": "usb", "maxInputChannels": 1},
+        ]
+
+        def get_device_count(self) -> int:
+            return len(self.infos)
+
+        def get_device_info_by_index(self, i: int) -> dict:
+            return self.infos[i]
+
+        def terminate(self) -> None:
+            pass
+
+    pick = capture._pyaudio_index
+    assert pick(Devices(), "1") == 1 and pick(Devices(), "USB") == 3 and pick(Devices(), "hdmi") == 1
+    with pytest.raises(
+        capture.CaptureError, match=r"'_raw' matches 2 input devices: 0 'usb_raw', 1 'hdmi_raw'"
+    ):
+        pick(Devices(), "_raw")
+    alsa = ["ALSA lib pcm_file.c:935:(snd_pcm_file_open) open /data/x.raw for reading failed: No such file"]
+    with pytest.raises(
+        capture.CaptureError, match=r"\(speaker\) has no input channels.*ALSA said: .*/data/x\.raw"
+    ):
+        pick(Devices(), "speaker", probed=alsa)
+    with pytest.raises(
+        capture.CaptureError, match=r"'mic' does not exist\. Input devices \(index, name\): 0 'usb_raw'"
+    ):
+        pick(Devices(), "mic")

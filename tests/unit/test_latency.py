@@ -74,3 +74,28 @@ def test_both_models_run_in_one_container_under_the_boards_cpu_with_the_folder_m
     models = [argv[i + 1] for i, a in enumerate(argv) if a == "--model"]
     assert models == ["/bench/fp32.onnx", "/bench/quantized.onnx"]
     assert [r["median_ms"] for r in timed] == [8.0, 2.0]
+
+
+def test_the_model_steps_that_run_runtime_code_are_keyed_by_it(
+    project: Project, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """quantize (audio calibration streams through the runtime) and validate (the task metric's decoder)
+    run again when the runtime's code changes: a cached WER from an older decoder would be stale."""
+    from edgepack.modelpipe import steps as model_steps
+    from edgepack.pipeline.context import RUNTIME_SRC
+
+    runtime = tmp_path_factory.mktemp("rt") / "edgepack_runtime"
+    shutil.copytree(RUNTIME_SRC, runtime, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(model_steps, "RUNTIME_SRC", runtime)
+    t = load_target(project, BOARD)
+
+    def keys() -> dict[str, str]:
+        return {
+            s.name: s.key for s in plan(Build(target=t, project=project, runner=FakeRunner(), model=t.model))
+        }
+
+    before = keys()
+    (runtime / "asr.py").write_text((runtime / "asr.py").read_text() + "\n# a changed decoder\n")
+    after = keys()
+    assert after["export"] == before["export"]
+    assert after["quantize"] != before["quantize"] and after["validate"] != before["validate"]

@@ -89,3 +89,11 @@ def test_committed_specs_load_and_match_the_schema(path: Path) -> None:
 
 def test_committed_schema_is_current() -> None:
     assert json.loads((REPO / "models" / "model.schema.json").read_text()) == spec_schema()
+
+
+@pytest.mark.parametrize("value", ["-0.5", "1.5", ".nan"])
+def test_an_evaluation_limit_outside_zero_to_one_is_refused_at_load(tmp_path: Path, value: str) -> None:
+    """A negative max_wer_increase made every gate fail with "WER increase 0 (limit -0.5)"."""
+    text = toy("branchy", shape="[batch, 8]", dims=BATCH) + f"evaluate: {{max_wer_increase: {value}}}\n"
+    with pytest.raises(ConfigError, match=r"evaluate\.max_wer_increase is a fraction from 0 to 1"):
+        spec_from(tmp_path, text)

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -297,14 +297,14 @@ def _open_pyaudio(
             "live capture needs sounddevice or pyaudio (with PortAudio); neither is installed. "
             "Use --file F to stream a file at real-time pace."
         ) from None
-    with native_stderr() as said:  # PortAudio's probe of every ALSA and JACK device: dozens of lines
+    with native_stderr() as probed:  # PortAudio's probe of every ALSA and JACK device: dozens of lines
         pa = pyaudio.PyAudio()
     if not pa.get_device_count():
         pa.terminate()
-        raise CaptureError(f"PortAudio found no audio device. {said()[-1:] or ''}".strip())
+        raise CaptureError(f"PortAudio found no audio device. {' '.join(probed()[-1:])}".strip())
     names = [pa.get_device_info_by_index(i)["name"] for i in range(pa.get_device_count())
              if pa.get_device_info_by_index(i)["maxInputChannels"] > 0]  # fmt: skip
-    index = _pyaudio_index(pa, device)
+    index = _pyaudio_index(pa, device, probed=probed())
 
     class Overflow:
         def __init__(self, flags: int) -> None:
@@ -352,41 +352,75 @@ def _open_pyaudio(
 
 @contextlib.contextmanager
 def native_stderr() -> Iterator[Callable[[], list[str]]]:
-    """File descriptor 2 into a temporary file for the block (C libraries write there, past sys.stderr);
-    yields a function returning the lines written."""
+    """File descriptor 2 into an unnamed file for the block (C libraries write there, past sys.stderr);
+    yields a function returning the lines written.
+
+    Not a pipe: a C++ call that holds the GIL while it writes more than a pipe holds (ONNX's schema
+    lines, 170 kB) would wait for a reader thread that cannot run. The image runs read-only, so the
+    file is a memfd, else in the temporary folder, else in /dev/shm (a tmpfs in every container);
+    where none can be made, nothing is captured and the lines go where they always went.
+    """
+    lines: list[str] = []
+    fd = _unnamed_file()
+    if fd is None:
+        yield lambda: lines
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    lines: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
+    os.dup2(fd, 2)
+    try:
+        yield lambda: lines
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(fd, "rb") as captured:
+            lines += [ln for ln in captured.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+
+
+def _unnamed_file() -> int | None:
+    try:
+        return os.memfd_create("edgepack-stderr")  # QEMU's 32-bit ARM user mode lacks it: ENOSYS
+    except (AttributeError, OSError):
+        pass
+    for folder in (None, "/dev/shm"):
         try:
-            yield lambda: lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            lines += [ln for ln in tmp.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            with tempfile.TemporaryFile(mode="w+b", dir=folder) as handle:
+                return os.dup(handle.fileno())  # the unlinked file lives while the duplicate does
+        except OSError:
+            continue
+    return None
 
 
-def _pyaudio_index(pa: Any, device: str | None) -> int | None:
+def _pyaudio_index(pa: Any, device: str | None, *, probed: Sequence[str] = ()) -> int | None:
+    """The input device ``device`` names: an index, a whole name, or a part of one name (case-blind)."""
     if device is None:
         return None
-    silent = ""
-    for i in range(pa.get_device_count()):
-        info = pa.get_device_info_by_index(i)
-        if str(i) == device or device.lower() in str(info["name"]).lower():
-            if info["maxInputChannels"] > 0:
-                return i
-            silent = silent or str(info["name"])
-    if silent:
-        pa.terminate()
-        raise CaptureError(
-            f"capture device {device!r} ({silent}) has no input channels: ALSA could not open it for "
-            "capture (busy, not readable by this user: the image runs as uid 1000, or a playback-only PCM)."
-        )
-    count = pa.get_device_count()
+    infos = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
+    inputs = [i for i, info in enumerate(infos) if info["maxInputChannels"] > 0]
+    listed = ", ".join(f"{i} {infos[i]['name']!r}" for i in inputs) or "none"
+    wanted = device.lower()
+    exact = [i for i, info in enumerate(infos) if str(i) == device or str(info["name"]).lower() == wanted]
+    found = exact or [i for i, info in enumerate(infos) if wanted in str(info["name"]).lower()]
+    usable = [i for i in found if i in inputs]
+    if len(usable) == 1:
+        return usable[0]
     pa.terminate()
-    raise CaptureError(f"capture device {device!r} does not exist ({count} audio device(s) on this system).")
+    if len(usable) > 1:
+        raise CaptureError(
+            f"capture device {device!r} matches {len(usable)} input devices: "
+            + ", ".join(f"{i} {infos[i]['name']!r}" for i in usable)
+            + ". Give the whole name or the index."
+        )
+    if found:
+        name = str(infos[found[0]]["name"])
+        alsa = [ln for ln in probed if "ALSA lib" in ln and ("pcm_file" in ln or name in ln)]
+        why = f" ALSA said: {alsa[-1]}" if alsa else ""
+        raise CaptureError(
+            f"capture device {device!r} ({name}) has no input channels: ALSA could not open it for capture"
+            f" (busy, not readable by this user: the image runs as uid 1000, or a playback-only PCM).{why}"
+        )
+    raise CaptureError(f"capture device {device!r} does not exist. Input devices (index, name): {listed}.")
 
 
 def _no_device(device: str | None, exc: BaseException, names: list[str]) -> str:

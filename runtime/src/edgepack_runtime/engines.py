@@ -24,11 +24,9 @@ class OnnxRuntime:
     name = "onnxruntime"
 
     def __init__(self, model: Path, *, threads: int) -> None:
-        import onnxruntime as ort
+        from edgepack_runtime.session import import_onnxruntime, session
 
-        from edgepack_runtime.session import session
-
-        self.version = ort.__version__
+        self.version = import_onnxruntime().__version__
         self._session = session(model, threads=threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
 

@@ -131,6 +131,8 @@ def listen(rec: Recognizer, *, file: Path | None, device: str | None, block: int
     out["ring_seconds"] = ring_seconds
     if isinstance(source, capture.DeviceSource):
         out["device"] = {"name": source.name, "backend": source.backend}
+        if (out["delivery_x_realtime"] or 0) > 1.5:  # unpaced: sample times are not the device's clock
+            out["capture_latency_ms"] = {"count": 0, "why": "the device is not paced (faster than real time)"}
     return out
 
 
@@ -138,6 +140,7 @@ def report(counters: capture.Counters, work: Utterances, *, scheduling: str, rat
            wall: float) -> dict[str, Any]:  # fmt: skip
     c = asdict(counters)
     lat = c.pop("latency_ms")
+    pace = counters.offered / rate / wall if wall > 0 else None
     return {
         "texts": work.finals,
         "commands": work.commands,
@@ -151,7 +154,7 @@ def report(counters: capture.Counters, work: Utterances, *, scheduling: str, rat
         "audio_seconds": round(counters.offered / rate, 3),
         # Audio delivered per second of wall time: 1.0 for a microphone; far more for an unpaced
         # source (an ALSA file or null PCM), whose blocks come as fast as they are read.
-        "delivery_x_realtime": round(counters.offered / rate / wall, 3) if wall > 0 else None,
+        "delivery_x_realtime": round(pace, 3) if pace is not None else None,
         "rtf": work.compute_seconds / (counters.consumed / rate) if counters.consumed else None,
         "wall_seconds": round(wall, 3),
     }

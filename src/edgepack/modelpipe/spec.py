@@ -312,6 +312,15 @@ def _check(spec: ModelSpec, where: Located) -> None:
             ("evaluate", "metric"),
             f"evaluate.metric must be 'package.module:fn', got {spec.evaluate.metric!r}.",
         )
+    ev = spec.evaluate
+    for key, value, low, high in (
+        ("max_wer_increase", ev.max_wer_increase, 0.0, 1.0),
+        ("min_frame_agreement", ev.min_frame_agreement, 0.0, 1.0),
+        ("max_prob_diff", ev.max_prob_diff, 0.0, 1.0),
+        ("threshold", ev.threshold, 0.0, 1.0),
+    ):
+        if not low <= value <= high:  # NaN fails too
+            fail(("evaluate", key), f"evaluate.{key} is a fraction from {low:g} to {high:g}, got {value!r}.")
     q = spec.quantize
     if q.calibration.source == "samples" and not spec.samples:
         fail(

@@ -18,7 +18,7 @@ from typing import cast
 
 from edgepack.config import BUILTIN
 from edgepack.errors import ConfigError
-from edgepack.fsutil import sha256_file
+from edgepack.fsutil import sha256_file, sha256_tree
 from edgepack.modelpipe import (
     auto,
     compare,
@@ -38,7 +38,7 @@ from edgepack.modelpipe import (
 from edgepack.modelpipe import trace as trace_mod
 from edgepack.modelpipe import validate as validate_mod
 from edgepack.modelpipe.spec import QuantMode
-from edgepack.pipeline.context import Build
+from edgepack.pipeline.context import RUNTIME_SRC, Build
 from edgepack.pipeline.steps import Outputs, Step, digest, key_of
 
 STEP_NAMES = ("model", "export", "quantize", "validate", "convert")
@@ -94,6 +94,21 @@ def load(b: Build) -> spec.ModelSpec:
     return s
 
 
+def _module_digest(ref: str) -> str:
+    """sha256 of the source file of ``package.module:callable``'s module (found, not run); "" for none."""
+    import importlib.util
+
+    module = ref.partition(":")[0]
+    if not module:
+        return ""
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return "unresolved"
+    origin = Path(found.origin) if found is not None and found.origin else None
+    return sha256_file(origin) if origin is not None and origin.is_file() else "unresolved"
+
+
 def _files(names: tuple[str, ...] | list[str], root: Path) -> str:
     return digest(*(f"{n}={sha256_file(root / n) if (root / n).is_file() else 'missing'}" for n in names))
 
@@ -135,6 +150,8 @@ def plan_model(b: Build) -> list[Step]:
             "export": exp.key,
             "cpu": json.dumps(asdict(ctx.cpu), sort_keys=True),
             "calibration": _files(cal.files, root),
+            # audio calibration streams through the runtime's front end and streaming step
+            "runtime": sha256_tree(RUNTIME_SRC),
             "code": _code(
                 quantize, taskmetric, validate_mod, layers, compare, auto, outcome, pipeline, samples
             ),
@@ -151,6 +168,10 @@ def plan_model(b: Build) -> list[Step]:
         {
             "quantize": qua.key,
             "audio": _files(audio, root),
+            # the task metrics run the runtime's code (features, VAD, streaming, the grammar decoder),
+            # and the spec's evaluate.decoder, which may be the project's own module
+            "runtime": sha256_tree(RUNTIME_SRC),
+            "decoder": _module_digest(ev.decoder),
             "code": _code(validate_mod, layers, report, taskmetric, compare, pipeline),
         },
         lambda out: pipeline.validate_stage(s, ctx, _dir(b, exp), _dir(b, qua), out),
