@@ -20,9 +20,12 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgepack.fsutil import held, write_json
+
+if TYPE_CHECKING:  # pipeline.shared imports this module
+    from edgepack.pipeline.shared import SharedSteps
 
 Outputs = dict[str, Any]
 
@@ -78,7 +81,7 @@ class StepRecord:
 class StepCache:
     root: Path
     # The machine's shared steps (pipeline.shared.SharedSteps): taken on a miss, fed after a run.
-    shared: Any = None
+    shared: SharedSteps | None = None
 
     def folder(self, step: Step) -> Path:
         """Where a step keeps its files (``Project.cache_dir(step.name, step.key)``)."""

@@ -49,13 +49,17 @@ def build_wheels(
     if not recipes:
         return []
     builder = make_strategy(strategy, target=target, project=project, runner=runner)
-    if any(wheelhouse.reuse(r, builder, target=target, project=project) is None for r in recipes):
+    found = {r.name: wheelhouse.reuse(r, builder, target=target, project=project) for r in recipes}
+    missing = [r for r in recipes if found[r.name] is None]
+    if missing:
         builder.prepare(recipes)  # the sysroot or builder image: only when something is compiled
-    entries = _each(
-        recipes,
+    built = _each(
+        missing,
         lambda r: wheelhouse.build_one(r, builder, target=target, project=project, runner=runner),
         at_once=builder.name == "cross",  # the emulated builds are not tried side by side
     )
+    made = {e.package: e for e in built}
+    entries = [found[r.name] or made[r.name] for r in recipes]
     if not packages or set(packages) >= set(target.wheels):
         wheelhouse.write_index(entries, project=project, target=target)
     return entries
