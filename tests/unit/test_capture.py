@@ -279,3 +279,24 @@ def test_a_device_is_named_by_index_whole_name_or_one_part_and_a_miss_lists_the_
         capture.CaptureError, match=r"'mic' does not exist\. Input devices \(index, name\): 0 'usb_raw'"
     ):
         pick(Devices(), "mic")
+
+
+def test_an_alsa_configuration_portaudio_cannot_start_with_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A malformed /etc/asound.conf made PyAudio() raise OSError: a traceback before."""
+    import sys
+
+    class Broken(_FakePyAudio):
+        class PyAudio:
+            def __init__(self) -> None:
+                raise OSError(-9999, "Unanticipated host error")
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    monkeypatch.setitem(sys.modules, "pyaudio", Broken)
+    monkeypatch.setattr(capture, "ALSA_CONF", str(tmp_path))
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(tmp_path / "asound.conf"))
+    with pytest.raises(
+        capture.CaptureError, match=r"PortAudio could not start .*check the ALSA configuration"
+    ):
+        capture.open_device("x", rate=RATE, block=4, callback=lambda *a: None)

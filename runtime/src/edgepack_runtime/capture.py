@@ -297,8 +297,16 @@ def _open_pyaudio(
             "live capture needs sounddevice or pyaudio (with PortAudio); neither is installed. "
             "Use --file F to stream a file at real-time pace."
         ) from None
-    with native_stderr() as probed:  # PortAudio's probe of every ALSA and JACK device: dozens of lines
-        pa = pyaudio.PyAudio()
+    try:
+        with native_stderr() as probed:  # PortAudio's probe of every ALSA and JACK device: dozens of lines
+            pa = pyaudio.PyAudio()
+    except OSError as exc:  # e.g. an ALSA configuration it cannot parse
+        alsa = [ln for ln in probed() if "ALSA lib" in ln]
+        why = f" ALSA said: {alsa[-1]}" if alsa else ""
+        raise CaptureError(
+            f"PortAudio could not start ({exc}): check the ALSA configuration "
+            f"({alsa_user_config() or ALSA_CONF}).{why}"
+        ) from None
     if not pa.get_device_count():
         pa.terminate()
         raise CaptureError(f"PortAudio found no audio device. {' '.join(probed()[-1:])}".strip())
